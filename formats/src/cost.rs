@@ -1,0 +1,62 @@
+//! DReLU counts from the real activation shapes: the cost model the knapsack budgets, the
+//! inspector prints and reports compare against. One place, so they cannot disagree.
+
+use alloc::vec::Vec;
+
+use crate::error::FormatError;
+use crate::layer::Op;
+use crate::program::Program;
+use crate::shape::Shape;
+
+/// The secure comparisons one layer needs per inference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerCost {
+    pub index: usize,
+    /// Output shape of the layer.
+    pub shape: Shape,
+    /// DReLUs (one secure sign test each).
+    pub drelus: u64,
+}
+
+/// DReLUs of `op` given its input shape `x` and output shape `y`:
+/// block ReLU `Σ ceil(H/bh)·ceil(W/bw)` over channels (0 for identity and zero channels),
+/// max pooling `kh·kw − 1` per output, clip two per element, everything else none.
+pub fn layer_drelus(op: &Op, x: Shape, y: Shape) -> u64 {
+    match op {
+        Op::BlockRelu(b) => b.blocks.iter().map(|blk| blk.drelus(x.h, x.w)).sum(),
+        Op::MaxPool(p) => y.elements() * (u64::from(p.kernel[0]) * u64::from(p.kernel[1]) - 1),
+        Op::Clip(_) => 2 * y.elements(),
+        _ => 0,
+    }
+}
+
+impl Program {
+    /// Per-layer DReLU counts (validates the program first).
+    pub fn costs(&self) -> Result<Vec<LayerCost>, FormatError> {
+        let shapes = self.validate()?;
+        Ok(self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let x = shapes[layer.inputs[0] as usize];
+                let y = shapes[index + 1];
+                LayerCost {
+                    index,
+                    shape: y,
+                    drelus: layer_drelus(&layer.op, x, y),
+                }
+            })
+            .collect())
+    }
+
+    /// DReLUs of the block-ReLU layers only: what a block spec's budget counts.
+    pub fn spec_drelus(&self) -> Result<u64, FormatError> {
+        Ok(self
+            .costs()?
+            .iter()
+            .filter(|c| matches!(self.layers[c.index].op, Op::BlockRelu(_)))
+            .map(|c| c.drelus)
+            .sum())
+    }
+}

@@ -1,0 +1,328 @@
+//! The layer kinds a program can contain, their parameters and the weight tensors each needs.
+//!
+//! A program is in SSA form: tensor 0 is the input and layer `i` writes tensor `i + 1`.
+//! Layers name the tensors they read; shapes are never stored but inferred
+//! ([`crate::program::Program::shapes`]), so a shape cannot disagree with the layer list.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Block;
+
+/// Identifies a tensor: 0 is the program input, `i + 1` is the output of layer `i`.
+pub type TensorId = u32;
+
+/// One layer: a unique name (block specs and weights key on it), its inputs and its op.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    pub name: String,
+    pub inputs: Vec<TensorId>,
+    pub op: Op,
+}
+
+/// Zero padding on the four sides of a feature map (ONNX allows it to be asymmetric).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Padding {
+    pub top: u32,
+    pub left: u32,
+    pub bottom: u32,
+    pub right: u32,
+}
+
+impl Padding {
+    /// The same padding on every side.
+    pub const fn uniform(p: u32) -> Self {
+        Self {
+            top: p,
+            left: p,
+            bottom: p,
+            right: p,
+        }
+    }
+}
+
+/// 2-D convolution, PyTorch semantics; grouped and depthwise when `groups > 1`.
+/// Weights: `weight [out, in/groups, kh, kw]`, and `bias [out]` when `bias`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conv2d {
+    pub in_channels: u32,
+    pub out_channels: u32,
+    /// `[kh, kw]`.
+    pub kernel: [u32; 2],
+    /// `[sh, sw]`.
+    pub stride: [u32; 2],
+    pub padding: Padding,
+    /// `[dh, dw]`.
+    pub dilation: [u32; 2],
+    pub groups: u32,
+    pub bias: bool,
+}
+
+/// Fully connected layer on a flattened `N×1×1` input.
+/// Weights: `weight [out, in]`, and `bias [out]` when `bias`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Linear {
+    pub in_features: u32,
+    pub out_features: u32,
+    pub bias: bool,
+}
+
+/// Block ReLU: one `[bh, bw]` per channel. `[1,1]` is an ordinary ReLU, `[0,1]` identity,
+/// `[1,0]` zero — the original's codes, so its specs load unchanged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockRelu {
+    pub blocks: Vec<Block>,
+}
+
+/// Element-wise clamp to `[min, max]` in raw fixed-point units; ReLU6 is `[0, 6·2^f]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Clip {
+    pub min: i64,
+    pub max: i64,
+}
+
+/// Max pooling; padding never wins (it acts as −∞).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaxPool {
+    pub kernel: [u32; 2],
+    pub stride: [u32; 2],
+    pub padding: Padding,
+    pub ceil_mode: bool,
+}
+
+/// Average pooling. With `count_include_pad` the divisor is the full window, otherwise the
+/// in-bounds pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AvgPool {
+    pub kernel: [u32; 2],
+    pub stride: [u32; 2],
+    pub padding: Padding,
+    pub ceil_mode: bool,
+    pub count_include_pad: bool,
+}
+
+/// How [`Upsample`] interpolates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpsampleMode {
+    /// Nearest neighbour, PyTorch's `nearest` (floor of the scaled index).
+    Nearest,
+    /// Bilinear, with PyTorch's `align_corners` flag.
+    Bilinear { align_corners: bool },
+}
+
+/// Resize every channel to `[out_h, out_w]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Upsample {
+    pub mode: UpsampleMode,
+    /// `[out_h, out_w]`.
+    pub size: [u32; 2],
+}
+
+/// Per-channel affine map `x·scale[c] + bias[c]` (a BatchNorm that could not be folded).
+/// Weights: `scale [C]` when `scale`, `bias [C]` when `bias`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScaleBias {
+    pub channels: u32,
+    pub scale: bool,
+    pub bias: bool,
+}
+
+/// Every layer kind of a program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    Conv2d(Conv2d),
+    Linear(Linear),
+    BlockRelu(BlockRelu),
+    Clip(Clip),
+    MaxPool(MaxPool),
+    AvgPool(AvgPool),
+    /// Mean over H×W per channel, giving `C×1×1`.
+    GlobalAvgPool,
+    /// Element-wise sum of two same-shaped tensors (residual connections).
+    Add,
+    /// Channel concatenation of tensors with equal H×W.
+    Concat,
+    /// `C×H×W` to `(C·H·W)×1×1`, channel-major like PyTorch.
+    Flatten,
+    Upsample(Upsample),
+    ScaleBias(ScaleBias),
+}
+
+/// What a weight tensor is to its layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WeightRole {
+    Weight,
+    Bias,
+    Scale,
+}
+
+impl WeightRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightRole::Weight => "weight",
+            WeightRole::Bias => "bias",
+            WeightRole::Scale => "scale",
+        }
+    }
+}
+
+impl Op {
+    /// Short lower-case name used in messages, tables and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv2d(_) => "conv2d",
+            Op::Linear(_) => "linear",
+            Op::BlockRelu(_) => "block_relu",
+            Op::Clip(_) => "clip",
+            Op::MaxPool(_) => "max_pool",
+            Op::AvgPool(_) => "avg_pool",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Add => "add",
+            Op::Concat => "concat",
+            Op::Flatten => "flatten",
+            Op::Upsample(_) => "upsample",
+            Op::ScaleBias(_) => "scale_bias",
+        }
+    }
+
+    /// The weight tensors this layer needs from the weight file, with their shapes. This is
+    /// the one place that says which layer owns which weights.
+    pub fn weight_shapes(&self) -> Vec<(WeightRole, Vec<u32>)> {
+        let mut out = Vec::new();
+        match self {
+            Op::Conv2d(c) => {
+                let per_group = c.in_channels / c.groups.max(1);
+                out.push((
+                    WeightRole::Weight,
+                    vec![c.out_channels, per_group, c.kernel[0], c.kernel[1]],
+                ));
+                if c.bias {
+                    out.push((WeightRole::Bias, vec![c.out_channels]));
+                }
+            }
+            Op::Linear(l) => {
+                out.push((WeightRole::Weight, vec![l.out_features, l.in_features]));
+                if l.bias {
+                    out.push((WeightRole::Bias, vec![l.out_features]));
+                }
+            }
+            Op::ScaleBias(s) => {
+                if s.scale {
+                    out.push((WeightRole::Scale, vec![s.channels]));
+                }
+                if s.bias {
+                    out.push((WeightRole::Bias, vec![s.channels]));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+fn pad_str(p: &Padding) -> String {
+    if p.top == p.left && p.left == p.bottom && p.bottom == p.right {
+        alloc::format!("{}", p.top)
+    } else {
+        alloc::format!("{},{},{},{}", p.top, p.left, p.bottom, p.right)
+    }
+}
+
+impl Op {
+    /// One-line human summary of the parameters, for tables.
+    pub fn summary(&self) -> String {
+        use alloc::format;
+        match self {
+            Op::Conv2d(c) => format!(
+                "{}->{} k{}x{} s{}x{} p{} d{}x{}{}{}",
+                c.in_channels,
+                c.out_channels,
+                c.kernel[0],
+                c.kernel[1],
+                c.stride[0],
+                c.stride[1],
+                pad_str(&c.padding),
+                c.dilation[0],
+                c.dilation[1],
+                if c.groups > 1 {
+                    format!(" g{}", c.groups)
+                } else {
+                    String::new()
+                },
+                if c.bias { " +bias" } else { "" }
+            ),
+            Op::Linear(l) => format!(
+                "{}->{}{}",
+                l.in_features,
+                l.out_features,
+                if l.bias { " +bias" } else { "" }
+            ),
+            Op::BlockRelu(b) => {
+                let mut counts: alloc::collections::BTreeMap<Block, usize> = Default::default();
+                for blk in &b.blocks {
+                    *counts.entry(*blk).or_default() += 1;
+                }
+                let mut counts: Vec<(Block, usize)> = counts.into_iter().collect();
+                counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                let mut parts: Vec<String> = counts
+                    .iter()
+                    .map(|(blk, n)| match blk.kind() {
+                        crate::spec::BlockKind::Identity => format!("identity x{n}"),
+                        crate::spec::BlockKind::Zero => format!("zero x{n}"),
+                        _ => format!("{blk}x{n}"),
+                    })
+                    .collect();
+                if parts.len() > 4 {
+                    let more = parts.len() - 3;
+                    parts.truncate(3);
+                    parts.push(format!("+{more} more"));
+                }
+                parts.join(" ")
+            }
+            Op::Clip(c) => format!("[{}, {}] raw", c.min, c.max),
+            Op::MaxPool(p) => format!(
+                "k{}x{} s{}x{} p{}{}",
+                p.kernel[0],
+                p.kernel[1],
+                p.stride[0],
+                p.stride[1],
+                pad_str(&p.padding),
+                if p.ceil_mode { " ceil" } else { "" }
+            ),
+            Op::AvgPool(p) => format!(
+                "k{}x{} s{}x{} p{}{}{}",
+                p.kernel[0],
+                p.kernel[1],
+                p.stride[0],
+                p.stride[1],
+                pad_str(&p.padding),
+                if p.ceil_mode { " ceil" } else { "" },
+                if p.count_include_pad { " incl-pad" } else { "" }
+            ),
+            Op::Upsample(u) => format!(
+                "{} to {}x{}",
+                match u.mode {
+                    UpsampleMode::Nearest => "nearest",
+                    UpsampleMode::Bilinear {
+                        align_corners: true,
+                    } => "bilinear aligned",
+                    UpsampleMode::Bilinear {
+                        align_corners: false,
+                    } => "bilinear",
+                },
+                u.size[0],
+                u.size[1]
+            ),
+            Op::ScaleBias(s) => format!(
+                "{} ch{}{}",
+                s.channels,
+                if s.scale { " scale" } else { "" },
+                if s.bias { " bias" } else { "" }
+            ),
+            Op::GlobalAvgPool | Op::Add | Op::Concat | Op::Flatten => String::new(),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `report.json`: what every secure run and every benchmark writes, in the schema of
+//! DESIGN.md, so runs can be compared by tools and by people.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FileKind, FormatError};
+
+/// Top-1 accuracy (or mIoU for segmentation) in `[0, 1]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// Cleartext float model.
+    pub plain: f64,
+    /// The secure run, as reconstructed by the client.
+    pub secure: f64,
+}
+
+/// Offline (input-independent) and online seconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    pub offline: f64,
+    pub online: f64,
+    pub total: f64,
+}
+
+/// Bytes sent by each party.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyBytes {
+    #[serde(rename = "P0")]
+    pub p0: u64,
+    #[serde(rename = "P1")]
+    pub p1: u64,
+    #[serde(rename = "P2")]
+    pub p2: u64,
+    pub total: u64,
+}
+
+/// Averages over the images of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerInference {
+    pub seconds: Phases,
+    pub bytes: PartyBytes,
+    /// Longest chain of dependent messages.
+    pub rounds: u64,
+}
+
+/// One layer's share of an inference.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerReport {
+    pub name: String,
+    pub kind: String,
+    pub drelus: u64,
+    pub bytes: u64,
+    pub rounds: u64,
+    pub seconds: f64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub model: String,
+    pub spec_drelus: u64,
+    pub images: u64,
+    pub accuracy: Accuracy,
+    /// Images whose secure prediction equals the fixed-point reference's.
+    pub secure_equals_reference: u64,
+    pub per_inference: PerInference,
+    /// Bytes sent once per session (the server's masked weights), not per inference.
+    #[serde(default)]
+    pub setup_bytes: u64,
+    pub per_layer: Vec<LayerReport>,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports always serialize")
+    }
+
+    /// A short human-readable table.
+    pub fn to_table(&self) -> String {
+        use core::fmt::Write;
+        let mut s = String::new();
+        let p = &self.per_inference;
+        let _ = writeln!(s, "report for {} over {} images", self.model, self.images);
+        let _ = writeln!(
+            s,
+            "accuracy    plain {:.4}  secure {:.4}  ({} of {} equal to the fixed-point reference)",
+            self.accuracy.plain, self.accuracy.secure, self.secure_equals_reference, self.images
+        );
+        let _ = writeln!(
+            s,
+            "per image   {:.3} s ({:.3} offline + {:.3} online), {} bytes (P0 {}, P1 {}, P2 {}), {} rounds, {} spec DReLUs",
+            p.seconds.total,
+            p.seconds.offline,
+            p.seconds.online,
+            p.bytes.total,
+            p.bytes.p0,
+            p.bytes.p1,
+            p.bytes.p2,
+            p.rounds,
+            self.spec_drelus
+        );
+        let _ = writeln!(s, "per session {} bytes of set-up", self.setup_bytes);
+        let _ = writeln!(
+            s,
+            "  {:<20} {:<16} {:>9} {:>12} {:>6} {:>9}",
+            "layer", "kind", "DReLUs", "bytes", "rounds", "seconds"
+        );
+        for l in &self.per_layer {
+            let _ = writeln!(
+                s,
+                "  {:<20} {:<16} {:>9} {:>12} {:>6} {:>9.4}",
+                l.name, l.kind, l.drelus, l.bytes, l.rounds, l.seconds
+            );
+        }
+        s
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, FormatError> {
+        serde_json::from_str(text).map_err(|e| FormatError::Decode {
+            file: FileKind::Report,
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn schema_field_names() {
+        let r = Report {
+            model: "mnist-cnn".into(),
+            spec_drelus: 10,
+            images: 2,
+            per_layer: vec![LayerReport {
+                name: "relu1".into(),
+                kind: "block_relu".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let json = r.to_json();
+        for key in [
+            "\"model\"",
+            "\"spec_drelus\"",
+            "\"images\"",
+            "\"plain\"",
+            "\"secure\"",
+            "\"secure_equals_reference\"",
+            "\"per_inference\"",
+            "\"offline\"",
+            "\"online\"",
+            "\"P0\"",
+            "\"P1\"",
+            "\"P2\"",
+            "\"total\"",
+            "\"rounds\"",
+            "\"per_layer\"",
+            "\"drelus\"",
+            "\"seconds\"",
+        ] {
+            assert!(json.contains(key), "missing {key} in {json}");
+        }
+        assert_eq!(Report::from_json(&json).unwrap(), r);
+        assert!(Report::from_json("{\"model\": 3}").is_err());
+    }
+}

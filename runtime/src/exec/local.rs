@@ -1,0 +1,105 @@
+//! All three parties in one process, as threads over the in-memory network: tests,
+//! benchmarks and the compile-time cross-check use it. A failing party drops its channels,
+//! so the others stop with a "disconnected" error instead of waiting.
+
+use std::time::Duration;
+
+use ksnn_formats::{Program, Weights};
+
+use crate::exec::engine::{Engine, ExecError, Inference};
+use crate::exec::model::Model;
+use crate::net::counting::{CountingTransport, Stats};
+use crate::net::mem;
+use crate::prf::Keys;
+use crate::role::Role;
+
+/// What one party did in a session.
+#[derive(Debug)]
+pub struct PartyRun {
+    pub role: Role,
+    pub setup: Stats,
+    pub inferences: Vec<Inference>,
+}
+
+/// Options for [`run_three`].
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Keep every tensor's shares (tests).
+    pub keep_shares: bool,
+    /// How long a party waits for a message before failing.
+    pub timeout: Duration,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            keep_shares: false,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs one session with one inference per input (encoded) and returns each party's record,
+/// or the first error (a party's own error is preferred over the "disconnected" it causes).
+pub fn run_three(
+    program: &Program,
+    weights: &Weights,
+    inputs: &[Vec<u64>],
+    keys: [Keys; 3],
+    options: &LocalOptions,
+) -> Result<[PartyRun; 3], ExecError> {
+    let client_model = Model::new(program, None).expect("validated program");
+    let server_model = Model::new(program, Some(weights)).expect("weights checked by the caller");
+    let nets = mem::triple(options.timeout);
+    let results: Vec<Result<PartyRun, ExecError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = nets
+            .into_iter()
+            .zip(keys)
+            .map(|(net, k)| {
+                let model = if k.role() == Role::Server {
+                    &server_model
+                } else {
+                    &client_model
+                };
+                s.spawn(move || {
+                    let role = k.role();
+                    let mut engine = Engine::new(model, k);
+                    engine.keep_shares = options.keep_shares;
+                    let mut net = CountingTransport::new(net);
+                    let setup = engine.setup(&mut net)?;
+                    let mut inferences = Vec::with_capacity(inputs.len());
+                    for (i, x) in inputs.iter().enumerate() {
+                        let input = (role == Role::Client).then_some(x.as_slice());
+                        inferences.push(engine.infer(&mut net, i as u64, input)?);
+                    }
+                    Ok(PartyRun {
+                        role,
+                        setup,
+                        inferences,
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("party thread panicked"))
+            .collect()
+    });
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(run) => ok.push(run),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        let root = errors
+            .iter()
+            .position(|e| !e.to_string().contains("disconnected"))
+            .unwrap_or(0);
+        return Err(errors.swap_remove(root));
+    }
+    let mut it = ok.into_iter();
+    Ok([it.next().unwrap(), it.next().unwrap(), it.next().unwrap()])
+}

@@ -1,0 +1,98 @@
+//! Builds `report.json` from the three parties' records of a session: per-inference bytes,
+//! rounds and seconds, and the per-layer breakdown.
+
+use ksnn_formats::Report;
+use ksnn_formats::report::{Accuracy, LayerReport, PartyBytes, PerInference, Phases};
+
+use crate::exec::local::PartyRun;
+use crate::exec::model::Model;
+use crate::net::counting::{Phase, Stats, rounds};
+
+/// Averages over the inferences of `runs` (one record per party, in role order).
+pub fn build(
+    model: &Model,
+    runs: &[PartyRun; 3],
+    accuracy: Accuracy,
+    equal_to_reference: u64,
+) -> Report {
+    let program = model.program;
+    let images = runs[0].inferences.len().max(1);
+    let n_layers = program.layers.len();
+    let costs = program.costs().expect("validated program");
+    let mut per_layer: Vec<LayerReport> = program
+        .layers
+        .iter()
+        .zip(&costs)
+        .map(|(l, c)| LayerReport {
+            name: l.name.clone(),
+            kind: l.op.kind().into(),
+            drelus: c.drelus,
+            ..Default::default()
+        })
+        .collect();
+    let mut bytes = [0u64; 3];
+    let (mut offline, mut online, mut total_rounds) = (0.0, 0.0, 0u64);
+    for k in 0..runs[0].inferences.len() {
+        let stats: Vec<&Stats> = runs.iter().map(|r| &r.inferences[k].stats).collect();
+        for (p, s) in stats.iter().enumerate() {
+            bytes[p] += s.sent_in(Phase::Offline).bytes + s.sent_in(Phase::Online).bytes;
+        }
+        let (layer_rounds, total) = rounds(&stats, Phase::Online, n_layers);
+        total_rounds += u64::from(total);
+        for (i, l) in per_layer.iter_mut().enumerate() {
+            let slot = Some(i as u32);
+            l.bytes += stats
+                .iter()
+                .map(|s| {
+                    s.sent_at((Phase::Online, slot)).bytes + s.sent_at((Phase::Offline, slot)).bytes
+                })
+                .sum::<u64>();
+            l.rounds += u64::from(layer_rounds[i]);
+            l.seconds += runs
+                .iter()
+                .map(|r| r.inferences[k].layer_seconds[i])
+                .fold(0.0, f64::max);
+        }
+        offline += runs
+            .iter()
+            .map(|r| r.inferences[k].offline_seconds)
+            .fold(0.0, f64::max);
+        online += runs
+            .iter()
+            .map(|r| r.inferences[k].online_seconds)
+            .fold(0.0, f64::max);
+    }
+    let n = images as u64;
+    for l in &mut per_layer {
+        l.bytes /= n;
+        l.rounds /= n;
+        l.seconds /= images as f64;
+    }
+    let bytes = bytes.map(|b| b / n);
+    Report {
+        model: program.name.clone(),
+        spec_drelus: program.spec_drelus().expect("validated program"),
+        images: runs[0].inferences.len() as u64,
+        accuracy,
+        secure_equals_reference: equal_to_reference,
+        per_inference: PerInference {
+            seconds: Phases {
+                offline: offline / images as f64,
+                online: online / images as f64,
+                total: (offline + online) / images as f64,
+            },
+            bytes: PartyBytes {
+                p0: bytes[0],
+                p1: bytes[1],
+                p2: bytes[2],
+                total: bytes.iter().sum(),
+            },
+            rounds: total_rounds / n,
+        },
+        setup_bytes: runs
+            .iter()
+            .map(|r| r.setup.sent_in(Phase::Setup).bytes)
+            .sum(),
+        per_layer,
+    }
+}

@@ -1,0 +1,11 @@
+//! ksnn's three-party runtime: the ring and fixed point, correlated randomness, the
+//! protocols, the per-role interpreter, transports, CPU kernels and the cleartext reference.
+//! It never links libtorch.
+pub mod exec;
+pub mod kernels;
+pub mod net;
+pub mod prf;
+pub mod protocol;
+pub mod reference;
+pub mod ring;
+pub mod role;

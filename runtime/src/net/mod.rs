@@ -1,0 +1,64 @@
+//! Transports: how protocol messages move between parties. Protocol code never touches a
+//! socket; it talks to a [`Transport`]. `mem` runs three parties as threads in one process;
+//! `counting` wraps any transport to measure bytes, messages and rounds.
+
+pub mod counting;
+pub mod mem;
+
+use ksnn_formats::{FrameError, FrameKind};
+use thiserror::Error;
+
+use crate::role::Role;
+
+/// One message between two parties: a payload kind, the sender's round depth, the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub kind: FrameKind,
+    /// Length of the longest chain of dependent messages ending in this one.
+    pub depth: u32,
+    pub payload: Vec<u8>,
+}
+
+/// A transport failure, naming the peer involved.
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error("{peer} disconnected")]
+    Disconnected { peer: Role },
+    #[error("no message from {peer} within {seconds:.1} s")]
+    Timeout { peer: Role, seconds: f64 },
+    #[error("{peer} aborted the session: {reason}")]
+    Aborted { peer: Role, reason: String },
+    #[error("malformed frame from {peer}: {source}")]
+    Frame { peer: Role, source: FrameError },
+    #[error("unexpected message from {peer}: expected {expected}, got {got}")]
+    Unexpected {
+        peer: Role,
+        expected: String,
+        got: String,
+    },
+    #[error("i/o with {peer}: {source}")]
+    Io { peer: Role, source: std::io::Error },
+}
+
+/// Sends and receives whole messages to and from the two other parties. Messages between
+/// one ordered pair arrive in the order they were sent.
+pub trait Transport: Send {
+    /// Who this end is.
+    fn role(&self) -> Role;
+    /// Queues `msg` for `to`; must not wait for the peer to read it.
+    fn send(&mut self, to: Role, msg: Message) -> Result<(), NetError>;
+    /// The next message from `from`, or an error after the transport's timeout.
+    fn recv(&mut self, from: Role) -> Result<Message, NetError>;
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn role(&self) -> Role {
+        (**self).role()
+    }
+    fn send(&mut self, to: Role, msg: Message) -> Result<(), NetError> {
+        (**self).send(to, msg)
+    }
+    fn recv(&mut self, from: Role) -> Result<Message, NetError> {
+        (**self).recv(from)
+    }
+}

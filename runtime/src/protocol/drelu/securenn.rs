@@ -1,0 +1,153 @@
+//! DReLU by the wrap-bit protocol; see the module above for why not ShareConvert.
+
+use ksnn_formats::DreluProtocol;
+
+use crate::protocol::trunc::local_shift;
+use crate::protocol::wrap::wrap_xor;
+use crate::protocol::{Party, ProtocolError, Result};
+use crate::role::Role;
+
+/// Shares (over Z_2^64) of `[a ≥ 0]` for `n` shared values `a` (P2: empty slice).
+/// `index` separates the randomness of several DReLUs in one layer.
+pub fn drelu(p: &mut Party, index: u32, a: &[u64], n: usize) -> Result<Vec<u64>> {
+    if p.config.drelu != DreluProtocol::SecureNn {
+        return Err(ProtocolError::Unsupported(format!(
+            "{}: DReLU protocol {:?} is not implemented in this runtime; compile the program with `securenn`",
+            p.role, p.config.drelu
+        )));
+    }
+    let (k, g) = (p.config.approx.k as u32, p.config.approx.g as u32);
+    let bits = 63 - g;
+    let widths = vec![bits; n];
+    if p.role == Role::Helper {
+        return wrap_xor(p, index, &widths, &[], &[]);
+    }
+    let low = crate::prf::mask(63);
+    let mut u = Vec::with_capacity(n);
+    let mut e = Vec::with_capacity(n);
+    for &v in a {
+        let v = local_shift(p.role, v, k) << g;
+        u.push((v & low) >> g);
+        // P0 flips its MSB bit: DReLU = 1 − MSB = 1 ⊕ MSB.
+        e.push((v >> 63) as u8 ^ (p.role == Role::Client) as u8);
+    }
+    wrap_xor(p, index, &widths, &u, &e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::counting::Phase;
+    use crate::protocol::testing::{mine, rand_u64, run3, split};
+    use ksnn_formats::{ApproxCompare, ProtocolConfig};
+
+    fn secure(values: &[u64], config: ProtocolConfig) -> (Vec<u64>, u64, u32) {
+        let shares = split(values);
+        let out = run3(config, |p| {
+            let x = mine(p.role, &shares);
+            drelu(p, 0, &x, values.len()).unwrap()
+        });
+        let bits = crate::ring::add(&out[0].0, &out[1].0);
+        let bytes = out
+            .iter()
+            .map(|(_, s)| s.sent_in(Phase::Online).bytes)
+            .sum();
+        let rounds = out
+            .iter()
+            .map(|(_, s)| s.depth_at_end.values().copied().max().unwrap_or(0))
+            .max()
+            .unwrap();
+        (bits, bytes, rounds)
+    }
+
+    #[test]
+    fn exact_on_random_and_edge_values() {
+        let mut values: Vec<u64> = (0..100_000).map(|_| rand_u64()).collect();
+        let edges: [i64; 10] = [
+            0,
+            -1,
+            1,
+            1 << 62,
+            -(1 << 62),
+            i64::MAX,
+            i64::MIN,
+            2,
+            -2,
+            i64::MAX - 1,
+        ];
+        values.extend(edges.iter().map(|&v| v as u64));
+        // Small magnitudes, as activations are.
+        values.extend((0..2000).map(|i| (i as i64 - 1000) as u64));
+        let (bits, bytes, rounds) = secure(&values, ProtocolConfig::default());
+        for (v, b) in values.iter().zip(&bits) {
+            assert_eq!(*b, ((*v as i64) >= 0) as u64, "DReLU({})", *v as i64);
+        }
+        let n = values.len() as u64;
+        assert_eq!(bytes, n * (26 + 3 * 63));
+        assert!(bytes <= n * (112 + 6 * 64), "within SecureNN's 112 + 6·NB");
+        assert!(rounds <= 8, "rounds {rounds}");
+        assert_eq!(rounds, 4);
+    }
+
+    #[test]
+    fn approximate_comparison_limits() {
+        // g = 44, k = 0 (the seed's segmentation setting): correct below 2^19 in magnitude.
+        let config = ProtocolConfig {
+            approx: ApproxCompare { k: 0, g: 44 },
+            ..Default::default()
+        };
+        let limit = 1i64 << 19;
+        let inside: Vec<u64> = [-limit, -limit + 1, -1, 0, 1, limit - 1, 12345, -54321]
+            .iter()
+            .map(|&v| v as u64)
+            .collect();
+        let (bits, bytes, _) = secure(&inside, config);
+        for (v, b) in inside.iter().zip(&bits) {
+            assert_eq!(
+                *b,
+                ((*v as i64) >= 0) as u64,
+                "DReLU({}) inside the limit",
+                *v as i64
+            );
+        }
+        assert_eq!(
+            bytes,
+            inside.len() as u64 * (26 + 3 * 19),
+            "only 19 bits compared"
+        );
+        // Beyond it: the documented failure — the value wraps in the top bits and the
+        // sign may be wrong — but no panic and a 0/1 result.
+        let beyond: Vec<u64> = [limit, 3 * limit, -3 * limit, i64::MAX, i64::MIN]
+            .iter()
+            .map(|&v| v as u64)
+            .collect();
+        let (bits, _, _) = secure(&beyond, config);
+        assert!(bits.iter().all(|&b| b <= 1));
+        assert_eq!(
+            bits[0], 0,
+            "2^19 wraps to -2^19 in 20 bits: reported negative"
+        );
+
+        // k = 5, g = 48 (the seed's classification setting): correct for |a| < 2^20 − 2^k
+        // (the local shift may add one unit of 2^k), except within 2^k below zero, where
+        // that unit can round a small negative up to zero.
+        let config = ProtocolConfig {
+            approx: ApproxCompare { k: 5, g: 48 },
+            ..Default::default()
+        };
+        let vals: Vec<u64> = [(1 << 20) - 33, -(1 << 20), 100, -100, 0, 31]
+            .iter()
+            .map(|&v: &i64| v as u64)
+            .collect();
+        let (bits, bytes, _) = secure(&vals, config);
+        for (v, b) in vals.iter().zip(&bits) {
+            assert_eq!(
+                *b,
+                ((*v as i64) >= 0) as u64,
+                "DReLU({}) with k=5, g=48",
+                *v as i64
+            );
+        }
+        assert_eq!(bytes, vals.len() as u64 * (26 + 3 * 15));
+    }
+}

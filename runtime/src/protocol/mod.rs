@@ -1,0 +1,260 @@
+//! The three-party protocols. Each is straight-line code run by all three roles, generic over
+//! a [`Transport`]; randomness comes from position-addressed pairwise streams.
+//!
+//! Conventions: a secret `x` is held as `x0 + x1 (mod 2^64)` by P0 and P1; P2 holds no share
+//! (its slices are empty) and only deals or takes part in comparisons. Functions take the
+//! element count `n` explicitly because P2 has no shares to measure.
+
+pub mod beaver;
+pub mod clip;
+pub mod drelu;
+pub mod linear;
+pub mod maxpool;
+pub mod private_compare;
+pub mod relu;
+pub mod share;
+pub mod trunc;
+pub mod wrap;
+
+use ksnn_formats::{FrameKind, ProtocolConfig};
+use thiserror::Error;
+
+use crate::net::{Message, NetError, Transport};
+use crate::prf::{Keys, Purpose, SESSION_SCOPE, Stream};
+use crate::role::{Pair, Role};
+
+/// A protocol step failed.
+#[derive(Debug, Error)]
+pub enum ProtocolError {
+    #[error("{role}, {step}: {source}")]
+    Net {
+        role: Role,
+        step: &'static str,
+        source: NetError,
+    },
+    #[error("{role}, {step}: {peer} sent {got} bytes, expected {expected}")]
+    Length {
+        role: Role,
+        step: &'static str,
+        peer: Role,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{role}, {step}: {peer} sent a {got:?} frame, expected {expected:?}")]
+    Kind {
+        role: Role,
+        step: &'static str,
+        peer: Role,
+        expected: FrameKind,
+        got: FrameKind,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T> = std::result::Result<T, ProtocolError>;
+
+/// One party's view while running a protocol: its role, its keys, the network, and which
+/// inference and layer the randomness streams belong to.
+pub struct Party<'a> {
+    pub role: Role,
+    pub keys: &'a Keys,
+    pub net: &'a mut dyn Transport,
+    pub inference: u64,
+    pub layer: u32,
+    pub config: ProtocolConfig,
+    pub frac_bits: u8,
+}
+
+impl Party<'_> {
+    /// The stream for `pair` and `purpose` in the current inference and layer.
+    pub fn stream(&self, pair: Pair, purpose: Purpose, index: u32) -> Stream {
+        self.keys
+            .stream(pair, self.inference, self.layer, purpose, index)
+    }
+
+    /// A stream that lives for the whole session (same in every inference).
+    pub fn session_stream(&self, pair: Pair, purpose: Purpose, index: u32) -> Stream {
+        self.keys
+            .stream(pair, SESSION_SCOPE, self.layer, purpose, index)
+    }
+
+    /// P0 → 0, P1 → 1: the index SecureNN's formulas use.
+    pub fn j(&self) -> u64 {
+        debug_assert!(self.role != Role::Helper);
+        self.role.index() as u64
+    }
+
+    /// The other computing party (P0 ↔ P1).
+    pub fn peer(&self) -> Role {
+        match self.role {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+            Role::Helper => unreachable!("the helper has no computing peer"),
+        }
+    }
+
+    fn send(
+        &mut self,
+        to: Role,
+        step: &'static str,
+        kind: FrameKind,
+        payload: Vec<u8>,
+    ) -> Result<()> {
+        let role = self.role;
+        self.net
+            .send(
+                to,
+                Message {
+                    kind,
+                    depth: 0,
+                    payload,
+                },
+            )
+            .map_err(|source| ProtocolError::Net { role, step, source })
+    }
+
+    fn recv(
+        &mut self,
+        from: Role,
+        step: &'static str,
+        kind: FrameKind,
+        bytes: usize,
+    ) -> Result<Vec<u8>> {
+        let role = self.role;
+        let m = self
+            .net
+            .recv(from)
+            .map_err(|source| ProtocolError::Net { role, step, source })?;
+        if m.kind != kind {
+            if m.kind == FrameKind::Abort {
+                let reason = String::from_utf8_lossy(&m.payload).into_owned();
+                return Err(ProtocolError::Net {
+                    role,
+                    step,
+                    source: NetError::Aborted { peer: from, reason },
+                });
+            }
+            return Err(ProtocolError::Kind {
+                role,
+                step,
+                peer: from,
+                expected: kind,
+                got: m.kind,
+            });
+        }
+        if m.payload.len() != bytes {
+            return Err(ProtocolError::Length {
+                role,
+                step,
+                peer: from,
+                expected: bytes,
+                got: m.payload.len(),
+            });
+        }
+        Ok(m.payload)
+    }
+
+    /// Sends ring elements.
+    pub fn send_ring(&mut self, to: Role, step: &'static str, values: &[u64]) -> Result<()> {
+        let mut payload = Vec::with_capacity(values.len() * 8);
+        ksnn_formats::frame::put_ring(&mut payload, values);
+        self.send(to, step, FrameKind::Ring, payload)
+    }
+
+    /// Receives exactly `n` ring elements.
+    pub fn recv_ring(&mut self, from: Role, step: &'static str, n: usize) -> Result<Vec<u64>> {
+        let payload = self.recv(from, step, FrameKind::Ring, n * 8)?;
+        Ok(ksnn_formats::frame::get_ring(&payload).expect("length checked"))
+    }
+
+    /// Sends small values, one byte each.
+    pub fn send_bytes(&mut self, to: Role, step: &'static str, values: Vec<u8>) -> Result<()> {
+        self.send(to, step, FrameKind::Bytes, values)
+    }
+
+    /// Receives exactly `n` bytes.
+    pub fn recv_bytes(&mut self, from: Role, step: &'static str, n: usize) -> Result<Vec<u8>> {
+        self.recv(from, step, FrameKind::Bytes, n)
+    }
+
+    /// P0 and P1 swap ring vectors of equal length; returns the peer's.
+    pub fn exchange_ring(&mut self, step: &'static str, mine: &[u64]) -> Result<Vec<u64>> {
+        let peer = self.peer();
+        self.send_ring(peer, step, mine)?;
+        self.recv_ring(peer, step, mine.len())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Runs one closure per role on three threads over the in-memory network.
+
+    use std::time::Duration;
+
+    use ksnn_formats::ProtocolConfig;
+
+    use super::Party;
+    use crate::net::counting::{CountingTransport, Phase, Stats};
+    use crate::net::mem;
+    use crate::prf::Keys;
+    use crate::role::Role;
+
+    pub fn run3<T: Send>(
+        config: ProtocolConfig,
+        f: impl Fn(&mut Party<'_>) -> T + Sync,
+    ) -> [(T, Stats); 3] {
+        let keys = Keys::random_triple();
+        let nets = mem::triple(Duration::from_secs(30));
+        std::thread::scope(|s| {
+            let handles: Vec<_> = nets
+                .into_iter()
+                .zip(&keys)
+                .map(|(net, k)| {
+                    let f = &f;
+                    s.spawn(move || {
+                        let mut net = CountingTransport::new(net);
+                        net.start_phase(Phase::Online);
+                        let mut p = Party {
+                            role: k.role(),
+                            keys: k,
+                            net: &mut net,
+                            inference: 7,
+                            layer: 0,
+                            config,
+                            frac_bits: 12,
+                        };
+                        let out = f(&mut p);
+                        (out, net.take_stats())
+                    })
+                })
+                .collect();
+            let mut it = handles
+                .into_iter()
+                .map(|h| h.join().expect("party thread panicked"));
+            [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
+        })
+    }
+
+    /// Splits `x` into two random shares (test side; the protocols use streams).
+    pub fn split(x: &[u64]) -> (Vec<u64>, Vec<u64>) {
+        let r: Vec<u64> = x.iter().map(|_| rand_u64()).collect();
+        let x1 = x.iter().zip(&r).map(|(a, b)| a.wrapping_sub(*b)).collect();
+        (r, x1)
+    }
+
+    pub fn rand_u64() -> u64 {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).unwrap();
+        u64::from_le_bytes(b)
+    }
+
+    /// The share a role gets from `split`.
+    pub fn mine(role: Role, s: &(Vec<u64>, Vec<u64>)) -> Vec<u64> {
+        match role {
+            Role::Client => s.0.clone(),
+            Role::Server => s.1.clone(),
+            Role::Helper => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! SecureNN's PrivateCompare over Z_67 (Wagh et al., Alg. 3), as pure functions.
+//!
+//! P0 and P1 hold additive shares mod 67 of the bits of an n-bit x (MSB first) and both know a
+//! public R and a bit β. Each computes a masked, permuted vector; the helper, adding the two,
+//! finds a zero exactly when β ⊕ (x > R) = 1 and learns only that bit. The R = 2^n − 1, β = 1
+//! corner (where R + 1 overflows) is handled as in the paper.
+
+use crate::prf::{P, Stream};
+
+fn modp(v: i32) -> u8 {
+    v.rem_euclid(P as i32) as u8
+}
+
+/// The per-comparison randomness both computing parties draw from their common stream, in
+/// this order: masks s (n, non-zero), a permutation (n), and for the corner case u (n).
+pub struct PcRandom<'a> {
+    pub s: &'a [u8],
+    pub perm: &'a [u8],
+    /// Only used in the R = 2^n − 1, β = 1 corner.
+    pub u: &'a [u8],
+}
+
+/// Party j's vector d for one comparison. `x_share` are its shares of x's n bits (MSB first),
+/// `r` the public bound, `beta` the public flip bit; writes n bytes into `out`.
+pub fn party_vector(
+    j: u8,
+    x_share: &[u8],
+    r: u64,
+    beta: u8,
+    bits: u32,
+    rnd: &PcRandom,
+    out: &mut [u8],
+) {
+    let n = bits as usize;
+    let all_ones = r == crate::prf::mask(bits);
+    let j = j as i32;
+    if beta == 1 && all_ones {
+        // x ≤ 2^n − 1 always holds, so the answer is 1: plant one zero (P0: u, P1: −u) at
+        // position 0 and ones elsewhere ((u + 1) − u); the permutation hides where.
+        for i in 0..n {
+            let u = rnd.u[i] as i32;
+            let c = if i == 0 {
+                if j == 0 { u } else { -u }
+            } else if j == 0 {
+                u + 1
+            } else {
+                -u
+            };
+            out[rnd.perm[i] as usize] = modp(rnd.s[i] as i32 * modp(c) as i32);
+        }
+        return;
+    }
+    // β = 0 tests x > R; β = 1 tests x < R + 1 (i.e. x ≤ R). T is R or R + 1, σ the sign.
+    let t = if beta == 0 { r } else { r + 1 };
+    let sigma = if beta == 0 { -1 } else { 1 };
+    let mut prefix = 0i32; // Σ over more significant bits of shares of x_k ⊕ t_k
+    for i in 0..n {
+        let ti = ((t >> (n - 1 - i)) & 1) as i32;
+        let xi = x_share[i] as i32;
+        let c = sigma * (xi - j * ti) + j + prefix;
+        out[rnd.perm[i] as usize] = modp(rnd.s[i] as i32 * modp(c) as i32);
+        prefix += xi + j * ti - 2 * ti * xi;
+        prefix = prefix.rem_euclid(P as i32);
+    }
+}
+
+/// The helper's side: 1 iff some position of `d0 + d1` is 0 mod 67.
+pub fn helper_result(d0: &[u8], d1: &[u8]) -> u8 {
+    d0.iter()
+        .zip(d1)
+        .any(|(a, b)| (*a as u16 + *b as u16).is_multiple_of(P as u16)) as u8
+}
+
+/// Draws one comparison's randomness from `stream` into the buffers (`u` only when needed).
+pub fn draw(
+    stream: &mut Stream,
+    bits: u32,
+    corner: bool,
+    s: &mut Vec<u8>,
+    perm: &mut Vec<u8>,
+    u: &mut Vec<u8>,
+) {
+    let n = bits as usize;
+    *s = stream.nonzero_mod_p(n);
+    perm.resize(n, 0);
+    stream.permutation_into(perm);
+    if corner {
+        *u = stream.mod_p(n);
+    }
+}
+
+/// Bits of `x` (n of them, MSB first).
+pub fn bits_msb_first(x: u64, bits: u32) -> impl Iterator<Item = u8> {
+    (0..bits).map(move |i| ((x >> (bits - 1 - i)) & 1) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prf::{Keys, Purpose};
+    use crate::role::Pair;
+
+    /// Runs the two parties' vectors and the helper on cleartext inputs.
+    fn compare(x: u64, r: u64, beta: u8, bits: u32, stream: &mut Stream) -> u8 {
+        let xb: Vec<u8> = bits_msb_first(x, bits).collect();
+        let x0 = stream.mod_p(bits as usize);
+        let x1: Vec<u8> = xb
+            .iter()
+            .zip(&x0)
+            .map(|(b, s)| modp(*b as i32 - *s as i32))
+            .collect();
+        let (mut s, mut perm, mut u) = (Vec::new(), Vec::new(), Vec::new());
+        let corner = beta == 1 && r == crate::prf::mask(bits);
+        draw(stream, bits, corner, &mut s, &mut perm, &mut u);
+        let rnd = PcRandom {
+            s: &s,
+            perm: &perm,
+            u: &u,
+        };
+        let (mut d0, mut d1) = (vec![0; bits as usize], vec![0; bits as usize]);
+        party_vector(0, &x0, r, beta, bits, &rnd, &mut d0);
+        party_vector(1, &x1, r, beta, bits, &rnd, &mut d1);
+        helper_result(&d0, &d1)
+    }
+
+    #[test]
+    fn equals_beta_xor_greater_than() {
+        let [k, ..] = Keys::random_triple();
+        let mut st = k.stream(Pair::ClientServer, 0, 0, Purpose::WrapCommon, 0);
+        for bits in [1u32, 2, 5, 12, 63, 64] {
+            let m = crate::prf::mask(bits);
+            let mut cases = vec![
+                (0, 0),
+                (m, m),
+                (0, m),
+                (m, 0),
+                (1, 0),
+                (0, 1),
+                (m - (m > 0) as u64, m),
+            ];
+            for _ in 0..300 {
+                let x = st.u64() & m;
+                let r = if st.u64() % 4 == 0 { x } else { st.u64() & m };
+                cases.push((x, r));
+            }
+            for (x, r) in cases {
+                for beta in [0u8, 1] {
+                    let expect = beta ^ (x > r) as u8;
+                    assert_eq!(
+                        compare(x, r, beta, bits, &mut st),
+                        expect,
+                        "x={x} r={r} beta={beta} bits={bits}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Truncation by f bits after a product, two ways:
+//!
+//! - `LocalShift` (SecureML): each party shifts its own share; no messages. The result is
+//!   ⌊y/2^f⌋ or one more, and with probability about |y|/2^64 it is off by 2^(64−f).
+//! - `HelperExact`: exactly ⌊y/2^f⌋ for |y| < 2^62. With y' = y + 2^62 ≥ 0 and shares split
+//!   as y'_j = h_j·2^f + l_j: ⌊y'/2^f⌋ = h0 + h1 + [l0 + l1 ≥ 2^f] − 2^(64−f)·[y'0 + y'1 ≥ 2^64];
+//!   both carries come from one batched run of the wrap-bit protocol (4 rounds,
+//!   26 + 3·64 + 26 + 3·f bytes per element).
+
+use ksnn_formats::Truncation;
+
+use crate::prf::mask;
+use crate::protocol::wrap::wrap_xor;
+use crate::protocol::{Party, Result};
+use crate::role::Role;
+
+/// SecureML's local share shift by `k` bits: P0 `x0 >> k`, P1 `−((−x1) >> k)` (logical).
+pub fn local_shift(role: Role, v: u64, k: u32) -> u64 {
+    if k == 0 {
+        return v;
+    }
+    match role {
+        Role::Client => v >> k,
+        _ => (v.wrapping_neg() >> k).wrapping_neg(),
+    }
+}
+
+/// Truncates `n` shared values by the program's f bits with its truncation kind.
+pub fn truncate(p: &mut Party, index: u32, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {
+    let f = p.frac_bits as u32;
+    match p.config.truncation {
+        Truncation::LocalShift => Ok(y.into_iter().map(|v| local_shift(p.role, v, f)).collect()),
+        Truncation::HelperExact => exact(p, index, y, n, f),
+    }
+}
+
+const BIAS: u64 = 1 << 62;
+
+fn exact(p: &mut Party, index: u32, mut y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
+    // Element i contributes two wrap instances: its low f bits (2i) and its 64 bits (2i+1).
+    let widths: Vec<u32> = (0..n).flat_map(|_| [f, 64]).collect();
+    if p.role == Role::Helper {
+        wrap_xor(p, index, &widths, &[], &[])?;
+        return Ok(Vec::new());
+    }
+    if p.role == Role::Client {
+        y.iter_mut().for_each(|v| *v = v.wrapping_add(BIAS));
+    }
+    let u: Vec<u64> = y.iter().flat_map(|&v| [v & mask(f), v]).collect();
+    let carries = wrap_xor(p, index, &widths, &u, &vec![0; 2 * n])?;
+    Ok(y.iter()
+        .zip(carries.chunks_exact(2))
+        .map(|(&v, c)| {
+            let mut out = (v >> f).wrapping_add(c[0]).wrapping_sub(c[1] << (64 - f));
+            if p.role == Role::Client {
+                out = out.wrapping_sub(BIAS >> f);
+            }
+            out
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::testing::{mine, rand_u64, run3, split};
+    use crate::ring::trunc_exact;
+    use ksnn_formats::ProtocolConfig;
+
+    fn run(values: &[u64], truncation: Truncation) -> Vec<u64> {
+        let shares = split(values);
+        let config = ProtocolConfig {
+            truncation,
+            ..Default::default()
+        };
+        let out = run3(config, |p| {
+            truncate(p, 0, mine(p.role, &shares), values.len()).unwrap()
+        });
+        crate::ring::add(&out[0].0, &out[1].0)
+    }
+
+    #[test]
+    fn helper_exact_is_floor_over_the_whole_range() {
+        let lim = 1i64 << 62;
+        let mut values: Vec<u64> = (0..5000)
+            .map(|_| ((rand_u64() as i64) >> 2) as u64)
+            .collect();
+        values.extend([0i64, -1, 1, 4095, 4096, -4096, -4097, lim - 1, -lim].map(|v| v as u64));
+        let got = run(&values, Truncation::HelperExact);
+        for (v, g) in values.iter().zip(&got) {
+            assert_eq!(*g, trunc_exact(*v, 12), "trunc({})", *v as i64);
+        }
+    }
+
+    #[test]
+    fn local_shift_is_within_one_for_realistic_values() {
+        let values: Vec<u64> = (0..5000)
+            .map(|_| ((rand_u64() as i64) >> 30) as u64)
+            .collect();
+        let got = run(&values, Truncation::LocalShift);
+        for (v, g) in values.iter().zip(&got) {
+            let d = g.wrapping_sub(trunc_exact(*v, 12)) as i64;
+            assert!(d == 0 || d == 1, "trunc({}) off by {d}", *v as i64);
+        }
+    }
+}

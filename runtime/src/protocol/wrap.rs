@@ -1,0 +1,247 @@
+//! The wrap-bit protocol: from P0's `u0` and P1's `u1` (n-bit values, n ≤ 64) and private bits
+//! `e0`, `e1`, produce additive shares over Z_2^64 of
+//!
+//! ```text
+//!     e0 ⊕ e1 ⊕ wrap,   wrap = [u0 + u1 ≥ 2^n]
+//! ```
+//!
+//! This is SecureNN's ShareConvert core (mask, let the helper add, PrivateCompare mod 67),
+//! followed by a helper-assisted XOR instead of a second comparison:
+//!
+//! - With common masks r = r0 + r1 (mod 2^n), P_j sends ũ_j = u_j + r_j to P2 and keeps the
+//!   carry β_j. P2 learns x = ũ0 + ũ1 (mod 2^n), uniformly random, and its carry δ.
+//! - Then wrap = β0 + β1 + δ − α − [x < r] with α the carry of r0 + r1, and [x < r] comes from
+//!   PrivateCompare(x, r − 1, η'') (η'' a common flip bit that hides the answer from P2).
+//!   Since wrap ∈ {0, 1} the sum equals its parity, so every term can be XORed.
+//! - P_j also sends P2 q_j = e_j ⊕ β_j ⊕ z_j (z_j common masks). P2 XORs q0, q1, δ and the
+//!   comparison bit into v, which is the result masked by bits only P0 and P1 know, and
+//!   shares v arithmetically; P0 and P1 unmask locally.
+//!
+//! DReLU uses it on the low 63 bits of a value's shares (the MSB is the XOR of the shares'
+//! MSBs and the carry out of the low bits); exact truncation uses it on 64 and on f bits.
+//! Online: 26 + 3n bytes and 4 rounds per element; P2 sees only uniformly masked values.
+
+use crate::prf::{P, Purpose, mask};
+use crate::protocol::private_compare::{
+    PcRandom, bits_msb_first, draw, helper_result, party_vector,
+};
+use crate::protocol::{Party, Result};
+use crate::role::{Pair, Role};
+
+/// Per-element common values of P0 and P1.
+struct Common {
+    r0: u64,
+    r1: u64,
+    alpha: u8,
+    eta: u8,
+    z0: u8,
+    z1: u8,
+    r_is_zero: bool,
+}
+
+fn common(st: &mut crate::prf::Stream, bits: u32) -> Common {
+    let m = mask(bits);
+    let r = st.u64() & m;
+    let r0 = st.u64() & m;
+    let r1 = r.wrapping_sub(r0) & m;
+    let flags = st.u64();
+    Common {
+        r0,
+        r1,
+        alpha: (r0 > r) as u8,
+        eta: (flags & 1) as u8,
+        z0: ((flags >> 1) & 1) as u8,
+        z1: ((flags >> 2) & 1) as u8,
+        r_is_zero: r == 0,
+    }
+}
+
+/// `(a + b) mod 2^n` and its carry.
+fn add_mod(a: u64, b: u64, bits: u32) -> (u64, u8) {
+    if bits == 64 {
+        let (s, c) = a.overflowing_add(b);
+        (s, c as u8)
+    } else {
+        let s = a + b;
+        (s & mask(bits), (s >> bits) as u8)
+    }
+}
+
+/// Runs the protocol on `n` elements with per-element widths `bits`. P0 and P1 pass their
+/// `u` and `e`; P2 passes empty slices. Returns P0's / P1's shares (P2: empty).
+pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<u64>> {
+    let n = bits.len();
+    let total_bits: usize = bits.iter().map(|&b| b as usize).sum();
+    if p.role == Role::Helper {
+        return helper(p, index, bits, total_bits);
+    }
+    let j = p.j() as u8;
+    let mut st = p.stream(Pair::ClientServer, Purpose::WrapCommon, index);
+    let commons: Vec<Common> = bits.iter().map(|&b| common(&mut st, b)).collect();
+
+    // Round 1: masked values and masked bits to the helper.
+    let mut masked = Vec::with_capacity(n);
+    let mut q = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = &commons[i];
+        let r_j = if j == 0 { c.r0 } else { c.r1 };
+        let (ut, beta) = add_mod(u[i], r_j, bits[i]);
+        masked.push(ut);
+        q.push(e[i] ^ beta ^ if j == 0 { c.z0 } else { c.z1 });
+    }
+    p.send_ring(Role::Helper, "wrap: masked values to P2", &masked)?;
+    p.send_bytes(Role::Helper, "wrap: masked bits to P2", q)?;
+
+    // Shares mod 67 of the bits of x: P0's from its stream with P2, P1's from P2.
+    let x_share = if j == 0 {
+        p.stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index)
+            .mod_p(total_bits)
+    } else {
+        p.recv_bytes(Role::Helper, "wrap: bit shares from P2", total_bits)?
+    };
+
+    // PrivateCompare(x, r − 1, η'') vectors.
+    let mut d = vec![0u8; total_bits];
+    let (mut s, mut perm, mut uu) = (Vec::new(), Vec::new(), Vec::new());
+    let mut off = 0;
+    for i in 0..n {
+        let c = &commons[i];
+        let b = bits[i];
+        let r = c.r0.wrapping_add(c.r1) & mask(b);
+        let bound = r.wrapping_sub(1) & mask(b);
+        let corner = c.eta == 1 && bound == mask(b);
+        draw(&mut st, b, corner, &mut s, &mut perm, &mut uu);
+        let rnd = PcRandom {
+            s: &s,
+            perm: &perm,
+            u: &uu,
+        };
+        let w = b as usize;
+        party_vector(
+            j,
+            &x_share[off..off + w],
+            bound,
+            c.eta,
+            b,
+            &rnd,
+            &mut d[off..off + w],
+        );
+        off += w;
+    }
+    p.send_bytes(Role::Helper, "wrap: comparison vector to P2", d)?;
+
+    // The helper's v, shared: P0's part from the stream, P1's sent.
+    let v = if j == 0 {
+        p.stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index + 1)
+            .ring(n)
+    } else {
+        p.recv_ring(Role::Helper, "wrap: result share from P2", n)?
+    };
+    Ok(v.into_iter()
+        .zip(&commons)
+        .map(|(vj, c)| {
+            // result = v ⊕ (α ⊕ 1 ⊕ η'' ⊕ [r = 0] ⊕ z0 ⊕ z1), a flip both parties know.
+            let flip = c.alpha ^ 1 ^ c.eta ^ c.r_is_zero as u8 ^ c.z0 ^ c.z1;
+            if flip == 0 {
+                vj
+            } else if j == 0 {
+                1u64.wrapping_sub(vj)
+            } else {
+                vj.wrapping_neg()
+            }
+        })
+        .collect())
+}
+
+fn helper(p: &mut Party, index: u32, bits: &[u32], total_bits: usize) -> Result<Vec<u64>> {
+    let n = bits.len();
+    let m0 = p.recv_ring(Role::Client, "wrap: masked values from P0", n)?;
+    let q0 = p.recv_bytes(Role::Client, "wrap: masked bits from P0", n)?;
+    let m1 = p.recv_ring(Role::Server, "wrap: masked values from P1", n)?;
+    let q1 = p.recv_bytes(Role::Server, "wrap: masked bits from P1", n)?;
+    let mut delta = Vec::with_capacity(n);
+    let mut x_bits = Vec::with_capacity(total_bits);
+    for i in 0..n {
+        let (x, d) = add_mod(m0[i] & mask(bits[i]), m1[i] & mask(bits[i]), bits[i]);
+        delta.push(d);
+        x_bits.extend(bits_msb_first(x, bits[i]));
+    }
+    let x0 = p
+        .stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index)
+        .mod_p(total_bits);
+    let x1: Vec<u8> = x_bits
+        .iter()
+        .zip(&x0)
+        .map(|(&b, &s)| (b + P - s) % P)
+        .collect();
+    p.send_bytes(Role::Server, "wrap: bit shares to P1", x1)?;
+    let d0 = p.recv_bytes(Role::Client, "wrap: comparison vector from P0", total_bits)?;
+    let d1 = p.recv_bytes(Role::Server, "wrap: comparison vector from P1", total_bits)?;
+    let v0 = p
+        .stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index + 1)
+        .ring(n);
+    let mut v1 = Vec::with_capacity(n);
+    let mut off = 0;
+    for i in 0..n {
+        let w = bits[i] as usize;
+        let beta = helper_result(&d0[off..off + w], &d1[off..off + w]);
+        off += w;
+        let v = (q0[i] ^ q1[i] ^ delta[i] ^ beta) as u64;
+        v1.push(v.wrapping_sub(v0[i]));
+    }
+    p.send_ring(Role::Server, "wrap: result share to P1", &v1)?;
+    Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::counting::Phase;
+    use crate::protocol::testing::{rand_u64, run3};
+    use ksnn_formats::ProtocolConfig;
+
+    #[test]
+    fn shares_of_xor_with_the_carry() {
+        for bits in [1u32, 7, 12, 63, 64] {
+            let m = mask(bits);
+            let n = 400;
+            let mut u0: Vec<u64> = (0..n).map(|_| rand_u64() & m).collect();
+            let mut u1: Vec<u64> = (0..n).map(|_| rand_u64() & m).collect();
+            // Edge cases: sums of exactly 2^n, 2^n − 1, zeros, maxima.
+            u0[..6].copy_from_slice(&[0, m, 1, m, 0, m]);
+            u1[..6].copy_from_slice(&[0, 1, m, m, m, 0]);
+            let e0: Vec<u8> = (0..n).map(|i| (i % 3 == 0) as u8).collect();
+            let e1: Vec<u8> = (0..n).map(|i| (i % 5 == 0) as u8).collect();
+            let widths = vec![bits; n];
+            let out = run3(ProtocolConfig::default(), |p| {
+                let (u, e) = match p.role {
+                    Role::Client => (u0.clone(), e0.clone()),
+                    Role::Server => (u1.clone(), e1.clone()),
+                    Role::Helper => (vec![], vec![]),
+                };
+                wrap_xor(p, 3, &widths, &u, &e).unwrap()
+            });
+            for i in 0..n {
+                let carry = if bits == 64 {
+                    u0[i].checked_add(u1[i]).is_none()
+                } else {
+                    u0[i] + u1[i] > m
+                } as u64;
+                let expect = e0[i] as u64 ^ e1[i] as u64 ^ carry;
+                assert_eq!(
+                    out[0].0[i].wrapping_add(out[1].0[i]),
+                    expect,
+                    "bits {bits} i {i}: {} + {}",
+                    u0[i],
+                    u1[i]
+                );
+            }
+            // Traffic: 26 + 3n bytes per element, 4 rounds.
+            let bytes: u64 = out
+                .iter()
+                .map(|(_, s)| s.sent_in(Phase::Online).bytes)
+                .sum();
+            assert_eq!(bytes, n as u64 * (26 + 3 * bits as u64));
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The secure three-party run against the cleartext reference executor, on a fixed CNN that
+//! uses every layer kind and on random programs (every layer kind, random shapes, random
+//! specs with border blocks, identity and zero channels).
+//!
+//! - Helper-exact truncation, k = 0: the secure output equals the reference bit for bit.
+//! - Local truncation: layer by layer, the secure output equals the reference layer applied
+//!   to the secure input, exactly for layers that do not truncate and within one unit in the
+//!   last place for those that do (the documented truncation error).
+
+use ksnn_formats::example::{SplitMix, random_program, tiny_cnn, with_weights};
+use ksnn_formats::{DreluProtocol, Program, Truncation, Weights};
+use ksnn_runtime::exec::local::{LocalOptions, run_three};
+use ksnn_runtime::exec::model::Model;
+use ksnn_runtime::prf::Keys;
+use ksnn_runtime::reference;
+use proptest::prelude::*;
+
+fn input_for(program: &Program, seed: u64) -> Vec<u64> {
+    let mut rng = SplitMix(seed);
+    let n = program.input.shape.elements() as usize;
+    let f = program.fixed_point.frac_bits;
+    (0..n)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            ksnn_runtime::ring::encode(4.0 * u - 2.0, f)
+        })
+        .collect()
+}
+
+/// Forces the protocol choices a test needs and re-ties the weights to the new program.
+fn configure(program: Program, seed: u64, truncation: Truncation, k: u8) -> (Program, Weights) {
+    let mut p = program;
+    p.protocol.drelu = DreluProtocol::SecureNn;
+    p.protocol.truncation = truncation;
+    p.protocol.approx.k = k;
+    with_weights(p, seed, 0.5)
+}
+
+/// Whether every value of a reference run stays far from the ring's limits (random
+/// programs can multiply magnitudes layer after layer).
+fn in_range(tensors: &[Vec<u64>]) -> bool {
+    tensors
+        .iter()
+        .flatten()
+        .all(|&v| (v as i64).unsigned_abs() < 1 << 44)
+}
+
+fn exact_case(program: &Program, weights: &Weights, seed: u64) -> Result<(), TestCaseError> {
+    let model = Model::new(program, Some(weights)).unwrap();
+    let input = input_for(program, seed);
+    let all = reference::run_all(&model, &input);
+    prop_assume!(in_range(&all));
+    let expect = reference::run(&model, &input);
+    let options = LocalOptions {
+        keep_shares: true,
+        ..Default::default()
+    };
+    let runs = run_three(program, weights, &[input], Keys::random_triple(), &options)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&runs[0].inferences[0].outputs, &expect);
+    // Every intermediate tensor too, not only what reaches the outputs.
+    let (s0, s1) = (&runs[0].inferences[0].shares, &runs[1].inferences[0].shares);
+    for (t, want) in all.iter().enumerate() {
+        prop_assert_eq!(
+            &ksnn_runtime::ring::add(&s0[t], &s1[t]),
+            want,
+            "tensor {}",
+            t
+        );
+    }
+    prop_assert!(
+        runs[1].inferences[0].outputs.is_empty(),
+        "P1 learns no output"
+    );
+    prop_assert!(
+        runs[2].inferences[0].outputs.is_empty(),
+        "P2 learns no output"
+    );
+    Ok(())
+}
+
+#[test]
+fn tiny_cnn_exact_equals_reference() {
+    let (p, _) = tiny_cnn(3);
+    let (p, w) = configure(p, 3, Truncation::HelperExact, 0);
+    exact_case(&p, &w, 11).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_programs_exact(seed in any::<u64>()) {
+        let (p, _) = random_program(seed, 8);
+        let (p, w) = configure(p, seed, Truncation::HelperExact, 0);
+        exact_case(&p, &w, seed)?;
+    }
+
+    #[test]
+    fn random_programs_local_truncation_layer_by_layer(seed in any::<u64>()) {
+        let (p, _) = random_program(seed, 8);
+        let (p, w) = configure(p, seed, Truncation::LocalShift, 0);
+        let model = Model::new(&p, Some(&w)).unwrap();
+        let input = input_for(&p, seed);
+        prop_assume!(in_range(&reference::run_all(&model, &input)));
+        let options = LocalOptions { keep_shares: true, ..Default::default() };
+        let runs = run_three(&p, &w, &[input], Keys::random_triple(), &options)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (s0, s1) = (&runs[0].inferences[0].shares, &runs[1].inferences[0].shares);
+        let tensors: Vec<Vec<u64>> = s0.iter().zip(s1).map(|(a, b)| ksnn_runtime::ring::add(a, b)).collect();
+        for i in 0..p.layers.len() {
+            let ins: Vec<&[u64]> = p.layers[i].inputs.iter().map(|&t| tensors[t as usize].as_slice()).collect();
+            let expect = reference::eval_layer(&model, i, &ins);
+            let truncates = model.linear_map(i).is_some() || model.local(i) == Some(true);
+            for (k, (got, want)) in tensors[i + 1].iter().zip(&expect).enumerate() {
+                let d = got.wrapping_sub(*want) as i64;
+                let ok = if truncates { (0..=1).contains(&d) } else { d == 0 };
+                prop_assert!(ok, "layer {} ({}) element {k}: secure {} reference {}", i, p.layers[i].op.kind(), *got as i64, *want as i64);
+            }
+        }
+    }
+}
