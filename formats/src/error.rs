@@ -21,6 +21,8 @@ pub enum FileKind {
     Spec,
     /// `report.json`.
     Report,
+    /// A dataset file (MNIST IDX, …).
+    Dataset,
 }
 
 impl fmt::Display for FileKind {
@@ -30,6 +32,7 @@ impl fmt::Display for FileKind {
             FileKind::Weights => "weight file (weights.ksnw)",
             FileKind::Spec => "block spec",
             FileKind::Report => "report",
+            FileKind::Dataset => "dataset file",
         })
     }
 }

@@ -4,7 +4,7 @@
 //! offset size field
 //!      0    2 magic "KF"
 //!      2    1 wire version
-//!      3    1 payload kind
+//!      3    1 payload kind; the high bit says another frame of the same message follows
 //!      4    8 session id           (which inference session; daemons multiplex many)
 //!     12    4 sequence number      (per sender and session, starting at 0)
 //!     16    4 sender depth         (longest chain of dependent messages so far: rounds)
@@ -29,7 +29,8 @@ pub const DEFAULT_MAX_PAYLOAD: u32 = 64 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FrameKind {
-    /// Session set-up: program hash, protocol version, role (postcard).
+    /// Control: link greeting (program hash, protocol version, role) and session commands
+    /// (postcard).
     Hello = 1,
     /// Ring elements, `u64` little-endian.
     Ring = 2,
@@ -61,6 +62,8 @@ pub struct FrameHeader {
     pub seq: u32,
     pub depth: u32,
     pub kind: FrameKind,
+    /// Another frame continues this message (messages larger than one frame are split).
+    pub more: bool,
     pub len: u32,
 }
 
@@ -86,7 +89,7 @@ impl FrameHeader {
         let mut h = [0u8; FRAME_HEADER_LEN];
         h[0..2].copy_from_slice(&FRAME_MAGIC);
         h[2] = WIRE_VERSION;
-        h[3] = self.kind as u8;
+        h[3] = self.kind as u8 | if self.more { 0x80 } else { 0 };
         h[4..12].copy_from_slice(&self.session.to_le_bytes());
         h[12..16].copy_from_slice(&self.seq.to_le_bytes());
         h[16..20].copy_from_slice(&self.depth.to_le_bytes());
@@ -106,7 +109,7 @@ impl FrameHeader {
         if h[2] != WIRE_VERSION {
             return Err(FrameError::Version { found: h[2] });
         }
-        let kind = FrameKind::from_u8(h[3]).ok_or(FrameError::UnknownKind(h[3]))?;
+        let kind = FrameKind::from_u8(h[3] & 0x7f).ok_or(FrameError::UnknownKind(h[3]))?;
         let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
         let len = u32_at(20);
         if len > max_payload {
@@ -120,6 +123,7 @@ impl FrameHeader {
             seq: u32_at(12),
             depth: u32_at(16),
             kind,
+            more: h[3] & 0x80 != 0,
             len,
         })
     }
@@ -157,6 +161,7 @@ mod tests {
             seq: 7,
             depth: 3,
             kind: FrameKind::Ring,
+            more: false,
             len: 16,
         }
     }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod example;
 pub mod frame;
 pub mod hash;
+pub mod idx;
 pub mod infer;
 pub mod layer;
 pub mod limits;

@@ -4,26 +4,96 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use ksnn_formats::{Program, Weights};
+
+mod client;
+mod config;
+mod daemon;
+mod input;
+mod launcher;
+mod setup;
 
 /// Runs a ksnn program as one of the three parties: P0 the client (owns the input, gets the
 /// answer), P1 the server (owns the weights), P2 the helper (deals correlated randomness and
-/// learns nothing).
+/// learns nothing). Parties talk over TLS with mutual authentication; certificates come from
+/// `ksnn-tools keygen`.
 ///
 /// Every party loads the public program (model.ksnn); only the server also loads the weight
 /// file (weights.ksnw).
+///
+/// Three hosts:  server$ ksnn-party serve --config p1.toml
+///               helper$ ksnn-party serve --config p2.toml
+///               client$ ksnn-party infer --config p0.toml --dataset mnist --n 100
+/// One machine:  ksnn-party local --model model.ksnn --weights weights.ksnw --dataset mnist --n 100
 #[derive(Parser)]
-#[command(name = "ksnn-party", version)]
+#[command(name = "ksnn-party", version, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args, Clone)]
+struct InputArgs {
+    /// Image files to classify: PNG, JPEG or NPY (H×W or C×H×W, values in [0, 1]).
+    #[arg(long, num_args = 1.., conflicts_with = "dataset")]
+    input: Vec<PathBuf>,
+    /// A dataset instead of files: `mnist` (its test split).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// How many dataset images.
+    #[arg(long, default_value_t = 100)]
+    n: usize,
+    /// Where the datasets are (default: $KSNN_DATA, else ./data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run P1 (server) or P2 (helper) as a daemon that serves many clients, each session
+    /// isolated. Stops on Ctrl-C.
+    #[command(after_help = config::KEYS_HELP)]
+    Serve {
+        /// The party's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run P0 (client): classify images with the server and helper, print the answers and
+    /// write report.json.
+    #[command(after_help = config::KEYS_HELP)]
+    Infer {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        inputs: InputArgs,
+        /// Also write the outputs (decoded floats, one row per input) as NPY.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where to write the report.
+        #[arg(long, default_value = "report.json")]
+        report: PathBuf,
+    },
+    /// Start all three parties as separate processes on 127.0.0.1 with fresh certificates,
+    /// run, check against the cleartext reference, write the outputs and the report, and
+    /// stop them.
+    Local {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        weights: PathBuf,
+        #[command(flatten)]
+        inputs: InputArgs,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "report.json")]
+        report: PathBuf,
+        /// Seconds a party waits for a peer before giving up.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
     /// Load and validate the files a party needs, exactly as the party does at start-up, and
-    /// print what it would run: program hash, input, outputs, DReLUs per inference.
+    /// print what it would run.
     Check {
         /// The public program.
         #[arg(long)]
@@ -44,13 +114,94 @@ fn main() -> ExitCode {
     }
 }
 
+fn samples(args: &InputArgs, program: &Program) -> Result<Vec<input::Sample>> {
+    let shape = program.input.shape;
+    match args.dataset.as_deref() {
+        Some("mnist") => {
+            let data = args
+                .data
+                .clone()
+                .or_else(|| std::env::var_os("KSNN_DATA").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("data"));
+            input::mnist_test(&data, args.n, shape)
+        }
+        Some(other) => anyhow::bail!("unknown dataset `{other}` (the party binary knows `mnist`)"),
+        None => args
+            .input
+            .iter()
+            .map(|p| input::load_file(p, shape))
+            .collect(),
+    }
+}
+
+fn read_program(path: &std::path::Path) -> Result<Program> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Program::decode(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+fn client_args(args: &InputArgs) -> Vec<String> {
+    let mut v = Vec::new();
+    for p in &args.input {
+        v.push("--input".into());
+        v.push(p.display().to_string());
+    }
+    if let Some(d) = &args.dataset {
+        v.extend([
+            "--dataset".into(),
+            d.clone(),
+            "--n".into(),
+            args.n.to_string(),
+        ]);
+    }
+    if let Some(d) = &args.data {
+        v.extend(["--data".into(), d.display().to_string()]);
+    }
+    v
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve { config } => daemon::serve(config::Config::load(&config)?),
+        Command::Infer {
+            config,
+            inputs,
+            out,
+            report,
+        } => {
+            let cfg = config::Config::load(&config)?;
+            anyhow::ensure!(
+                cfg.role == ksnn_runtime::role::Role::Client,
+                "{}: `infer` runs the client; this configuration is for the {}",
+                config.display(),
+                cfg.role
+            );
+            let program = read_program(&cfg.model)?;
+            let samples = samples(&inputs, &program)?;
+            client::infer(cfg, samples, out.as_deref(), &report)
+        }
+        Command::Local {
+            model,
+            weights,
+            inputs,
+            out,
+            report,
+            timeout,
+        } => {
+            let program = read_program(&model)?;
+            let samples = samples(&inputs, &program)?;
+            let args = client_args(&inputs);
+            launcher::local(
+                &model,
+                &weights,
+                &samples,
+                &args,
+                out.as_deref(),
+                &report,
+                timeout,
+            )
+        }
         Command::Check { model, weights } => {
-            let bytes = std::fs::read(&model)
-                .with_context(|| format!("cannot read {}", model.display()))?;
-            let program =
-                Program::decode(&bytes).with_context(|| format!("{}", model.display()))?;
+            let program = read_program(&model)?;
             let costs = program.costs()?;
             println!(
                 "program {} ({}): input {}, {} layers, {} DReLUs per inference",

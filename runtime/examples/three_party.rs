@@ -60,7 +60,22 @@ fn main() -> Result<()> {
             max_err = max_err.max((a.wrapping_sub(*b) as i64).abs());
         }
     }
-    let rep = report::build(&model, &runs, Accuracy::default(), equal);
+    let records = runs.each_ref().map(|r| r.records());
+    let setup = runs
+        .iter()
+        .map(|r| {
+            r.setup
+                .sent_in(ksnn_runtime::net::counting::Phase::Setup)
+                .bytes
+        })
+        .sum();
+    let rep = report::build(
+        &model,
+        [&records[0], &records[1], &records[2]],
+        setup,
+        Accuracy::default(),
+        equal,
+    );
     print!("{}", rep.to_table());
     println!(
         "largest logit difference from the reference: {max_err} LSB ({} fractional bits)",

@@ -4,7 +4,9 @@ use core::fmt;
 
 /// A party. P0 owns the input and learns the output, P1 owns the weights, P2 deals
 /// correlated randomness and takes part in comparisons without learning anything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Role {
     Client,
     Server,

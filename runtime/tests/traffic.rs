@@ -23,7 +23,7 @@ fn per_layer_traffic_matches_the_cost_model() {
         &LocalOptions::default(),
     )
     .unwrap();
-    let stats: Vec<_> = runs.iter().map(|r| &r.inferences[0].stats).collect();
+    let stats: Vec<_> = runs.iter().map(|r| &r.inferences[0].record.stats).collect();
     let bytes = |phase: Phase, layer: Option<u32>| -> u64 {
         stats.iter().map(|s| s.sent_at((phase, layer)).bytes).sum()
     };

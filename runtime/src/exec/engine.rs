@@ -52,6 +52,12 @@ pub struct Inference {
     pub outputs: Vec<Vec<u64>>,
     /// With `keep_shares`: this party's share of every tensor (tests).
     pub shares: Vec<Vec<u64>>,
+    pub record: Record,
+}
+
+/// What one party measured in one inference; daemons send theirs to the client for its report.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Record {
     pub offline_seconds: f64,
     pub online_seconds: f64,
     /// Per-layer online seconds.
@@ -306,10 +312,12 @@ impl<'m> Engine<'m> {
             } else {
                 Vec::new()
             },
-            offline_seconds,
-            online_seconds,
-            layer_seconds,
-            stats: net.take_stats(),
+            record: Record {
+                offline_seconds,
+                online_seconds,
+                layer_seconds,
+                stats: net.take_stats(),
+            },
         })
     }
 }

@@ -21,6 +21,13 @@ pub struct PartyRun {
     pub inferences: Vec<Inference>,
 }
 
+impl PartyRun {
+    /// The per-inference records, for [`crate::exec::report::build`].
+    pub fn records(&self) -> Vec<crate::exec::engine::Record> {
+        self.inferences.iter().map(|i| i.record.clone()).collect()
+    }
+}
+
 /// Options for [`run_three`].
 #[derive(Clone, Debug)]
 pub struct LocalOptions {

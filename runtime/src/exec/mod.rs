@@ -5,3 +5,4 @@ pub mod engine;
 pub mod local;
 pub mod model;
 pub mod report;
+pub mod session;

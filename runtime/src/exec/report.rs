@@ -4,19 +4,22 @@
 use ksnn_formats::Report;
 use ksnn_formats::report::{Accuracy, LayerReport, PartyBytes, PerInference, Phases};
 
-use crate::exec::local::PartyRun;
+use crate::exec::engine::Record;
 use crate::exec::model::Model;
 use crate::net::counting::{Phase, Stats, rounds};
 
-/// Averages over the inferences of `runs` (one record per party, in role order).
+/// Averages over the inferences of `records` (per party, in role order; one record per
+/// inference each). `setup_bytes` is the session's one-off traffic.
 pub fn build(
     model: &Model,
-    runs: &[PartyRun; 3],
+    records: [&[Record]; 3],
+    setup_bytes: u64,
     accuracy: Accuracy,
     equal_to_reference: u64,
 ) -> Report {
     let program = model.program;
-    let images = runs[0].inferences.len().max(1);
+    let count = records.iter().map(|r| r.len()).min().unwrap_or(0);
+    let images = count.max(1);
     let n_layers = program.layers.len();
     let costs = program.costs().expect("validated program");
     let mut per_layer: Vec<LayerReport> = program
@@ -32,8 +35,10 @@ pub fn build(
         .collect();
     let mut bytes = [0u64; 3];
     let (mut offline, mut online, mut total_rounds) = (0.0, 0.0, 0u64);
-    for k in 0..runs[0].inferences.len() {
-        let stats: Vec<&Stats> = runs.iter().map(|r| &r.inferences[k].stats).collect();
+    let slowest =
+        |f: &dyn Fn(&Record) -> f64, k: usize| records.iter().map(|r| f(&r[k])).fold(0.0, f64::max);
+    for k in 0..count {
+        let stats: Vec<&Stats> = records.iter().map(|r| &r[k].stats).collect();
         for (p, s) in stats.iter().enumerate() {
             bytes[p] += s.sent_in(Phase::Offline).bytes + s.sent_in(Phase::Online).bytes;
         }
@@ -48,19 +53,10 @@ pub fn build(
                 })
                 .sum::<u64>();
             l.rounds += u64::from(layer_rounds[i]);
-            l.seconds += runs
-                .iter()
-                .map(|r| r.inferences[k].layer_seconds[i])
-                .fold(0.0, f64::max);
+            l.seconds += slowest(&|r| r.layer_seconds.get(i).copied().unwrap_or(0.0), k);
         }
-        offline += runs
-            .iter()
-            .map(|r| r.inferences[k].offline_seconds)
-            .fold(0.0, f64::max);
-        online += runs
-            .iter()
-            .map(|r| r.inferences[k].online_seconds)
-            .fold(0.0, f64::max);
+        offline += slowest(&|r| r.offline_seconds, k);
+        online += slowest(&|r| r.online_seconds, k);
     }
     let n = images as u64;
     for l in &mut per_layer {
@@ -72,7 +68,7 @@ pub fn build(
     Report {
         model: program.name.clone(),
         spec_drelus: program.spec_drelus().expect("validated program"),
-        images: runs[0].inferences.len() as u64,
+        images: count as u64,
         accuracy,
         secure_equals_reference: equal_to_reference,
         per_inference: PerInference {
@@ -89,10 +85,7 @@ pub fn build(
             },
             rounds: total_rounds / n,
         },
-        setup_bytes: runs
-            .iter()
-            .map(|r| r.setup.sent_in(Phase::Setup).bytes)
-            .sum(),
+        setup_bytes,
         per_layer,
     }
 }

@@ -8,7 +8,9 @@ use super::{Message, NetError, Transport};
 use crate::role::Role;
 
 /// When a message is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Phase {
     /// Once per session (the server's masked weights).
     Setup,
@@ -16,10 +18,12 @@ pub enum Phase {
     Offline,
     /// Per inference, after.
     Online,
+    /// Session commands and measurements between client and daemons: not protocol cost.
+    Control,
 }
 
 /// Bytes and messages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Traffic {
     pub bytes: u64,
     pub messages: u64,
@@ -44,7 +48,7 @@ impl core::ops::AddAssign for Traffic {
 pub type Slot = (Phase, Option<u32>);
 
 /// Everything one party measured.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Sent traffic per slot and destination.
     pub sent: BTreeMap<(Slot, Role), Traffic>,

@@ -4,6 +4,8 @@
 
 pub mod counting;
 pub mod mem;
+pub mod tcp;
+pub mod tls;
 
 use ksnn_formats::{FrameError, FrameKind};
 use thiserror::Error;

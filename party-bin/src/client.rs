@@ -1,0 +1,159 @@
+//! `ksnn-party infer`: the client. Connects to the server and the helper, opens a session,
+//! runs one inference per input, prints each answer and writes `report.json` (and the
+//! outputs as NPY on request).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ksnn_formats::OutputKind;
+use ksnn_formats::report::Accuracy;
+use ksnn_runtime::exec::engine::{Engine, Record};
+use ksnn_runtime::exec::model::{Model, encode_input};
+use ksnn_runtime::exec::{report, session};
+use ksnn_runtime::net::counting::{CountingTransport, Phase};
+use ksnn_runtime::net::tcp::Node;
+use ksnn_runtime::reference::argmax;
+use ksnn_runtime::ring::decode;
+use ksnn_runtime::role::Role;
+
+use crate::config::{Config, resolve};
+use crate::input::{Sample, write_npy};
+use crate::setup::{load_party, node_config};
+
+/// Connects, retrying while the peer may still be starting (up to the timeout).
+fn connect(node: &Node, role: Role, addr: &str, timeout: Duration) -> Result<()> {
+    let at = resolve(&format!("{role}"), addr)?;
+    let started = Instant::now();
+    loop {
+        match node.connect(role, at) {
+            Ok(()) => return Ok(()),
+            Err(e @ ksnn_runtime::net::NetError::Io { .. }) if started.elapsed() < timeout => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e).with_context(|| format!("connecting to {role} at {addr}")),
+        }
+    }
+}
+
+pub fn infer(
+    cfg: Config,
+    samples: Vec<Sample>,
+    out: Option<&Path>,
+    report_path: &Path,
+) -> Result<()> {
+    if samples.is_empty() {
+        bail!("no inputs: give --input FILE… or --dataset mnist --n N");
+    }
+    let (program, _) = load_party(&cfg)?;
+    let model = Model::new(&program, None)?;
+    let node = Node::start(node_config(&cfg, &program)?).context("starting the network")?;
+    connect(
+        &node,
+        Role::Server,
+        cfg.server.as_deref().expect("checked"),
+        cfg.timeout,
+    )?;
+    connect(
+        &node,
+        Role::Helper,
+        cfg.helper.as_deref().expect("checked"),
+        cfg.timeout,
+    )?;
+    let s = node.open_session().context("opening a session")?;
+    eprintln!("[P0 (client)] session {:016x} open with P1 and P2", s.id);
+    let mut engine = Engine::new(&model, s.keys);
+    let mut net = CountingTransport::new(s.transport);
+    let f = program.fixed_point.frac_bits;
+    let inputs: Vec<Vec<u64>> = samples
+        .iter()
+        .map(|x| encode_input(&program, &x.pixels))
+        .collect();
+    let mut records: [Vec<Record>; 3] = Default::default();
+    let mut rows = Vec::new();
+    let (mut correct, mut labelled) = (0u64, 0u64);
+    let started = Instant::now();
+    let result = session::run_client(&mut engine, &mut net, inputs.into_iter(), |id, r| {
+        let sample = &samples[id as usize];
+        let logits: Vec<f32> = r.inference.outputs[0]
+            .iter()
+            .map(|&v| decode(v, f) as f32)
+            .collect();
+        match program.outputs[0].kind {
+            OutputKind::Logits => {
+                let label = argmax(&r.inference.outputs[0]);
+                let truth = sample
+                    .label
+                    .map(|l| format!(" (label {l})"))
+                    .unwrap_or_default();
+                println!("{}: {label}{truth}", sample.name);
+                if let Some(l) = sample.label {
+                    labelled += 1;
+                    correct += u64::from(label == l as usize);
+                }
+            }
+            OutputKind::SegmentationLogits => println!(
+                "{}: segmentation map of {} values",
+                sample.name,
+                logits.len()
+            ),
+        }
+        rows.push(logits);
+        records[0].push(r.inference.record);
+        let [p1, p2] = r.daemons;
+        records[1].push(p1);
+        records[2].push(p2);
+        Ok(())
+    });
+    let setup = match result {
+        Ok(s) => s,
+        Err(e) => {
+            session::abort(&mut net, &e.to_string());
+            return Err(e.into());
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let accuracy = Accuracy {
+        plain: -1.0,
+        secure: if labelled > 0 {
+            correct as f64 / labelled as f64
+        } else {
+            -1.0
+        },
+    };
+    let setup_bytes = setup
+        .received
+        .iter()
+        .filter(|(((p, _), _), _)| *p == Phase::Setup)
+        .map(|(_, t)| t.bytes)
+        .sum();
+    let rep = report::build(
+        &model,
+        [&records[0], &records[1], &records[2]],
+        setup_bytes,
+        accuracy,
+        0,
+    );
+    std::fs::write(report_path, rep.to_json())
+        .with_context(|| format!("cannot write {}", report_path.display()))?;
+    if let Some(path) = out {
+        write_npy(path, &rows)?;
+    }
+    if labelled > 0 {
+        println!(
+            "accuracy {correct}/{labelled} = {:.2}%",
+            100.0 * correct as f64 / labelled as f64
+        );
+    }
+    let p = &rep.per_inference;
+    println!(
+        "{} inferences in {seconds:.2} s: {:.3} s, {:.2} MB and {} rounds each; report in {}",
+        samples.len(),
+        p.seconds.total,
+        p.bytes.total as f64 / 1e6,
+        p.rounds,
+        report_path.display()
+    );
+    Ok(())
+}

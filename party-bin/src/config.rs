@@ -1,0 +1,176 @@
+//! Party configuration files (TOML). Relative paths are relative to the file's directory.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use ksnn_runtime::role::Role;
+
+/// Every key, as `ksnn-party serve --help` lists them.
+pub const KEYS_HELP: &str = "\
+Configuration file keys (TOML):
+  role            \"client\" (P0), \"server\" (P1) or \"helper\" (P2)            required
+  model           the public program, model.ksnn                             required
+  weights         the server's weight file, weights.ksnw                     server only
+  listen          address to listen on, e.g. \"0.0.0.0:7001\"                  server, helper
+  server          where P1 listens, e.g. \"10.0.0.1:7001\"                     client, helper
+  helper          where P2 listens, e.g. \"10.0.0.2:7002\"                     client
+  ca              the CA certificate (PEM) from `ksnn-tools keygen`            required
+  cert            this party's certificate (PEM)                             required
+  key             this party's private key (PEM)                             required
+  timeout_seconds how long to wait for a peer before giving up (default 10)
+  threads         compute threads (default: all cores)
+  max_frame_mib   largest frame accepted from a peer (default 64)
+  max_message_mib largest message accepted from a peer (default 4096)
+Relative paths are taken from the configuration file's directory.";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    role: String,
+    model: PathBuf,
+    weights: Option<PathBuf>,
+    listen: Option<String>,
+    server: Option<String>,
+    helper: Option<String>,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    timeout_seconds: Option<f64>,
+    threads: Option<usize>,
+    max_frame_mib: Option<u32>,
+    max_message_mib: Option<usize>,
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub role: Role,
+    pub model: PathBuf,
+    pub weights: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub server: Option<String>,
+    pub helper: Option<String>,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub timeout: Duration,
+    pub threads: Option<usize>,
+    pub max_frame: u32,
+    pub max_message: usize,
+}
+
+/// Resolves `host:port` (names allowed).
+pub fn resolve(what: &str, addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("{what} address `{addr}` does not resolve"))?
+        .next()
+        .with_context(|| format!("{what} address `{addr}` has no IP address"))
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str, base: &Path) -> Result<Config> {
+        let raw: Raw = toml::from_str(text)?;
+        let role = match raw.role.as_str() {
+            "client" | "p0" => Role::Client,
+            "server" | "p1" => Role::Server,
+            "helper" | "p2" => Role::Helper,
+            other => bail!("`role` is \"{other}\"; use \"client\", \"server\" or \"helper\""),
+        };
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let need = |v: &Option<String>, key: &str| -> Result<()> {
+            if v.is_none() {
+                bail!("`{key}` is required for the {role}");
+            }
+            Ok(())
+        };
+        match role {
+            Role::Client => {
+                need(&raw.server, "server")?;
+                need(&raw.helper, "helper")?;
+            }
+            Role::Server => need(&raw.listen, "listen")?,
+            Role::Helper => {
+                need(&raw.listen, "listen")?;
+                need(&raw.server, "server")?;
+            }
+        }
+        if role == Role::Server && raw.weights.is_none() {
+            bail!("`weights` is required for the server");
+        }
+        if role != Role::Server && raw.weights.is_some() {
+            bail!(
+                "`weights` belongs to the server's configuration only: the {role} must not hold them"
+            );
+        }
+        let timeout = raw.timeout_seconds.unwrap_or(10.0);
+        if !(timeout > 0.0 && timeout < 86_400.0) {
+            bail!("`timeout_seconds` must be between 0 and 86400");
+        }
+        Ok(Config {
+            role,
+            model: abs(raw.model),
+            weights: raw.weights.map(abs),
+            listen: raw
+                .listen
+                .as_deref()
+                .map(|a| resolve("listen", a))
+                .transpose()?,
+            server: raw.server,
+            helper: raw.helper,
+            ca: abs(raw.ca),
+            cert: abs(raw.cert),
+            key: abs(raw.key),
+            timeout: Duration::from_secs_f64(timeout),
+            threads: raw.threads,
+            max_frame: raw.max_frame_mib.unwrap_or(64).clamp(1, 1024) << 20,
+            max_message: raw.max_message_mib.unwrap_or(4096).max(1) << 20,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_roles_and_keys() {
+        let base = Path::new("/etc/ksnn");
+        let ok = "role = \"server\"\nmodel = \"m.ksnn\"\nweights = \"w.ksnw\"\nlisten = \"127.0.0.1:7001\"\nca = \"ca.pem\"\ncert = \"p1.pem\"\nkey = \"p1.key\"\n";
+        let c = Config::parse(ok, base).unwrap();
+        assert_eq!(c.role, Role::Server);
+        assert_eq!(c.model, Path::new("/etc/ksnn/m.ksnn"));
+        let no_weights = ok.replace("weights = \"w.ksnw\"\n", "");
+        assert!(
+            Config::parse(&no_weights, base)
+                .unwrap_err()
+                .to_string()
+                .contains("weights")
+        );
+        let typo = format!("{ok}timeout = 3\n");
+        assert!(
+            Config::parse(&typo, base)
+                .unwrap_err()
+                .to_string()
+                .contains("timeout")
+        );
+        let client_with_weights =
+            ok.replace("\"server\"", "\"client\"") + "server = \"a:1\"\nhelper = \"b:2\"\n";
+        assert!(
+            Config::parse(&client_with_weights, base)
+                .unwrap_err()
+                .to_string()
+                .contains("must not hold")
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! `ksnn-party local`: the three parties as separate processes on 127.0.0.1, with fresh
+//! certificates, for one run; then the daemons are torn down. With the weights at hand it
+//! also checks every secure prediction against the cleartext fixed-point reference and
+//! completes the report.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use ksnn_formats::{Program, Report, Weights};
+use ksnn_runtime::exec::model::{Model, encode_input};
+use ksnn_runtime::net::tls;
+use ksnn_runtime::reference;
+use ksnn_runtime::role::Role;
+
+use crate::input::{Sample, decode_npy};
+
+/// Kills the daemons however the run ends.
+struct Daemons(Vec<Child>);
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start(exe: &Path, config: &Path) -> Result<(Child, String)> {
+    let mut child = Command::new(exe)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let Some(addr) = line.trim().strip_prefix("listening ") else {
+        let _ = child.kill();
+        bail!(
+            "the daemon for {} did not start (see its messages above)",
+            config.display()
+        );
+    };
+    Ok((child, addr.to_string()))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn local(
+    model: &Path,
+    weights: &Path,
+    samples: &[Sample],
+    client_args: &[String],
+    out: Option<&Path>,
+    report: &Path,
+    timeout: f64,
+) -> Result<()> {
+    // Check the files before starting anything.
+    let program = Program::decode(
+        &std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?,
+    )
+    .with_context(|| format!("{}", model.display()))?;
+    let w = Weights::decode(
+        &std::fs::read(weights).with_context(|| format!("cannot read {}", weights.display()))?,
+    )
+    .with_context(|| format!("{}", weights.display()))?;
+    w.check_against(&program)
+        .with_context(|| format!("{}", weights.display()))?;
+
+    let dir = std::env::temp_dir().join(format!("ksnn-local-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    tls::generate(&dir.join("certs"))?;
+    let abs = |p: &Path| -> Result<PathBuf> {
+        std::path::absolute(p).with_context(|| format!("{}", p.display()))
+    };
+    let (model, weights) = (abs(model)?, abs(weights)?);
+    let common = |role: Role| {
+        let (name, file) = (format!("{role:?}").to_lowercase(), tls::role_file(role));
+        format!(
+            "role = \"{name}\"\nmodel = {:?}\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = {timeout}\n",
+            model.display().to_string()
+        )
+    };
+    let write = |name: &str, text: String| -> Result<PathBuf> {
+        let p = dir.join(name);
+        std::fs::write(&p, text)?;
+        Ok(p)
+    };
+    let exe = std::env::current_exe()?;
+    let p1 = write(
+        "p1.toml",
+        common(Role::Server)
+            + &format!(
+                "weights = {:?}\nlisten = \"127.0.0.1:0\"\n",
+                weights.display().to_string()
+            ),
+    )?;
+    let (c1, a1) = start(&exe, &p1)?;
+    let mut daemons = Daemons(vec![c1]);
+    let p2 = write(
+        "p2.toml",
+        common(Role::Helper) + &format!("listen = \"127.0.0.1:0\"\nserver = \"{a1}\"\n"),
+    )?;
+    let (c2, a2) = start(&exe, &p2)?;
+    daemons.0.push(c2);
+    let p0 = write(
+        "p0.toml",
+        common(Role::Client) + &format!("server = \"{a1}\"\nhelper = \"{a2}\"\n"),
+    )?;
+
+    let outputs = dir.join("outputs.npy");
+    let status = Command::new(&exe)
+        .arg("infer")
+        .arg("--config")
+        .arg(&p0)
+        .args(client_args)
+        .arg("--out")
+        .arg(&outputs)
+        .arg("--report")
+        .arg(report)
+        .status()
+        .context("starting the client")?;
+    drop(daemons);
+    if !status.success() {
+        bail!("the client failed ({status}); see its messages above");
+    }
+
+    // Secure vs the cleartext fixed-point reference, image by image.
+    let model = Model::new(&program, Some(&w))?;
+    let (_, _, cols, secure) = decode_npy(&std::fs::read(&outputs)?)?;
+    let (mut equal, mut correct, mut labelled) = (0u64, 0u64, 0u64);
+    for (i, s) in samples.iter().enumerate() {
+        let expect = reference::run(&model, &encode_input(&program, &s.pixels));
+        let ref_label = reference::argmax(&expect[0]);
+        let got = &secure[i * cols..(i + 1) * cols];
+        let sec_label = got
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (k, &v)| if v > b.1 { (k, v) } else { b })
+            .0;
+        equal += u64::from(ref_label == sec_label);
+        if let Some(l) = s.label {
+            labelled += 1;
+            correct += u64::from(ref_label == l as usize);
+        }
+    }
+    let mut rep = Report::from_json(&std::fs::read_to_string(report)?)?;
+    rep.secure_equals_reference = equal;
+    if labelled > 0 {
+        rep.accuracy.plain = correct as f64 / labelled as f64;
+    }
+    std::fs::write(report, rep.to_json())?;
+    println!(
+        "secure predictions equal to the fixed-point reference: {equal}/{}{}",
+        samples.len(),
+        if labelled > 0 {
+            format!("; reference accuracy {:.2}%", 100.0 * rep.accuracy.plain)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(o) = out {
+        std::fs::copy(&outputs, o).with_context(|| format!("cannot write {}", o.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

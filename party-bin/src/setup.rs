@@ -1,0 +1,47 @@
+//! Loading what a party needs at start-up: its program (and, for the server, the weights),
+//! checked exactly, and its network identity.
+
+use anyhow::{Context, Result};
+use ksnn_formats::{Program, Weights};
+use ksnn_runtime::net::tcp::NodeConfig;
+use ksnn_runtime::net::tls::Identity;
+use ksnn_runtime::role::Role;
+
+use crate::config::Config;
+
+/// The program, and the weights for the server, validated against each other.
+pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
+    let bytes = std::fs::read(&cfg.model)
+        .with_context(|| format!("cannot read {}", cfg.model.display()))?;
+    let program = Program::decode(&bytes).with_context(|| format!("{}", cfg.model.display()))?;
+    let weights = match (&cfg.weights, cfg.role) {
+        (Some(path), Role::Server) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let w = Weights::decode(&bytes).with_context(|| format!("{}", path.display()))?;
+            w.check_against(&program)
+                .with_context(|| format!("{}", path.display()))?;
+            Some(w)
+        }
+        _ => None,
+    };
+    if let Some(n) = cfg.threads {
+        // Only the first call can size the global pool; later ones keep it.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+    Ok((program, weights))
+}
+
+/// The event loop's configuration for this party.
+pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
+    Ok(NodeConfig {
+        identity: Identity::load(cfg.role, &cfg.cert, &cfg.key, &cfg.ca)?,
+        listen: cfg.listen,
+        program_hash: program.content_hash(),
+        timeout: cfg.timeout,
+        max_payload: cfg.max_frame,
+        max_message: cfg.max_message,
+    })
+}

@@ -1,0 +1,172 @@
+//! A session between a client and the two daemons over any transport: the client tells the
+//! daemons which inference to run next and when to stop, and each daemon answers every
+//! inference with its measurements so the client can write a complete report. The same code
+//! runs over the in-memory network and over TCP.
+
+use ksnn_formats::FrameKind;
+use serde::{Deserialize, Serialize};
+
+use crate::exec::engine::{Engine, ExecError, Inference, Record};
+use crate::net::counting::{CountingTransport, Phase, Stats};
+use crate::net::{Message, NetError, Transport};
+use crate::protocol::ProtocolError;
+use crate::role::Role;
+
+/// Session commands (frame kind `Hello`, postcard).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SessionCmd {
+    /// Client → daemons: run inference `id` now.
+    Infer { id: u64 },
+    /// Client → daemons: the session is over.
+    Close,
+    /// Daemon → client: what the daemon measured in the last inference.
+    Record(Record),
+}
+
+impl SessionCmd {
+    fn message(&self) -> Message {
+        Message {
+            kind: FrameKind::Hello,
+            depth: 0,
+            payload: postcard::to_allocvec(self).expect("encodes"),
+        }
+    }
+}
+
+fn step_err(role: Role, what: &'static str) -> impl Fn(NetError) -> ExecError {
+    move |source| ExecError::Step {
+        role,
+        what,
+        source: Box::new(ProtocolError::Net {
+            role,
+            step: what,
+            source,
+        }),
+    }
+}
+
+fn expect_cmd<T: Transport>(
+    net: &mut CountingTransport<T>,
+    role: Role,
+    from: Role,
+) -> Result<SessionCmd, ExecError> {
+    net.start_phase(Phase::Control);
+    let m = net
+        .recv(from)
+        .map_err(step_err(role, "waiting for the next command"))?;
+    let bad = |what: String| {
+        step_err(role, "reading a session command")(NetError::Unexpected {
+            peer: from,
+            expected: "a session command".into(),
+            got: what,
+        })
+    };
+    match m.kind {
+        FrameKind::Hello => {
+            postcard::from_bytes(&m.payload).map_err(|e| bad(format!("undecodable command: {e}")))
+        }
+        FrameKind::Abort => Err(step_err(role, "waiting for the next command")(
+            NetError::Aborted {
+                peer: from,
+                reason: String::from_utf8_lossy(&m.payload).into_owned(),
+            },
+        )),
+        other => Err(bad(format!("a {other:?} frame"))),
+    }
+}
+
+/// Tells the other parties that this one gives up, so they need not wait for a timeout.
+pub fn abort<T: Transport>(net: &mut T, reason: &str) {
+    for peer in net.role().others() {
+        let _ = net.send(
+            peer,
+            Message {
+                kind: FrameKind::Abort,
+                depth: 0,
+                payload: reason.as_bytes().to_vec(),
+            },
+        );
+    }
+}
+
+/// Daemon side (P1 or P2): set-up, then inferences until the client closes. Returns the number
+/// of inferences served.
+pub fn serve<T: Transport>(
+    engine: &mut Engine,
+    net: &mut CountingTransport<T>,
+) -> Result<u64, ExecError> {
+    let role = net.role();
+    engine.setup(net)?;
+    let mut served = 0;
+    loop {
+        match expect_cmd(net, role, Role::Client)? {
+            SessionCmd::Infer { id } => {
+                let inf = engine.infer(net, id, None)?;
+                net.start_phase(Phase::Control);
+                net.send(Role::Client, SessionCmd::Record(inf.record).message())
+                    .map_err(step_err(role, "sending the measurements"))?;
+                served += 1;
+            }
+            SessionCmd::Close => return Ok(served),
+            SessionCmd::Record(_) => {
+                return Err(step_err(role, "reading a session command")(
+                    NetError::Unexpected {
+                        peer: Role::Client,
+                        expected: "Infer or Close".into(),
+                        got: "Record".into(),
+                    },
+                ));
+            }
+        }
+    }
+}
+
+/// One inference as the client saw it, with the daemons' measurements.
+pub struct ClientResult {
+    pub inference: Inference,
+    /// P1's and P2's records.
+    pub daemons: [Record; 2],
+}
+
+/// Client side (P0): set-up, then one inference per input; `each` sees every result as it
+/// arrives. Returns the session set-up traffic.
+pub fn run_client<T: Transport>(
+    engine: &mut Engine,
+    net: &mut CountingTransport<T>,
+    inputs: impl Iterator<Item = Vec<u64>>,
+    mut each: impl FnMut(u64, ClientResult) -> Result<(), ExecError>,
+) -> Result<Stats, ExecError> {
+    let role = Role::Client;
+    let setup = engine.setup(net)?;
+    for (id, x) in inputs.enumerate() {
+        let id = id as u64;
+        net.start_phase(Phase::Control);
+        for peer in [Role::Server, Role::Helper] {
+            net.send(peer, SessionCmd::Infer { id }.message())
+                .map_err(step_err(role, "starting an inference"))?;
+        }
+        let inference = engine.infer(net, id, Some(&x))?;
+        let mut daemons = [Record::default(), Record::default()];
+        for (k, peer) in [Role::Server, Role::Helper].into_iter().enumerate() {
+            match expect_cmd(net, role, peer)? {
+                SessionCmd::Record(r) => daemons[k] = r,
+                _ => {
+                    return Err(step_err(role, "collecting measurements")(
+                        NetError::Unexpected {
+                            peer,
+                            expected: "Record".into(),
+                            got: "another command".into(),
+                        },
+                    ));
+                }
+            }
+        }
+        each(id, ClientResult { inference, daemons })?;
+    }
+    net.start_phase(Phase::Control);
+    for peer in [Role::Server, Role::Helper] {
+        net.send(peer, SessionCmd::Close.message())
+            .map_err(step_err(role, "closing the session"))?;
+    }
+    Ok(setup)
+}

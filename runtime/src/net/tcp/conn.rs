@@ -1,0 +1,259 @@
+//! One TLS connection on a non-blocking socket: reads frames into whole messages, writes
+//! queued messages as the socket drains. Large payloads are split into frames and fed to TLS
+//! in small chunks, so nothing copies a whole tensor into the TLS buffers.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+
+use ksnn_formats::frame::{FRAME_HEADER_LEN, FrameHeader};
+use ksnn_formats::{FrameError, FrameKind};
+use mio::Interest;
+use mio::net::TcpStream;
+
+use crate::role::Role;
+
+/// Plaintext handed to TLS per write: small enough to keep TLS buffers small.
+const CHUNK: usize = 64 << 10;
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum ConnError {
+    Closed,
+    Io(io::Error),
+    Tls(rustls::Error),
+    Frame(FrameError),
+    TooLarge { len: usize, max: usize },
+}
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnError::Closed => f.write_str("connection closed"),
+            ConnError::Io(e) => write!(f, "i/o error: {e}"),
+            ConnError::Tls(e) => write!(f, "TLS error: {e}"),
+            ConnError::Frame(e) => write!(f, "{e}"),
+            ConnError::TooLarge { len, max } => {
+                write!(f, "message of {len} bytes exceeds the limit of {max}")
+            }
+        }
+    }
+}
+
+/// A complete received message.
+pub struct Incoming {
+    pub session: u64,
+    pub kind: FrameKind,
+    pub depth: u32,
+    pub payload: Vec<u8>,
+}
+
+pub struct Conn {
+    pub sock: TcpStream,
+    pub tls: rustls::Connection,
+    /// The peer's role, once its certificate is checked.
+    pub peer: Option<Role>,
+    /// The peer's greeting was received and accepted.
+    pub greeted: bool,
+    /// Our greeting is queued.
+    pub greet_sent: bool,
+    /// Close once the queue is flushed.
+    pub closing: bool,
+    out: VecDeque<(FrameHeader, Vec<u8>)>,
+    /// Bytes of the front frame (header then payload) already handed to TLS.
+    out_off: usize,
+    inbuf: Vec<u8>,
+    partial: Option<(FrameHeader, Vec<u8>)>,
+    seq: u32,
+    max_payload: u32,
+    max_message: usize,
+}
+
+impl Conn {
+    pub fn new(
+        sock: TcpStream,
+        mut tls: rustls::Connection,
+        max_payload: u32,
+        max_message: usize,
+    ) -> Self {
+        tls.set_buffer_limit(Some(4 * CHUNK));
+        Self {
+            sock,
+            tls,
+            peer: None,
+            greeted: false,
+            greet_sent: false,
+            closing: false,
+            out: VecDeque::new(),
+            out_off: 0,
+            inbuf: Vec::new(),
+            partial: None,
+            seq: 0,
+            max_payload,
+            max_message,
+        }
+    }
+
+    /// Queues one message, split into frames of at most `max_payload` bytes.
+    pub fn queue(&mut self, session: u64, kind: FrameKind, depth: u32, payload: Vec<u8>) {
+        let max = self.max_payload as usize;
+        if payload.len() <= max {
+            self.push(session, kind, depth, false, payload);
+            return;
+        }
+        let n = payload.len().div_ceil(max);
+        for (i, part) in payload.chunks(max).enumerate() {
+            self.push(session, kind, depth, i + 1 < n, part.to_vec());
+        }
+    }
+
+    fn push(&mut self, session: u64, kind: FrameKind, depth: u32, more: bool, payload: Vec<u8>) {
+        let header = FrameHeader {
+            session,
+            seq: self.seq,
+            depth,
+            kind,
+            more,
+            len: payload.len() as u32,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        self.out.push_back((header, payload));
+    }
+
+    pub fn interest(&self) -> Interest {
+        if self.tls.wants_write() || (!self.out.is_empty() && !self.tls.is_handshaking()) {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    pub fn has_output(&self) -> bool {
+        self.tls.wants_write() || !self.out.is_empty()
+    }
+
+    /// Moves queued plaintext into TLS and TLS records onto the socket until it would block.
+    /// A frame is written as header then payload, in pieces as TLS accepts them.
+    pub fn on_writable(&mut self) -> Result<(), ConnError> {
+        loop {
+            while self.tls.wants_write() {
+                match self.tls.write_tls(&mut self.sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(ConnError::Io(e)),
+                }
+            }
+            if self.tls.is_handshaking() {
+                return Ok(());
+            }
+            let Some((header, payload)) = self.out.front() else {
+                return Ok(());
+            };
+            let total = FRAME_HEADER_LEN + payload.len();
+            if self.out_off >= total {
+                self.out.pop_front();
+                self.out_off = 0;
+                continue;
+            }
+            let written = if self.out_off < FRAME_HEADER_LEN {
+                self.tls.writer().write(&header.encode()[self.out_off..])
+            } else {
+                let at = self.out_off - FRAME_HEADER_LEN;
+                let end = (at + CHUNK).min(payload.len());
+                self.tls.writer().write(&payload[at..end])
+            }
+            .map_err(ConnError::Io)?;
+            if written == 0 && !self.tls.wants_write() {
+                return Ok(());
+            }
+            self.out_off += written;
+        }
+    }
+
+    /// Reads what the socket has; returns the messages completed.
+    pub fn on_readable(&mut self) -> Result<Vec<Incoming>, ConnError> {
+        let mut eof = false;
+        loop {
+            match self.tls.read_tls(&mut self.sock) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(_) => {
+                    let state = self.tls.process_new_packets().map_err(|e| {
+                        // Tell the peer why before we go.
+                        let _ = self.tls.write_tls(&mut self.sock);
+                        ConnError::Tls(e)
+                    })?;
+                    if state.plaintext_bytes_to_read() > 0 {
+                        let start = self.inbuf.len();
+                        self.inbuf
+                            .resize(start + state.plaintext_bytes_to_read(), 0);
+                        self.tls
+                            .reader()
+                            .read_exact(&mut self.inbuf[start..])
+                            .map_err(ConnError::Io)?;
+                    }
+                    if state.peer_has_closed() {
+                        eof = true;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(ConnError::Io(e)),
+            }
+        }
+        let messages = self.parse()?;
+        if eof && messages.is_empty() {
+            return Err(ConnError::Closed);
+        }
+        if eof {
+            self.closing = true;
+        }
+        Ok(messages)
+    }
+
+    fn parse(&mut self) -> Result<Vec<Incoming>, ConnError> {
+        let mut done = Vec::new();
+        let mut pos = 0;
+        loop {
+            let rest = &self.inbuf[pos..];
+            if rest.len() < FRAME_HEADER_LEN {
+                break;
+            }
+            // The length is checked against the limit before anything is allocated for it.
+            let h = FrameHeader::decode(rest, self.max_payload).map_err(ConnError::Frame)?;
+            let need = FRAME_HEADER_LEN + h.len as usize;
+            if rest.len() < need {
+                break;
+            }
+            let body = &rest[FRAME_HEADER_LEN..need];
+            pos += need;
+            let (first, mut data) = match self.partial.take() {
+                Some((first, data)) if first.session == h.session && first.kind == h.kind => {
+                    (first, data)
+                }
+                Some(_) => return Err(ConnError::Frame(FrameError::UnknownKind(h.kind as u8))),
+                None => (h, Vec::new()),
+            };
+            if data.len() + body.len() > self.max_message {
+                return Err(ConnError::TooLarge {
+                    len: data.len() + body.len(),
+                    max: self.max_message,
+                });
+            }
+            data.extend_from_slice(body);
+            if h.more {
+                self.partial = Some((first, data));
+            } else {
+                done.push(Incoming {
+                    session: first.session,
+                    kind: first.kind,
+                    depth: first.depth,
+                    payload: data,
+                });
+            }
+        }
+        self.inbuf.drain(..pos);
+        Ok(done)
+    }
+}

@@ -1,0 +1,772 @@
+//! The event loop. It owns the listener and every connection, greets peers (role from the
+//! certificate, program hash, protocol version), multiplexes sessions over connections by
+//! session id, derives each session's pairwise secrets from the TLS exporter, and reports a
+//! lost peer to every session that needs it, so nothing waits forever.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ksnn_formats::{ContentHash, FrameKind};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use rustls::pki_types::ServerName;
+
+use super::conn::{Conn, Incoming};
+use super::control::{Control, PROTOCOL_VERSION};
+use crate::net::tls::{Identity, peer_role, role_name};
+use crate::net::{Message, NetError, Transport};
+use crate::prf::{Keys, PairSecret};
+use crate::role::{Pair, Role};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-ksnn-pair-secret";
+/// Frames for sessions not opened yet (the other daemon may be ahead): at most this many.
+const MAX_PENDING_FRAMES: usize = 4096;
+
+/// How a node runs.
+#[derive(Clone)]
+pub struct NodeConfig {
+    pub identity: Identity,
+    pub listen: Option<SocketAddr>,
+    pub program_hash: ContentHash,
+    /// How long a session waits for a message, and a connect for its greeting.
+    pub timeout: Duration,
+    pub max_payload: u32,
+    pub max_message: usize,
+}
+
+/// What the loop tells the process.
+pub enum NodeEvent {
+    /// A client opened a session (daemons).
+    Session(Session),
+    /// Something worth a log line.
+    Log(String),
+}
+
+/// One session as seen by a protocol thread.
+pub struct Session {
+    pub id: u64,
+    pub keys: Keys,
+    pub transport: TcpTransport,
+}
+
+type Inbox = Sender<Result<Message, NetError>>;
+/// Where a connect waits for its answer.
+type Reply = Sender<Result<(), NetError>>;
+
+enum Cmd {
+    Connect {
+        role: Role,
+        addr: SocketAddr,
+        reply: Sender<Result<(), NetError>>,
+    },
+    Open {
+        session: u64,
+        reply: Sender<Result<Session, NetError>>,
+    },
+    Send {
+        session: u64,
+        to: Role,
+        msg: Message,
+    },
+    Drop {
+        session: u64,
+    },
+    Shutdown,
+}
+
+struct SessionEntry {
+    /// Daemons: the client's connection.
+    client: Option<Token>,
+    inbox: [Option<Inbox>; 3],
+}
+
+/// Handle to a running event loop.
+pub struct Node {
+    cmd: Sender<Cmd>,
+    waker: Arc<Waker>,
+    events: Receiver<NodeEvent>,
+    thread: Option<JoinHandle<()>>,
+    timeout: Duration,
+    links_up: Arc<[AtomicBool; 3]>,
+    /// The address actually bound (port 0 resolved).
+    pub local_addr: Option<SocketAddr>,
+}
+
+impl Node {
+    /// Starts the loop (and the listener, if configured).
+    pub fn start(config: NodeConfig) -> io::Result<Node> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listener = match config.listen {
+            Some(addr) => Some(TcpListener::bind(addr)?),
+            None => None,
+        };
+        let local_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        if let Some(l) = listener.as_mut() {
+            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        let (cmd_tx, cmd_rx) = channel();
+        let (ev_tx, ev_rx) = channel();
+        let timeout = config.timeout;
+        let links_up: Arc<[AtomicBool; 3]> = Arc::new(Default::default());
+        let mut lp = Loop {
+            links_up: links_up.clone(),
+            poll,
+            listener,
+            conns: HashMap::new(),
+            next: 2,
+            links: [None, None, None],
+            sessions: HashMap::new(),
+            pending: HashMap::new(),
+            pending_frames: 0,
+            waiting: Vec::new(),
+            cmd_rx,
+            cmd_tx: cmd_tx.clone(),
+            waker: waker.clone(),
+            events: ev_tx,
+            role: config.identity.role,
+            server_tls: config.identity.server_config().map_err(io::Error::other)?,
+            client_tls: config.identity.client_config().map_err(io::Error::other)?,
+            config,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ksnn-net".into())
+            .spawn(move || lp.run())?;
+        Ok(Node {
+            cmd: cmd_tx,
+            waker,
+            events: ev_rx,
+            thread: Some(thread),
+            timeout,
+            links_up,
+            local_addr,
+        })
+    }
+
+    fn command(&self, c: Cmd) {
+        let _ = self.cmd.send(c);
+        let _ = self.waker.wake();
+    }
+
+    /// Connects to `role` at `addr` and waits for its greeting (or its refusal).
+    pub fn connect(&self, role: Role, addr: SocketAddr) -> Result<(), NetError> {
+        let (tx, rx) = channel();
+        self.command(Cmd::Connect {
+            role,
+            addr,
+            reply: tx,
+        });
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r,
+            Err(_) => Err(NetError::Timeout {
+                peer: role,
+                seconds: self.timeout.as_secs_f64(),
+            }),
+        }
+    }
+
+    /// Client: opens a session over the connections to P1 and P2.
+    pub fn open_session(&self) -> Result<Session, NetError> {
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).expect("OS randomness");
+        let session = u64::from_le_bytes(id) | 1;
+        let (tx, rx) = channel();
+        self.command(Cmd::Open { session, reply: tx });
+        rx.recv_timeout(self.timeout)
+            .map_err(|_| NetError::Timeout {
+                peer: Role::Server,
+                seconds: self.timeout.as_secs_f64(),
+            })?
+    }
+
+    /// Whether the long-lived link to `role` is up.
+    pub fn linked(&self, role: Role) -> bool {
+        self.links_up[role.index()].load(Ordering::Relaxed)
+    }
+
+    /// The next event (daemons), waiting at most `wait`.
+    pub fn next_event(&self, wait: Duration) -> Option<NodeEvent> {
+        self.events.recv_timeout(wait).ok()
+    }
+
+    /// Stops the loop; open connections are closed.
+    pub fn shutdown(mut self) {
+        self.command(Cmd::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.command(Cmd::Shutdown);
+        }
+    }
+}
+
+/// A session's transport: sends go to the loop's queues, receives wait on the session's inbox.
+pub struct TcpTransport {
+    role: Role,
+    session: u64,
+    cmd: Sender<Cmd>,
+    waker: Arc<Waker>,
+    inbox: [Option<Receiver<Result<Message, NetError>>>; 3],
+    timeout: Duration,
+}
+
+impl Transport for TcpTransport {
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn send(&mut self, to: Role, msg: Message) -> Result<(), NetError> {
+        self.cmd
+            .send(Cmd::Send {
+                session: self.session,
+                to,
+                msg,
+            })
+            .map_err(|_| NetError::Disconnected { peer: to })?;
+        let _ = self.waker.wake();
+        Ok(())
+    }
+
+    fn recv(&mut self, from: Role) -> Result<Message, NetError> {
+        let rx = self.inbox[from.index()]
+            .as_ref()
+            .ok_or(NetError::Disconnected { peer: from })?;
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => Err(NetError::Timeout {
+                peer: from,
+                seconds: self.timeout.as_secs_f64(),
+            }),
+            Err(RecvTimeoutError::Disconnected) => Err(NetError::Disconnected { peer: from }),
+        }
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        let _ = self.cmd.send(Cmd::Drop {
+            session: self.session,
+        });
+        let _ = self.waker.wake();
+    }
+}
+
+struct Loop {
+    links_up: Arc<[AtomicBool; 3]>,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: HashMap<Token, Conn>,
+    next: usize,
+    /// Connection to each peer role that is a long-lived link (not a daemon's client).
+    links: [Option<Token>; 3],
+    sessions: HashMap<u64, SessionEntry>,
+    pending: HashMap<u64, Vec<(Role, Message)>>,
+    pending_frames: usize,
+    /// Connects waiting for the peer's greeting.
+    waiting: Vec<(Token, Reply, Instant)>,
+    cmd_rx: Receiver<Cmd>,
+    cmd_tx: Sender<Cmd>,
+    waker: Arc<Waker>,
+    events: Sender<NodeEvent>,
+    role: Role,
+    server_tls: Arc<rustls::ServerConfig>,
+    client_tls: Arc<rustls::ClientConfig>,
+    config: NodeConfig,
+}
+
+impl Loop {
+    fn log(&self, s: String) {
+        let _ = self.events.send(NodeEvent::Log(s));
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            if let Err(e) = self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(500)))
+            {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.log(format!("event loop stopped: {e}"));
+                return;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    t => self.ready(t),
+                }
+            }
+            while let Ok(cmd) = self.cmd_rx.try_recv() {
+                if let Cmd::Shutdown = cmd {
+                    return;
+                }
+                self.command(cmd);
+            }
+            self.expire_waiting();
+            let tokens: Vec<Token> = self.conns.keys().copied().collect();
+            for t in tokens {
+                self.flush(t);
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(l) = self.listener.as_ref() else {
+                return;
+            };
+            match l.accept() {
+                Ok((sock, addr)) => {
+                    let tls = match rustls::ServerConnection::new(self.server_tls.clone()) {
+                        Ok(c) => c,
+                        Err(e) => return self.log(format!("TLS set-up for {addr} failed: {e}")),
+                    };
+                    self.add(sock, rustls::Connection::Server(tls), None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => return self.log(format!("accept failed: {e}")),
+            }
+        }
+    }
+
+    fn add(&mut self, mut sock: TcpStream, tls: rustls::Connection, expect: Option<Role>) -> Token {
+        let t = Token(self.next);
+        self.next += 1;
+        let _ = sock.set_nodelay(true);
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut sock, t, Interest::READABLE | Interest::WRITABLE)
+        {
+            self.log(format!("cannot watch a socket: {e}"));
+        }
+        let mut c = Conn::new(sock, tls, self.config.max_payload, self.config.max_message);
+        c.peer = expect;
+        self.conns.insert(t, c);
+        t
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Connect { role, addr, reply } => {
+                let name = ServerName::try_from(role_name(role)).expect("static name");
+                let sock = match TcpStream::connect(addr) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return drop(reply.send(Err(NetError::Io {
+                            peer: role,
+                            source: e,
+                        })));
+                    }
+                };
+                let tls = match rustls::ClientConnection::new(self.client_tls.clone(), name) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let err = io::Error::other(e.to_string());
+                        return drop(reply.send(Err(NetError::Io {
+                            peer: role,
+                            source: err,
+                        })));
+                    }
+                };
+                let t = self.add(sock, rustls::Connection::Client(tls), Some(role));
+                self.waiting.push((t, reply, Instant::now()));
+            }
+            Cmd::Open { session, reply } => {
+                let r = self.open(session);
+                let _ = reply.send(r);
+            }
+            Cmd::Send { session, to, msg } => self.send(session, to, msg),
+            Cmd::Drop { session } => {
+                self.sessions.remove(&session);
+            }
+            Cmd::Shutdown => {}
+        }
+    }
+
+    /// Where a session's message to `to` goes.
+    fn route(&self, session: u64, to: Role) -> Option<Token> {
+        if to == Role::Client && self.role != Role::Client {
+            return self.sessions.get(&session)?.client;
+        }
+        self.links[to.index()]
+    }
+
+    fn send(&mut self, session: u64, to: Role, msg: Message) {
+        match self.route(session, to).and_then(|t| self.conns.get_mut(&t)) {
+            Some(c) => c.queue(session, msg.kind, msg.depth, msg.payload),
+            None => self.deliver_error(session, to, NetError::Disconnected { peer: to }),
+        }
+    }
+
+    fn deliver_error(&mut self, session: u64, peer: Role, e: NetError) {
+        if let Some(s) = self.sessions.get(&session)
+            && let Some(inbox) = &s.inbox[peer.index()]
+        {
+            let _ = inbox.send(Err(e));
+        }
+    }
+
+    fn secret(&self, t: Token, session: u64) -> Option<PairSecret> {
+        let c = self.conns.get(&t)?;
+        if let Some(fixed) = test_secret(self.role, c.peer?) {
+            return Some(fixed);
+        }
+        let mut out = [0u8; 32];
+        c.tls
+            .export_keying_material(&mut out[..], EXPORTER_LABEL, Some(&session.to_le_bytes()))
+            .ok()?;
+        Some(PairSecret(out))
+    }
+
+    fn new_session(&mut self, session: u64, client: Option<Token>) -> Result<Session, NetError> {
+        let me = self.role;
+        let mut pairs = Vec::new();
+        for peer in me.others() {
+            let t = if peer == Role::Client {
+                client
+            } else {
+                self.links[peer.index()]
+            };
+            let t = t.ok_or(NetError::Disconnected { peer })?;
+            let secret = self
+                .secret(t, session)
+                .ok_or(NetError::Disconnected { peer })?;
+            pairs.push((Pair::of(me, peer).expect("two roles"), secret));
+        }
+        let keys = Keys::new(me, [pairs[0].clone(), pairs[1].clone()]);
+        let mut inbox: [Option<Inbox>; 3] = [None, None, None];
+        let mut rx: [Option<Receiver<Result<Message, NetError>>>; 3] = [None, None, None];
+        for peer in me.others() {
+            let (tx, r) = channel();
+            inbox[peer.index()] = Some(tx);
+            rx[peer.index()] = Some(r);
+        }
+        self.sessions
+            .insert(session, SessionEntry { client, inbox });
+        // Replay what the other daemon sent before the client's open reached us.
+        for (from, m) in self.pending.remove(&session).unwrap_or_default() {
+            self.pending_frames -= 1;
+            if let Some(inbox) = &self.sessions[&session].inbox[from.index()] {
+                let _ = inbox.send(Ok(m));
+            }
+        }
+        let transport = TcpTransport {
+            role: me,
+            session,
+            cmd: self.cmd_tx.clone(),
+            waker: self.waker.clone(),
+            inbox: rx,
+            timeout: self.config.timeout,
+        };
+        Ok(Session {
+            id: session,
+            keys,
+            transport,
+        })
+    }
+
+    fn open(&mut self, session: u64) -> Result<Session, NetError> {
+        for peer in [Role::Server, Role::Helper] {
+            let t = self.links[peer.index()].ok_or(NetError::Disconnected { peer })?;
+            let m = Control::Open.message();
+            self.conns
+                .get_mut(&t)
+                .expect("linked")
+                .queue(session, m.kind, 0, m.payload);
+        }
+        self.new_session(session, None)
+    }
+
+    fn expire_waiting(&mut self) {
+        let timeout = self.config.timeout;
+        let (expired, keep): (Vec<_>, Vec<_>) = self
+            .waiting
+            .drain(..)
+            .partition(|(_, _, at)| at.elapsed() > timeout);
+        self.waiting = keep;
+        for (t, reply, _) in expired {
+            let peer = self
+                .conns
+                .get(&t)
+                .and_then(|c| c.peer)
+                .unwrap_or(Role::Server);
+            let _ = reply.send(Err(NetError::Timeout {
+                peer,
+                seconds: timeout.as_secs_f64(),
+            }));
+            self.close(t, "no greeting in time".into());
+        }
+    }
+
+    fn ready(&mut self, t: Token) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        let result = c.on_readable();
+        match result {
+            Ok(messages) => {
+                if self
+                    .conns
+                    .get(&t)
+                    .is_some_and(|c| c.peer.is_none() && !c.tls.is_handshaking())
+                {
+                    self.identify(t);
+                }
+                for m in messages {
+                    self.incoming(t, m);
+                }
+                if self.conns.get(&t).is_some_and(|c| c.closing) {
+                    self.close(t, "peer closed the connection".into());
+                }
+            }
+            Err(e) => self.close(t, e.to_string()),
+        }
+    }
+
+    /// After the handshake: which role the certificate names, and the greeting.
+    fn identify(&mut self, t: Token) {
+        let allowed: &[Role] = match self.role {
+            Role::Server => &[Role::Client, Role::Helper],
+            Role::Helper => &[Role::Client],
+            Role::Client => &[],
+        };
+        let c = self.conns.get_mut(&t).expect("present");
+        let Some(role) = peer_role(c.tls.peer_certificates(), allowed) else {
+            return self.close(
+                t,
+                "peer's certificate names no role allowed to connect here".into(),
+            );
+        };
+        c.peer = Some(role);
+    }
+
+    fn refuse(&mut self, t: Token, reason: String) {
+        if let Some(c) = self.conns.get_mut(&t) {
+            c.queue(0, FrameKind::Abort, 0, reason.clone().into_bytes());
+            c.closing = true;
+        }
+        self.log(format!("refused a peer: {reason}"));
+        self.fail_waiting(t, reason);
+    }
+
+    fn fail_waiting(&mut self, t: Token, reason: String) {
+        let peer = self
+            .conns
+            .get(&t)
+            .and_then(|c| c.peer)
+            .unwrap_or(Role::Server);
+        if let Some(i) = self.waiting.iter().position(|(w, _, _)| *w == t) {
+            let (_, reply, _) = self.waiting.swap_remove(i);
+            let _ = reply.send(Err(NetError::Aborted { peer, reason }));
+        }
+    }
+
+    fn incoming(&mut self, t: Token, m: Incoming) {
+        let Some(peer) = self.conns.get(&t).and_then(|c| c.peer) else {
+            return;
+        };
+        let greeted = self.conns[&t].greeted;
+        if !greeted {
+            return self.greeting(t, peer, m);
+        }
+        let msg = Message {
+            kind: m.kind,
+            depth: m.depth,
+            payload: m.payload,
+        };
+        if m.session == 0 {
+            if m.kind == FrameKind::Abort {
+                let reason = String::from_utf8_lossy(&msg.payload).into_owned();
+                self.close(t, format!("{peer} closed the link: {reason}"));
+            }
+            return;
+        }
+        if !self.sessions.contains_key(&m.session) {
+            if peer == Role::Client && self.role != Role::Client && msg.kind == FrameKind::Hello {
+                if let Some(Control::Open) = Control::decode(&msg.payload) {
+                    match self.new_session(m.session, Some(t)) {
+                        Ok(s) => {
+                            let _ = self.events.send(NodeEvent::Session(s));
+                        }
+                        Err(e) => {
+                            let reason = format!("{} cannot open the session: {e}", self.role);
+                            if let Some(c) = self.conns.get_mut(&t) {
+                                c.queue(m.session, FrameKind::Abort, 0, reason.into_bytes());
+                            }
+                        }
+                    }
+                }
+                return;
+            }
+            if peer != Role::Client && self.pending_frames < MAX_PENDING_FRAMES {
+                self.pending.entry(m.session).or_default().push((peer, msg));
+                self.pending_frames += 1;
+            }
+            return;
+        }
+        if let Some(inbox) = &self.sessions[&m.session].inbox[peer.index()] {
+            let _ = inbox.send(Ok(msg));
+        }
+    }
+
+    fn greeting(&mut self, t: Token, peer: Role, m: Incoming) {
+        if m.kind == FrameKind::Abort {
+            let reason = String::from_utf8_lossy(&m.payload).into_owned();
+            self.fail_waiting(t, reason.clone());
+            return self.close(t, format!("{peer} refused us: {reason}"));
+        }
+        let Some(Control::Hello {
+            role,
+            program,
+            protocol,
+        }) = Control::decode(&m.payload)
+        else {
+            return self.refuse(t, "expected a greeting".into());
+        };
+        if role != peer as u8 {
+            return self.refuse(
+                t,
+                format!("greeting claims role {role} but the certificate is {peer}'s"),
+            );
+        }
+        if protocol != PROTOCOL_VERSION {
+            return self.refuse(
+                t,
+                format!(
+                    "protocol version mismatch: {} speaks {protocol}, {} speaks {PROTOCOL_VERSION}",
+                    peer, self.role
+                ),
+            );
+        }
+        if program != self.config.program_hash.0 {
+            return self.refuse(
+                t,
+                format!(
+                    "program hash mismatch: {peer} has {}, {} has {}",
+                    ContentHash(program).short(),
+                    self.role,
+                    self.config.program_hash.short()
+                ),
+            );
+        }
+        let c = self.conns.get_mut(&t).expect("present");
+        c.greeted = true;
+        let is_link = peer != Role::Client || self.role == Role::Client;
+        if let Some(i) = self.waiting.iter().position(|(w, _, _)| *w == t) {
+            let (_, reply, _) = self.waiting.swap_remove(i);
+            let _ = reply.send(Ok(()));
+        }
+        if is_link {
+            self.links_up[peer.index()].store(true, Ordering::Relaxed);
+            if let Some(old) = self.links[peer.index()].replace(t)
+                && old != t
+            {
+                self.close(old, "replaced by a new connection".into());
+            }
+            self.log(format!("linked with {peer}"));
+        }
+    }
+
+    fn flush(&mut self, t: Token) {
+        let hello = Control::Hello {
+            role: self.role as u8,
+            program: self.config.program_hash.0,
+            protocol: PROTOCOL_VERSION,
+        };
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        // Both sides greet once the handshake is done and the peer's role is known.
+        if c.peer.is_some() && !c.tls.is_handshaking() && !c.greet_sent {
+            let m = hello.message();
+            c.queue(0, m.kind, 0, m.payload);
+            c.greet_sent = true;
+        }
+        if let Err(e) = c.on_writable() {
+            return self.close(t, e.to_string());
+        }
+        if c.closing && !c.has_output() {
+            return self.close(t, "closed after flushing".into());
+        }
+        let interest = c.interest();
+        let _ = self.poll.registry().reregister(&mut c.sock, t, interest);
+    }
+
+    fn close(&mut self, t: Token, reason: String) {
+        let Some(mut c) = self.conns.remove(&t) else {
+            return;
+        };
+        let _ = c.on_writable();
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        let peer = c.peer;
+        self.fail_waiting_after_close(t, &reason, peer);
+        let Some(peer) = peer else {
+            return self.log(format!("dropped an unidentified connection: {reason}"));
+        };
+        self.log(format!("lost {peer}: {reason}"));
+        let was_link = self.links[peer.index()] == Some(t);
+        if was_link {
+            self.links[peer.index()] = None;
+            self.links_up[peer.index()].store(false, Ordering::Relaxed);
+        }
+        let affected: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| was_link || s.client == Some(t))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in affected {
+            self.deliver_error(id, peer, NetError::Disconnected { peer });
+        }
+    }
+
+    fn fail_waiting_after_close(&mut self, t: Token, reason: &str, peer: Option<Role>) {
+        if let Some(i) = self.waiting.iter().position(|(w, _, _)| *w == t) {
+            let (_, reply, _) = self.waiting.swap_remove(i);
+            let _ = reply.send(Err(NetError::Aborted {
+                peer: peer.unwrap_or(Role::Server),
+                reason: reason.to_string(),
+            }));
+        }
+    }
+}
+
+/// Debug builds only: `KSNN_INSECURE_TEST_SECRETS=<text>` replaces the TLS-derived pair secrets
+/// by ones derived from the text, so a test can compare a networked run bit for bit with an
+/// in-memory run. Release builds ignore it.
+fn test_secret(me: Role, peer: Role) -> Option<PairSecret> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let seed = std::env::var("KSNN_INSECURE_TEST_SECRETS").ok()?;
+    let pair = Pair::of(me, peer)?;
+    Some(test_pair_secret(&seed, pair))
+}
+
+/// The secret [`test_secret`] uses for `pair` (tests build the in-memory run's keys from it).
+pub fn test_pair_secret(seed: &str, pair: Pair) -> PairSecret {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"ksnn insecure test secret");
+    h.update(seed.as_bytes());
+    h.update([pair.index() as u8]);
+    PairSecret(h.finalize().into())
+}

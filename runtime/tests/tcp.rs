@@ -1,0 +1,160 @@
+//! The three parties over TCP + mutual TLS on loopback, in one process (the party binary's
+//! tests run them as separate processes): results, refusals and failures.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ksnn_formats::example::tiny_cnn;
+use ksnn_formats::{Program, Truncation, Weights};
+use ksnn_runtime::exec::engine::Engine;
+use ksnn_runtime::exec::model::{Model, encode_input};
+use ksnn_runtime::exec::session;
+use ksnn_runtime::net::counting::CountingTransport;
+use ksnn_runtime::net::tcp::{Node, NodeConfig, NodeEvent};
+use ksnn_runtime::net::tls::{Identity, generate};
+use ksnn_runtime::reference;
+use ksnn_runtime::role::Role;
+
+fn certs(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ksnn-tcp-{}-{name}", std::process::id()));
+    generate(&dir).unwrap();
+    dir
+}
+
+fn node(dir: &std::path::Path, role: Role, program: &Program, listen: bool) -> Node {
+    Node::start(NodeConfig {
+        identity: Identity::from_dir(role, dir).unwrap(),
+        listen: listen.then(|| "127.0.0.1:0".parse().unwrap()),
+        program_hash: program.content_hash(),
+        timeout: Duration::from_secs(5),
+        max_payload: 1 << 20,
+        max_message: 1 << 30,
+    })
+    .unwrap()
+}
+
+/// Serves sessions on `node` in background threads until the test ends.
+fn daemon(node: Node, program: &'static Program, weights: Option<&'static Weights>) -> SocketAddr {
+    let addr = node.local_addr.unwrap();
+    let model: &'static Model<'static> = Box::leak(Box::new(Model::new(program, weights).unwrap()));
+    std::thread::spawn(move || {
+        loop {
+            match node.next_event(Duration::from_millis(200)) {
+                Some(NodeEvent::Session(s)) => {
+                    std::thread::spawn(move || {
+                        let mut engine = Engine::new(model, s.keys);
+                        let mut net = CountingTransport::new(s.transport);
+                        if let Err(e) = session::serve(&mut engine, &mut net) {
+                            eprintln!("daemon session failed: {e}");
+                            session::abort(&mut net, &e.to_string());
+                        }
+                    });
+                }
+                Some(NodeEvent::Log(l)) => eprintln!("[daemon] {l}"),
+                None => {}
+            }
+        }
+    });
+    addr
+}
+
+fn exact_program() -> (&'static Program, &'static Weights) {
+    let (mut p, _) = tiny_cnn(2);
+    p.protocol.truncation = Truncation::HelperExact;
+    let (p, w) = ksnn_formats::example::with_weights(p, 2, 0.3);
+    (Box::leak(Box::new(p)), Box::leak(Box::new(w)))
+}
+
+#[test]
+fn three_parties_over_tls_equal_the_reference() {
+    let (program, weights) = exact_program();
+    let dir = certs("ok");
+    let server = daemon(
+        node(&dir, Role::Server, program, true),
+        program,
+        Some(weights),
+    );
+    let helper_node = node(&dir, Role::Helper, program, true);
+    helper_node.connect(Role::Server, server).unwrap();
+    let helper = daemon(helper_node, program, None);
+
+    let client = node(&dir, Role::Client, program, false);
+    client.connect(Role::Server, server).unwrap();
+    client.connect(Role::Helper, helper).unwrap();
+    let s = client.open_session().unwrap();
+    let model = Model::new(program, None).unwrap();
+    let full = Model::new(program, Some(weights)).unwrap();
+    let mut engine = Engine::new(&model, s.keys);
+    let mut net = CountingTransport::new(s.transport);
+    let inputs: Vec<Vec<u64>> = (0..3)
+        .map(|k| encode_input(program, &vec![0.1 * k as f32; 784]))
+        .collect();
+    let mut seen = 0;
+    session::run_client(
+        &mut engine,
+        &mut net,
+        inputs.clone().into_iter(),
+        |id, r| {
+            assert_eq!(
+                r.inference.outputs,
+                reference::run(&full, &inputs[id as usize])
+            );
+            assert!(
+                r.daemons[0]
+                    .stats
+                    .sent_in(ksnn_runtime::net::counting::Phase::Online)
+                    .bytes
+                    > 0
+            );
+            seen += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, 3);
+}
+
+#[test]
+fn a_program_mismatch_is_refused_at_the_greeting() {
+    let (program, weights) = exact_program();
+    let dir = certs("mismatch");
+    let server = daemon(
+        node(&dir, Role::Server, program, true),
+        program,
+        Some(weights),
+    );
+    let (other, _) = tiny_cnn(77);
+    let client = node(&dir, Role::Client, &other, false);
+    let err = client
+        .connect(Role::Server, server)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("program hash mismatch"), "{err}");
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused() {
+    let (program, weights) = exact_program();
+    let dir = certs("ca1");
+    let rogue = certs("ca2");
+    let server = daemon(
+        node(&dir, Role::Server, program, true),
+        program,
+        Some(weights),
+    );
+    let client = node(&rogue, Role::Client, program, false);
+    assert!(client.connect(Role::Server, server).is_err());
+}
+
+#[test]
+fn a_wrong_role_certificate_is_refused() {
+    let (program, _) = exact_program();
+    let dir = certs("role");
+    // A helper accepts only clients: another helper's certificate is refused.
+    let helper = node(&dir, Role::Helper, program, true);
+    let addr = helper.local_addr.unwrap();
+    let _keep = daemon(helper, program, None);
+    let imposter = node(&dir, Role::Helper, program, false);
+    assert!(imposter.connect(Role::Helper, addr).is_err());
+}
