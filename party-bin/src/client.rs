@@ -114,6 +114,9 @@ pub fn infer(
         }
     };
     let seconds = started.elapsed().as_secs_f64();
+    // Make sure the daemons get our `Close` before the process ends.
+    drop(net);
+    node.shutdown();
     let accuracy = Accuracy {
         plain: -1.0,
         secure: if labelled > 0 {

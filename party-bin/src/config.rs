@@ -174,3 +174,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    /// The example configurations shipped in `party-bin/config/` parse.
+    #[test]
+    fn shipped_examples_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for (file, role) in [
+            ("p0.toml", Role::Client),
+            ("p1.toml", Role::Server),
+            ("p2.toml", Role::Helper),
+        ] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            let c = Config::parse(&text, &dir).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            assert_eq!(c.role, role);
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod inspect;
 mod sample;
 
@@ -15,6 +16,8 @@ mod sample;
 ///   ksnn-tools inspect runs/example/model.ksnn
 ///   ksnn-tools inspect runs/example/weights.ksnw --program runs/example/model.ksnn
 ///   ksnn-tools inspect runs/example/spec.json --program runs/example/model.ksnn
+///   ksnn-tools keygen --out certs/
+///   ksnn-tools bench net --mib 256
 #[derive(Parser)]
 #[command(name = "ksnn-tools", version, verbatim_doc_comment)]
 struct Cli {
@@ -35,6 +38,17 @@ enum Command {
         #[arg(long)]
         program: Option<PathBuf>,
     },
+    /// Write a certificate authority and one certificate and key per party (ca.pem, p0.pem,
+    /// p0.key, p1.…, p2.…) for mutual TLS between the parties. Copy ca.pem and a party's own
+    /// pair to each host; keep ca.key offline.
+    Keygen {
+        /// Directory to write into (created).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmarks that print numbers.
+    #[command(subcommand)]
+    Bench(Bench),
     /// Write a small example program that uses every layer kind, with pseudo-random weights
     /// and its block spec, to try the tools and the runtime on (not a trained model).
     Sample {
@@ -47,11 +61,23 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum Bench {
+    /// Throughput between two parties: in memory and over TLS on loopback.
+    Net {
+        /// MiB to send.
+        #[arg(long, default_value_t = 256)]
+        mib: usize,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect { file, program } => inspect::run(&file, program.as_deref()),
         Command::Sample { out, seed } => sample::run(&out, seed),
+        Command::Keygen { out } => keygen(&out),
+        Command::Bench(Bench::Net { mib }) => bench::net(mib),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,4 +86,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keygen(out: &std::path::Path) -> anyhow::Result<()> {
+    for path in ksnn_runtime::net::tls::generate(out)? {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "copy ca.pem plus p0.*, p1.* or p2.* to the client, server and helper hosts; keep ca.key offline"
+    );
+    Ok(())
 }

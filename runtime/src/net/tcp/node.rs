@@ -315,7 +315,7 @@ impl Loop {
             }
             while let Ok(cmd) = self.cmd_rx.try_recv() {
                 if let Cmd::Shutdown = cmd {
-                    return;
+                    return self.drain();
                 }
                 self.command(cmd);
             }
@@ -325,6 +325,31 @@ impl Loop {
                 self.flush(t);
             }
         }
+    }
+
+    /// On shutdown: send what is queued (a client's last `Close`, say) and say goodbye, for at
+    /// most a second.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let flush_all = |conns: &mut HashMap<Token, Conn>| {
+            while Instant::now() < deadline {
+                let mut pending = false;
+                for c in conns.values_mut() {
+                    if c.on_writable().is_ok() && c.has_output() {
+                        pending = true;
+                    }
+                }
+                if !pending {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        flush_all(&mut self.conns);
+        for c in self.conns.values_mut() {
+            c.tls.send_close_notify();
+        }
+        flush_all(&mut self.conns);
     }
 
     fn accept(&mut self) {
