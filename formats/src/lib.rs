@@ -26,6 +26,7 @@ pub mod idx;
 pub mod infer;
 pub mod layer;
 pub mod limits;
+pub mod npy;
 pub mod program;
 pub mod report;
 pub mod shape;

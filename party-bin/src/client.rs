@@ -93,11 +93,16 @@ pub fn infer(
                     correct += u64::from(label == l as usize);
                 }
             }
-            OutputKind::SegmentationLogits => println!(
-                "{}: segmentation map of {} values",
-                sample.name,
-                logits.len()
-            ),
+            OutputKind::SegmentationLogits => {
+                let shape = model.shapes[program.outputs[0].tensor as usize];
+                let path = report_path.with_file_name(format!("seg-{id}.png"));
+                write_segmentation(&path, &r.inference.outputs[0], shape).map_err(|e| {
+                    ksnn_runtime::exec::engine::ExecError::Output {
+                        what: format!("{}: {e:#}", path.display()),
+                    }
+                })?;
+                println!("{}: segmentation map in {}", sample.name, path.display());
+            }
         }
         rows.push(logits);
         records[0].push(r.inference.record);
@@ -159,4 +164,42 @@ pub fn infer(
         report_path.display()
     );
     Ok(())
+}
+
+/// Writes the per-pixel argmax of `classes×H×W` logits as an 8-bit grey PNG of class ids.
+fn write_segmentation(path: &Path, logits: &[u64], shape: ksnn_formats::Shape) -> Result<()> {
+    let (c, plane) = (shape.c as usize, shape.plane() as usize);
+    let ids: Vec<u8> = (0..plane)
+        .map(|p| {
+            (0..c)
+                .max_by_key(|&k| logits[k * plane + p] as i64)
+                .unwrap_or(0)
+                .min(255) as u8
+        })
+        .collect();
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), shape.w, shape.h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(&ids)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segmentation_maps_are_per_pixel_argmax() {
+        // Two classes on a 1x3 map: class 1 wins at pixels 0 and 2.
+        let logits: Vec<u64> = [1i64, 5, -2, 3, 2, 7].iter().map(|&v| v as u64).collect();
+        let path = std::env::temp_dir().join(format!("ksnn-seg-{}.png", std::process::id()));
+        write_segmentation(&path, &logits, ksnn_formats::Shape::new(2, 1, 3)).unwrap();
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let mut r = dec.read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size().unwrap()];
+        r.next_frame(&mut buf).unwrap();
+        assert_eq!(&buf[..3], &[1, 0, 1]);
+    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use ksnn_formats::Shape;
-use ksnn_formats::idx;
+use ksnn_formats::{idx, npy};
 
 /// One input with its label when known.
 pub struct Sample {
@@ -95,93 +95,23 @@ fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<f32>)> {
     Ok((c, h, w, planar_from_interleaved(c, h, w, &data)))
 }
 
-/// NPY (version 1/2, little-endian f32, f64 or u8, C order): `H×W`, `C×H×W` or `1×C×H×W`,
-/// values already in [0, 1] (u8 is divided by 255).
+/// NPY: `H×W`, `C×H×W` or `1×C×H×W`, values already in [0, 1].
 pub fn decode_npy(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<f32>)> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        bail!("not an NPY file");
-    }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes(bytes[8..12].try_into().expect("4")) as usize,
-            12,
-        ),
-        v => bail!("NPY version {v} is not supported"),
-    };
-    let header = std::str::from_utf8(
-        bytes
-            .get(start..start + hlen)
-            .context("NPY header truncated")?,
-    )
-    .context("NPY header is not text")?;
-    if header.contains("'fortran_order': True") {
-        bail!("NPY array is in Fortran order; save it C-contiguous");
-    }
-    let descr = header
-        .split("'descr':")
-        .nth(1)
-        .and_then(|r| r.split('\'').nth(1))
-        .context("NPY header without descr")?;
-    let dims: Vec<usize> = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|r| r.split('(').nth(1))
-        .and_then(|r| r.split(')').next())
-        .context("NPY header without shape")?
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .context("NPY shape is not a list of integers")?;
-    let body = &bytes[start + hlen..];
-    let data: Vec<f32> = match descr {
-        "<f4" => body
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-            .collect(),
-        "<f8" => body
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32)
-            .collect(),
-        "|u1" => body.iter().map(|&v| f32::from(v) / 255.0).collect(),
-        other => bail!("NPY dtype {other} is not supported (use float32, float64 or uint8)"),
-    };
-    let (c, h, w) = match dims.as_slice() {
+    let a = npy::decode(bytes)?;
+    let (c, h, w) = match a.dims.as_slice() {
         [h, w] => (1, *h, *w),
         [c, h, w] | [1, c, h, w] => (*c, *h, *w),
         other => bail!("NPY shape {other:?} is not H×W, C×H×W or 1×C×H×W"),
     };
-    if data.len() != c * h * w {
-        bail!(
-            "NPY holds {} values but its shape says {}",
-            data.len(),
-            c * h * w
-        );
-    }
-    Ok((c, h, w, data))
+    Ok((c, h, w, a.data))
 }
 
-/// Writes `rows` (equal lengths) as a little-endian f32 NPY array `[rows, cols]`.
+/// Writes `rows` (equal lengths) as a float32 NPY array `[rows, cols]`.
 pub fn write_npy(path: &Path, rows: &[Vec<f32>]) -> Result<()> {
     let cols = rows.first().map_or(0, Vec::len);
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {cols}), }}",
-        rows.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for r in rows {
-        for v in r {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+    let data: Vec<f32> = rows.concat();
+    std::fs::write(path, npy::encode(&[rows.len(), cols], &data))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The first `n` digits of the MNIST test set installed by `tools/setup.sh` in `data_dir`.
@@ -227,19 +157,4 @@ pub fn mnist_test(data_dir: &Path, n: usize, shape: Shape) -> Result<Vec<Sample>
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn npy_round_trip() {
-        let path = std::env::temp_dir().join(format!("ksnn-npy-{}.npy", std::process::id()));
-        write_npy(&path, &[vec![0.5, 1.0], vec![0.0, 0.25]]).unwrap();
-        let (c, h, w, data) = decode_npy(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!((c, h, w), (1, 2, 2));
-        assert_eq!(data, [0.5, 1.0, 0.0, 0.25]);
-        assert!(decode_npy(b"garbage").is_err());
-    }
 }

@@ -49,6 +49,16 @@ struct InputArgs {
     data: Option<PathBuf>,
 }
 
+#[derive(Args, Clone)]
+struct OutputArgs {
+    /// Also write the outputs (decoded floats, one row per input) as NPY.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where to write the report.
+    #[arg(long, default_value = "report.json")]
+    report: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run P1 (server) or P2 (helper) as a daemon that serves many clients, each session
@@ -67,12 +77,8 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         inputs: InputArgs,
-        /// Also write the outputs (decoded floats, one row per input) as NPY.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Where to write the report.
-        #[arg(long, default_value = "report.json")]
-        report: PathBuf,
+        #[command(flatten)]
+        outputs: OutputArgs,
     },
     /// Start all three parties as separate processes on 127.0.0.1 with fresh certificates,
     /// run, check against the cleartext reference, write the outputs and the report, and
@@ -84,10 +90,8 @@ enum Command {
         weights: PathBuf,
         #[command(flatten)]
         inputs: InputArgs,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long, default_value = "report.json")]
-        report: PathBuf,
+        #[command(flatten)]
+        outputs: OutputArgs,
         /// Seconds a party waits for a peer before giving up.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
@@ -165,8 +169,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Infer {
             config,
             inputs,
-            out,
-            report,
+            outputs: OutputArgs { out, report },
         } => {
             let cfg = config::Config::load(&config)?;
             anyhow::ensure!(
@@ -183,8 +186,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             weights,
             inputs,
-            out,
-            report,
+            outputs: OutputArgs { out, report },
             timeout,
         } => {
             let program = read_program(&model)?;

@@ -29,17 +29,7 @@ struct Files {
 }
 
 fn npy(path: &Path, h: usize, w: usize, data: &[f32]) {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({h}, {w}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    data.iter()
-        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    std::fs::write(path, out).unwrap();
+    std::fs::write(path, ksnn_formats::npy::encode(&[h, w], data)).unwrap();
 }
 
 fn files(name: &str, exact: bool, n: usize) -> Files {
@@ -152,12 +142,40 @@ fn client_cmd(f: &Files, server: &str, helper: &str, inputs: &[PathBuf], out: &P
 }
 
 fn read_npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    bytes[10 + hlen..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    ksnn_formats::npy::decode(&std::fs::read(path).unwrap())
+        .unwrap()
+        .data
+}
+
+/// A client configuration with the given program and certificate files.
+fn client_with(
+    f: &Files,
+    name: &str,
+    model: &str,
+    certs: &str,
+    cert: &str,
+    server: &str,
+    helper: &str,
+) -> PathBuf {
+    let cfg = f.dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!("role = \"client\"\nmodel = \"{model}\"\nca = \"{certs}/ca.pem\"\ncert = \"{certs}/{cert}.pem\"\nkey = \"{certs}/{cert}.key\"\ntimeout_seconds = 3\nserver = \"{server}\"\nhelper = \"{helper}\"\n"),
+    )
+    .unwrap();
+    cfg
+}
+
+fn refused(f: &Files, cfg: &Path) -> String {
+    let o = Command::new(BIN)
+        .args(["infer", "--config"])
+        .arg(cfg)
+        .arg("--input")
+        .args(&f.inputs)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{} was accepted", cfg.display());
+    text(&o)
 }
 
 fn text(o: &Output) -> String {
@@ -390,57 +408,28 @@ fn garbage_on_a_port_is_dropped_and_the_daemon_goes_on() {
 fn wrong_certificates_and_programs_are_refused_at_the_handshake() {
     let f = files("refuse", false, 1);
     let (server, helper) = cluster(&f);
+    let (a, b) = (server.addr.as_str(), helper.addr.as_str());
     // Certificates from another CA.
     tls::generate(&f.dir.join("rogue")).unwrap();
-    let cfg = f.dir.join("rogue.toml");
-    std::fs::write(
-        &cfg,
-        format!("role = \"client\"\nmodel = \"model.ksnn\"\nca = \"rogue/ca.pem\"\ncert = \"rogue/p0.pem\"\nkey = \"rogue/p0.key\"\ntimeout_seconds = 3\nserver = \"{}\"\nhelper = \"{}\"\n", server.addr, helper.addr),
-    )
-    .unwrap();
-    let o = Command::new(BIN)
-        .args(["infer", "--config"])
-        .arg(&cfg)
-        .arg("--input")
-        .args(&f.inputs)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(text(&o).contains("P1 (server)"), "{}", text(&o));
+    let out = refused(
+        &f,
+        &client_with(&f, "rogue", "model.ksnn", "rogue", "p0", a, b),
+    );
+    assert!(out.contains("P1 (server)"), "{out}");
     // The helper's certificate used as a client's.
-    let cfg = f.dir.join("imposter.toml");
-    std::fs::write(
-        &cfg,
-        format!("role = \"client\"\nmodel = \"model.ksnn\"\nca = \"certs/ca.pem\"\ncert = \"certs/p2.pem\"\nkey = \"certs/p2.key\"\nserver = \"{}\"\nhelper = \"{}\"\n", server.addr, helper.addr),
-    )
-    .unwrap();
-    let o = Command::new(BIN)
-        .args(["infer", "--config"])
-        .arg(&cfg)
-        .arg("--input")
-        .args(&f.inputs)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(text(&o).contains("not for P0"), "{}", text(&o));
+    let out = refused(
+        &f,
+        &client_with(&f, "imposter", "model.ksnn", "certs", "p2", a, b),
+    );
+    assert!(out.contains("not for P0"), "{out}");
     // Another program.
     let (other, _) = tiny_cnn(99);
     std::fs::write(f.dir.join("other.ksnn"), other.encode()).unwrap();
-    let cfg = f.dir.join("other.toml");
-    std::fs::write(
-        &cfg,
-        format!("role = \"client\"\nmodel = \"other.ksnn\"\nca = \"certs/ca.pem\"\ncert = \"certs/p0.pem\"\nkey = \"certs/p0.key\"\nserver = \"{}\"\nhelper = \"{}\"\n", server.addr, helper.addr),
-    )
-    .unwrap();
-    let o = Command::new(BIN)
-        .args(["infer", "--config"])
-        .arg(&cfg)
-        .arg("--input")
-        .args(&f.inputs)
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(text(&o).contains("program hash mismatch"), "{}", text(&o));
+    let out = refused(
+        &f,
+        &client_with(&f, "other", "other.ksnn", "certs", "p0", a, b),
+    );
+    assert!(out.contains("program hash mismatch"), "{out}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ksnn_formats::example::tiny_cnn;
 use ksnn_formats::{Program, Truncation, Weights};
@@ -157,4 +157,96 @@ fn a_wrong_role_certificate_is_refused() {
     let _keep = daemon(helper, program, None);
     let imposter = node(&dir, Role::Helper, program, false);
     assert!(imposter.connect(Role::Helper, addr).is_err());
+}
+
+/// An authenticated peer that sends an oversized or malformed frame is cut off before
+/// anything is allocated for it, and the daemon goes on serving.
+#[test]
+fn malformed_frames_from_an_authenticated_peer_close_only_that_connection() {
+    use ksnn_formats::FrameKind;
+    use ksnn_formats::frame::FrameHeader;
+    use std::io::{Read, Write};
+
+    let (program, weights) = exact_program();
+    let dir = certs("frames");
+    let server = daemon(
+        node(&dir, Role::Server, program, true),
+        program,
+        Some(weights),
+    );
+    let helper_node = node(&dir, Role::Helper, program, true);
+    helper_node.connect(Role::Server, server).unwrap();
+    let helper = daemon(helper_node, program, None);
+
+    let id = Identity::from_dir(Role::Client, &dir).unwrap();
+    let bad_frames: Vec<Vec<u8>> = vec![
+        // Claims 4 GiB.
+        FrameHeader {
+            session: 5,
+            seq: 0,
+            depth: 0,
+            kind: FrameKind::Ring,
+            more: false,
+            len: u32::MAX,
+        }
+        .encode()
+        .to_vec(),
+        // Not a frame at all.
+        b"this is not a ksnn frame, just text.".to_vec(),
+    ];
+    // A correct greeting first, so the bad frame arrives on an accepted connection.
+    let hello = ksnn_runtime::net::tcp::control::Control::Hello {
+        role: Role::Client as u8,
+        program: program.content_hash().0,
+        protocol: ksnn_runtime::net::tcp::control::PROTOCOL_VERSION,
+    }
+    .message();
+    let mut greeting = FrameHeader {
+        session: 0,
+        seq: 0,
+        depth: 0,
+        kind: FrameKind::Hello,
+        more: false,
+        len: hello.payload.len() as u32,
+    }
+    .encode()
+    .to_vec();
+    greeting.extend_from_slice(&hello.payload);
+    for bad in bad_frames {
+        let mut bytes = greeting.clone();
+        bytes.extend_from_slice(&bad);
+        let name = rustls::pki_types::ServerName::try_from("p1.ksnn").unwrap();
+        let conn = rustls::ClientConnection::new(id.client_config().unwrap(), name).unwrap();
+        let sock = std::net::TcpStream::connect(server).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        tls.write_all(&bytes).unwrap();
+        tls.flush().unwrap();
+        let mut buf = [0u8; 4096];
+        let closed = Instant::now();
+        // The server's greeting may arrive first; then the connection must end.
+        loop {
+            match tls.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => assert!(
+                    closed.elapsed() < Duration::from_secs(4),
+                    "the server kept the connection"
+                ),
+            }
+        }
+    }
+    // A well-behaved client is still served.
+    let client = node(&dir, Role::Client, program, false);
+    client.connect(Role::Server, server).unwrap();
+    client.connect(Role::Helper, helper).unwrap();
+    let s = client.open_session().unwrap();
+    let model = Model::new(program, None).unwrap();
+    let mut engine = Engine::new(&model, s.keys);
+    let mut net = CountingTransport::new(s.transport);
+    let x = encode_input(program, &vec![0.3; 784]);
+    session::run_client(&mut engine, &mut net, std::iter::once(x), |_, r| {
+        assert_eq!(r.inference.outputs.len(), 1);
+        Ok(())
+    })
+    .unwrap();
 }

@@ -34,6 +34,8 @@ pub enum ExecError {
         what: &'static str,
         source: Box<ProtocolError>,
     },
+    #[error("writing an output: {what}")]
+    Output { what: String },
     #[error("{role}: input has {got} values, the program takes {expected}")]
     InputSize {
         role: Role,
