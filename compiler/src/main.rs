@@ -1,9 +1,14 @@
-//! `ksnn`: the offline compiler. Later subcommands train, measure distortion, solve the
-//! knapsack, fine-tune and lower models; this one reports the toolchain it runs on.
+//! `ksnn`: the offline compiler. Today: the toolchain report, and training and evaluation of
+//! zoo models; distortion, knapsack, fine-tuning and lowering follow.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tch::{Device, Tensor};
+use ksnn_compiler::data::{Split, mnist};
+use ksnn_compiler::torch::executor::Executor;
+use ksnn_compiler::torch::train::{self, TrainConfig};
+use tch::{Device, Tensor, nn};
 
 /// ksnn's offline compiler: it turns a model (ONNX or from the zoo) into a private-inference
 /// program whose ReLUs are mostly block ReLUs, chosen by a knapsack over measured distortion.
@@ -22,6 +27,54 @@ enum Command {
     /// Print the versions, the compute devices found, and check that libtorch really works
     /// by running a small tensor computation.
     Version,
+    /// Train a zoo model on a dataset and save its parameters (safetensors), printing the
+    /// held-out accuracy after every epoch.
+    ///
+    /// Example: ksnn train --model mnist-cnn --data data --epochs 4 --out runs/mnist/model.safetensors
+    Train {
+        /// A zoo model: mnist-cnn.
+        #[arg(long)]
+        model: String,
+        /// Dataset directory holding `mnist/` (tools/setup.sh installs it in ./data).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        epochs: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Peak learning rate (Adam, linear warm-up, then linear decay).
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        /// Where to write the trained parameters.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue from these parameters.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+    },
+    /// Evaluate saved parameters of a zoo model on the held-out split.
+    Eval {
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long)]
+        checkpoint: PathBuf,
+    },
+}
+
+fn zoo(name: &str) -> Result<ksnn_compiler::ir::Graph> {
+    ksnn_compiler::ir::zoo::build(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown model `{name}`; the zoo has: {}",
+            ksnn_compiler::ir::zoo::MODELS.join(", ")
+        )
+    })
+}
+
+fn mnist(data: &std::path::Path, split: Split) -> Result<ksnn_compiler::data::Classification> {
+    mnist::load(&data.join("mnist"), split)
+        .with_context(|| "loading MNIST (run tools/setup.sh, or pass --data)".to_string())
 }
 
 fn version_line() -> &'static str {
@@ -64,5 +117,75 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Version) | None => report(),
+        Some(Command::Train {
+            model,
+            data,
+            epochs,
+            batch,
+            lr,
+            out,
+            resume,
+        }) => {
+            let graph = zoo(&model)?;
+            let mut vs = nn::VarStore::new(Device::cuda_if_available());
+            let exec = Executor::new(&vs.root(), &graph)?;
+            if let Some(r) = resume {
+                vs.load(&r)
+                    .with_context(|| format!("resuming from {}", r.display()))?;
+            }
+            let (train_set, test_set) = (mnist(&data, Split::Train)?, mnist(&data, Split::Test)?);
+            println!(
+                "training {model} ({} parameters) on {} images, testing on {}",
+                graph.parameters(),
+                train_set.len(),
+                test_set.len()
+            );
+            let cfg = TrainConfig {
+                epochs,
+                batch,
+                lr,
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let epochs = train::train(&exec, &vs, &train_set, Some(&test_set), &cfg)?;
+            for (i, e) in epochs.iter().enumerate() {
+                println!(
+                    "epoch {}: loss {:.4}, train accuracy {:.2}%, test accuracy {:.2}%",
+                    i + 1,
+                    e.loss,
+                    100.0 * e.train_accuracy,
+                    100.0 * e.test_accuracy.unwrap_or(0.0)
+                );
+            }
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            vs.save(&out)
+                .with_context(|| format!("saving {}", out.display()))?;
+            println!(
+                "trained in {:.1} s; parameters in {}",
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+        Some(Command::Eval {
+            model,
+            data,
+            checkpoint,
+        }) => {
+            let graph = zoo(&model)?;
+            let mut vs = nn::VarStore::new(Device::cuda_if_available());
+            let exec = Executor::new(&vs.root(), &graph)?;
+            vs.load(&checkpoint)
+                .with_context(|| format!("loading {}", checkpoint.display()))?;
+            let test_set = mnist(&data, Split::Test)?;
+            println!(
+                "{model}: test accuracy {:.2}% on {} images",
+                100.0 * train::evaluate(&exec, &test_set, 256),
+                test_set.len()
+            );
+            Ok(())
+        }
     }
 }

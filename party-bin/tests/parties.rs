@@ -72,7 +72,10 @@ fn config(f: &Files, role: &str, extra: &str) -> PathBuf {
     let text = format!(
         "role = \"{role}\"\nmodel = \"model.ksnn\"\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = 3\n{extra}"
     );
-    let path = f.dir.join(format!("{file}-{}.toml", extra.len()));
+    // A fresh name each time: clients started together must not share a file being rewritten.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = f.dir.join(format!("{file}-{k}.toml"));
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -1,0 +1,173 @@
+//! The graph IR both the ONNX importer and the model zoo produce, so training, distortion
+//! and lowering work alike on imported and built-in models. Nodes are in SSA form like the
+//! program (tensor 0 is the input, node i writes tensor i + 1) and shapes come from the one
+//! shape rule in `ksnn_formats::infer`.
+
+pub mod zoo;
+
+use ksnn_formats::layer::{AvgPool, Conv2d, Linear, MaxPool, Op, Upsample};
+use ksnn_formats::{Problem, Shape};
+use thiserror::Error;
+
+/// An IR node's operation. Training-only and foldable operations (batch norm, identity) live
+/// here; everything else reuses the program's parameter types.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IrOp {
+    Conv(Conv2d),
+    Linear(Linear),
+    /// Per-channel batch normalisation (folded into the convolution before lowering).
+    BatchNorm {
+        channels: u32,
+        eps: f64,
+    },
+    /// A ReLU position: becomes a block-ReLU layer, its name keys the block spec.
+    Relu,
+    /// Clamp to `[min, max]` (ReLU6 is `[0, 6]`).
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    MaxPool(MaxPool),
+    AvgPool(AvgPool),
+    GlobalAvgPool,
+    Add,
+    Concat,
+    Flatten,
+    Upsample(Upsample),
+    /// Dropout at inference, reshapes that keep the layout, explicit identities.
+    Identity,
+}
+
+/// One node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub op: IrOp,
+    pub inputs: Vec<u32>,
+}
+
+/// A model graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    pub name: String,
+    pub input: Shape,
+    /// Input normalisation: pixels in [0, 1] become `(x - mean[c]) / std[c]`.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub nodes: Vec<Node>,
+    /// Output tensor ids.
+    pub outputs: Vec<u32>,
+}
+
+/// A graph that does not hold together.
+#[derive(Debug, Error)]
+pub enum IrError {
+    #[error("node {index} `{name}`: {problem}")]
+    Node {
+        index: usize,
+        name: String,
+        problem: Problem,
+    },
+}
+
+impl IrOp {
+    /// The program op with the same shape behaviour, if any.
+    fn as_program_op(&self) -> Option<Op> {
+        Some(match self {
+            IrOp::Conv(c) => Op::Conv2d(c.clone()),
+            IrOp::Linear(l) => Op::Linear(l.clone()),
+            IrOp::MaxPool(p) => Op::MaxPool(p.clone()),
+            IrOp::AvgPool(p) => Op::AvgPool(p.clone()),
+            IrOp::GlobalAvgPool => Op::GlobalAvgPool,
+            IrOp::Add => Op::Add,
+            IrOp::Concat => Op::Concat,
+            IrOp::Flatten => Op::Flatten,
+            IrOp::Upsample(u) => Op::Upsample(u.clone()),
+            IrOp::BatchNorm { .. } | IrOp::Relu | IrOp::Clip { .. } | IrOp::Identity => {
+                return None;
+            }
+        })
+    }
+
+    /// Trainable parameters (PyTorch's count: batch norm has a weight and a bias).
+    pub fn parameters(&self) -> u64 {
+        match self {
+            IrOp::Conv(c) => {
+                let w = u64::from(c.out_channels)
+                    * u64::from(c.in_channels / c.groups)
+                    * u64::from(c.kernel[0] * c.kernel[1]);
+                w + if c.bias { u64::from(c.out_channels) } else { 0 }
+            }
+            IrOp::Linear(l) => {
+                u64::from(l.in_features) * u64::from(l.out_features)
+                    + if l.bias { u64::from(l.out_features) } else { 0 }
+            }
+            IrOp::BatchNorm { channels, .. } => 2 * u64::from(*channels),
+            _ => 0,
+        }
+    }
+}
+
+impl Graph {
+    /// Every tensor's shape (index = tensor id), checking each node.
+    pub fn shapes(&self) -> Result<Vec<Shape>, IrError> {
+        let mut shapes = vec![self.input];
+        for (index, n) in self.nodes.iter().enumerate() {
+            let err = |problem| IrError::Node {
+                index,
+                name: n.name.clone(),
+                problem,
+            };
+            let ins: Vec<Shape> = n
+                .inputs
+                .iter()
+                .map(|&t| {
+                    shapes
+                        .get(t as usize)
+                        .copied()
+                        .ok_or(Problem::UnknownTensor {
+                            id: t,
+                            defined: index as u32,
+                        })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            let first = *ins
+                .first()
+                .ok_or(Problem::Arity {
+                    expected: "1 or more",
+                    got: 0,
+                })
+                .map_err(err)?;
+            let y = match &n.op {
+                IrOp::BatchNorm { channels, .. } if *channels != first.c => {
+                    return Err(err(Problem::Mismatch {
+                        field: "channels",
+                        expected: first.c.into(),
+                        got: (*channels).into(),
+                    }));
+                }
+                op => match op.as_program_op() {
+                    Some(p) => ksnn_formats::infer::output_shape(&p, &ins).map_err(err)?,
+                    None => first,
+                },
+            };
+            shapes.push(y);
+        }
+        Ok(shapes)
+    }
+
+    /// Trainable parameters in total.
+    pub fn parameters(&self) -> u64 {
+        self.nodes.iter().map(|n| n.op.parameters()).sum()
+    }
+
+    /// Names of the ReLU positions, in order.
+    pub fn relu_layers(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.op == IrOp::Relu)
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+}

@@ -1,0 +1,4 @@
+//! Training and evaluation with libtorch (tch): any IR graph becomes a trainable module.
+
+pub mod executor;
+pub mod train;
