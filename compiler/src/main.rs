@@ -72,6 +72,23 @@ fn zoo(name: &str) -> Result<ksnn_compiler::ir::Graph> {
     })
 }
 
+/// Loads parameters with a one-line error (libtorch's carry a C++ backtrace).
+fn load_params(vs: &mut nn::VarStore, path: &std::path::Path) -> Result<()> {
+    anyhow::ensure!(
+        path.is_file(),
+        "{}: no such checkpoint file",
+        path.display()
+    );
+    vs.load(path).map_err(|e| {
+        let msg = e.to_string();
+        anyhow::anyhow!(
+            "{}: {}",
+            path.display(),
+            msg.lines().next().unwrap_or("cannot load")
+        )
+    })
+}
+
 fn mnist(data: &std::path::Path, split: Split) -> Result<ksnn_compiler::data::Classification> {
     mnist::load(&data.join("mnist"), split)
         .with_context(|| "loading MNIST (run tools/setup.sh, or pass --data)".to_string())
@@ -113,8 +130,17 @@ fn report() -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Version) | None => report(),
         Some(Command::Train {
@@ -130,8 +156,7 @@ fn main() -> Result<()> {
             let mut vs = nn::VarStore::new(Device::cuda_if_available());
             let exec = Executor::new(&vs.root(), &graph)?;
             if let Some(r) = resume {
-                vs.load(&r)
-                    .with_context(|| format!("resuming from {}", r.display()))?;
+                load_params(&mut vs, &r).context("resuming")?;
             }
             let (train_set, test_set) = (mnist(&data, Split::Train)?, mnist(&data, Split::Test)?);
             println!(
@@ -177,8 +202,7 @@ fn main() -> Result<()> {
             let graph = zoo(&model)?;
             let mut vs = nn::VarStore::new(Device::cuda_if_available());
             let exec = Executor::new(&vs.root(), &graph)?;
-            vs.load(&checkpoint)
-                .with_context(|| format!("loading {}", checkpoint.display()))?;
+            load_params(&mut vs, &checkpoint)?;
             let test_set = mnist(&data, Split::Test)?;
             println!(
                 "{model}: test accuracy {:.2}% on {} images",
