@@ -144,6 +144,20 @@ fn client_cmd(f: &Files, server: &str, helper: &str, inputs: &[PathBuf], out: &P
     c
 }
 
+/// Starts a client on all of `f`'s inputs and returns once its first answer is printed.
+fn busy_client(f: &Files, server: &Daemon, helper: &Daemon, out: &str) -> Child {
+    let mut client = client_cmd(f, &server.addr, &helper.addr, &f.inputs, &f.dir.join(out))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(client.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    client
+}
+
 fn read_npy(path: &Path) -> Vec<f32> {
     ksnn_formats::npy::decode(&std::fs::read(path).unwrap())
         .unwrap()
@@ -288,22 +302,8 @@ fn four_concurrent_sessions_equal_four_sequential_ones() {
 fn a_killed_helper_ends_the_session_and_the_server_keeps_serving() {
     let f = files("kill", false, 40);
     let (server, mut helper) = cluster(&f);
-    let mut client = client_cmd(
-        &f,
-        &server.addr,
-        &helper.addr,
-        &f.inputs,
-        &f.dir.join("k.npy"),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    // Kill the helper once the first answer is out, i.e. mid-session.
-    let mut first = String::new();
-    BufReader::new(client.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // Once the first answer is out, the session is under way.
+    let client = busy_client(&f, &server, &helper, "k.npy");
     let killed = Instant::now();
     helper.child.kill().unwrap();
     let o = client.wait_with_output().unwrap();
@@ -348,21 +348,8 @@ fn a_killed_helper_ends_the_session_and_the_server_keeps_serving() {
 fn a_stalled_helper_times_out() {
     let f = files("stall", false, 40);
     let (server, helper) = cluster(&f);
-    let mut client = client_cmd(
-        &f,
-        &server.addr,
-        &helper.addr,
-        &f.inputs,
-        &f.dir.join("s.npy"),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut first = String::new();
-    BufReader::new(client.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // Once the first answer is out, the session is under way.
+    let client = busy_client(&f, &server, &helper, "s.npy");
     let pid = helper.child.id().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     let stalled = Instant::now();

@@ -66,52 +66,65 @@ fn exact_program() -> (&'static Program, &'static Weights) {
     (Box::leak(Box::new(p)), Box::leak(Box::new(w)))
 }
 
-#[test]
-fn three_parties_over_tls_equal_the_reference() {
-    let (program, weights) = exact_program();
-    let dir = certs("ok");
+/// Starts the server and helper daemons (helper linked to server); returns their addresses.
+fn daemons(
+    dir: &std::path::Path,
+    program: &'static Program,
+    weights: &'static Weights,
+) -> (SocketAddr, SocketAddr) {
     let server = daemon(
-        node(&dir, Role::Server, program, true),
+        node(dir, Role::Server, program, true),
         program,
         Some(weights),
     );
-    let helper_node = node(&dir, Role::Helper, program, true);
+    let helper_node = node(dir, Role::Helper, program, true);
     helper_node.connect(Role::Server, server).unwrap();
-    let helper = daemon(helper_node, program, None);
+    (server, daemon(helper_node, program, None))
+}
 
-    let client = node(&dir, Role::Client, program, false);
+/// A client session over TLS running `inputs`, checking each result with `each`.
+fn client_run(
+    dir: &std::path::Path,
+    program: &'static Program,
+    (server, helper): (SocketAddr, SocketAddr),
+    inputs: Vec<Vec<u64>>,
+    each: impl FnMut(u64, session::ClientResult) -> Result<(), ksnn_runtime::exec::engine::ExecError>,
+) {
+    let client = node(dir, Role::Client, program, false);
     client.connect(Role::Server, server).unwrap();
     client.connect(Role::Helper, helper).unwrap();
     let s = client.open_session().unwrap();
     let model = Model::new(program, None).unwrap();
-    let full = Model::new(program, Some(weights)).unwrap();
     let mut engine = Engine::new(&model, s.keys);
     let mut net = CountingTransport::new(s.transport);
+    session::run_client(&mut engine, &mut net, inputs.into_iter(), each).unwrap();
+}
+
+#[test]
+fn three_parties_over_tls_equal_the_reference() {
+    let (program, weights) = exact_program();
+    let dir = certs("ok");
+    let addrs = daemons(&dir, program, weights);
+    let full = Model::new(program, Some(weights)).unwrap();
     let inputs: Vec<Vec<u64>> = (0..3)
         .map(|k| encode_input(program, &vec![0.1 * k as f32; 784]))
         .collect();
     let mut seen = 0;
-    session::run_client(
-        &mut engine,
-        &mut net,
-        inputs.clone().into_iter(),
-        |id, r| {
-            assert_eq!(
-                r.inference.outputs,
-                reference::run(&full, &inputs[id as usize])
-            );
-            assert!(
-                r.daemons[0]
-                    .stats
-                    .sent_in(ksnn_runtime::net::counting::Phase::Online)
-                    .bytes
-                    > 0
-            );
-            seen += 1;
-            Ok(())
-        },
-    )
-    .unwrap();
+    client_run(&dir, program, addrs, inputs.clone(), |id, r| {
+        assert_eq!(
+            r.inference.outputs,
+            reference::run(&full, &inputs[id as usize])
+        );
+        assert!(
+            r.daemons[0]
+                .stats
+                .sent_in(ksnn_runtime::net::counting::Phase::Online)
+                .bytes
+                > 0
+        );
+        seen += 1;
+        Ok(())
+    });
     assert_eq!(seen, 3);
 }
 
@@ -169,14 +182,7 @@ fn malformed_frames_from_an_authenticated_peer_close_only_that_connection() {
 
     let (program, weights) = exact_program();
     let dir = certs("frames");
-    let server = daemon(
-        node(&dir, Role::Server, program, true),
-        program,
-        Some(weights),
-    );
-    let helper_node = node(&dir, Role::Helper, program, true);
-    helper_node.connect(Role::Server, server).unwrap();
-    let helper = daemon(helper_node, program, None);
+    let (server, helper) = daemons(&dir, program, weights);
 
     let id = Identity::from_dir(Role::Client, &dir).unwrap();
     let bad_frames: Vec<Vec<u8>> = vec![
@@ -236,17 +242,9 @@ fn malformed_frames_from_an_authenticated_peer_close_only_that_connection() {
         }
     }
     // A well-behaved client is still served.
-    let client = node(&dir, Role::Client, program, false);
-    client.connect(Role::Server, server).unwrap();
-    client.connect(Role::Helper, helper).unwrap();
-    let s = client.open_session().unwrap();
-    let model = Model::new(program, None).unwrap();
-    let mut engine = Engine::new(&model, s.keys);
-    let mut net = CountingTransport::new(s.transport);
     let x = encode_input(program, &vec![0.3; 784]);
-    session::run_client(&mut engine, &mut net, std::iter::once(x), |_, r| {
+    client_run(&dir, program, (server, helper), vec![x], |_, r| {
         assert_eq!(r.inference.outputs.len(), 1);
         Ok(())
-    })
-    .unwrap();
+    });
 }
