@@ -1,4 +1,6 @@
-//! ksnn's offline compiler: the graph IR and model zoo, datasets, and training with libtorch.
+//! ksnn's offline compiler: the graph IR, ONNX import and model zoo, datasets, and training
+//! with libtorch.
 pub mod data;
 pub mod ir;
+pub mod onnx;
 pub mod torch;

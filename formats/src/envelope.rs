@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     8  magic ("KSNNPRG\0", "KSNNWGT\0", "KSNNSPC\0")
+//!      0     8  magic ("KSNNPRG\0", "KSNNWGT\0", "KSNNSPC\0", "KSNNGRF\0")
 //!      8     2  format version, little-endian
 //!     10     2  reserved, zero
 //!     12     8  body length in bytes, little-endian
@@ -33,6 +33,8 @@ pub enum Magic {
     Program,
     Weights,
     Spec,
+    /// The compiler's graph IR with its parameters (`model.ksnn-graph`).
+    Graph,
 }
 
 impl Magic {
@@ -41,6 +43,7 @@ impl Magic {
             Magic::Program => *b"KSNNPRG\0",
             Magic::Weights => *b"KSNNWGT\0",
             Magic::Spec => *b"KSNNSPC\0",
+            Magic::Graph => *b"KSNNGRF\0",
         }
     }
 
@@ -49,12 +52,13 @@ impl Magic {
             Magic::Program => FileKind::Program,
             Magic::Weights => FileKind::Weights,
             Magic::Spec => FileKind::Spec,
+            Magic::Graph => FileKind::Graph,
         }
     }
 
     /// Which envelope kind `bytes` starts with, if any.
     pub fn sniff(bytes: &[u8]) -> Option<Magic> {
-        [Magic::Program, Magic::Weights, Magic::Spec]
+        [Magic::Program, Magic::Weights, Magic::Spec, Magic::Graph]
             .into_iter()
             .find(|m| bytes.starts_with(&m.bytes()))
     }

@@ -23,6 +23,8 @@ pub enum FileKind {
     Report,
     /// A dataset file (MNIST IDX, …).
     Dataset,
+    /// `model.ksnn-graph`, the compiler's graph IR.
+    Graph,
 }
 
 impl fmt::Display for FileKind {
@@ -33,6 +35,7 @@ impl fmt::Display for FileKind {
             FileKind::Spec => "block spec",
             FileKind::Report => "report",
             FileKind::Dataset => "dataset file",
+            FileKind::Graph => "graph (model.ksnn-graph)",
         })
     }
 }

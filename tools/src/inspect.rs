@@ -32,6 +32,11 @@ pub fn run(file: &Path, program: Option<&Path>) -> Result<()> {
             let s = BlockSpec::decode(&bytes).with_context(|| format!("{}", file.display()))?;
             spec_text(&s, program)?
         }
+        Some(Magic::Graph) => bail!(
+            "{} is a compiler graph (model.ksnn-graph); `ksnn info {}` describes it",
+            file.display(),
+            file.display()
+        ),
         None => json_text(file, &bytes, program)?,
     };
     print!("{text}");

@@ -62,10 +62,77 @@ impl Classification {
         self.labels.is_empty()
     }
 
+    /// Keeps the first `n` images (quick runs, tests).
+    pub fn truncate(&mut self, n: usize) {
+        let per = self.channels * self.height * self.width;
+        self.labels.truncate(n);
+        self.pixels.truncate(n * per);
+    }
+
     /// Pixels of image `i`.
     pub fn image(&self, i: usize) -> &[f32] {
         let n = self.channels * self.height * self.width;
         &self.pixels[i * n..(i + 1) * n]
+    }
+}
+
+/// The classification datasets `ksnn train` and `ksnn eval` read, each from its usual
+/// folder under the data root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dataset {
+    /// `ROOT/mnist/` (IDX files; `tools/setup.sh` installs them).
+    Mnist,
+    /// `ROOT/cifar-10-batches-bin/`.
+    Cifar10,
+    /// `ROOT/cifar-100-binary/`.
+    Cifar100,
+    /// `ROOT/train/` and `ROOT/val/` with one folder per class (ImageNet layout), resized
+    /// and centre-cropped to the model's input.
+    Folders,
+}
+
+impl Dataset {
+    pub const NAMES: &'static [&'static str] = &["mnist", "cifar10", "cifar100", "folders"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "mnist" => Dataset::Mnist,
+            "cifar10" => Dataset::Cifar10,
+            "cifar100" => Dataset::Cifar100,
+            "folders" => Dataset::Folders,
+            _ => return None,
+        })
+    }
+
+    /// Loads a split for a model whose input is `size×size` pixels. `root` may also be the
+    /// dataset's own folder (`data/mnist` as well as `data`).
+    pub fn load(
+        self,
+        root: &std::path::Path,
+        split: Split,
+        size: usize,
+    ) -> Result<Classification, DataError> {
+        let dir = |name: &str| {
+            let sub = root.join(name);
+            if !sub.is_dir() && root.file_name().is_some_and(|f| f == name) {
+                root.to_path_buf()
+            } else {
+                sub
+            }
+        };
+        match self {
+            Dataset::Mnist => mnist::load(&dir("mnist"), split),
+            Dataset::Cifar10 => cifar::load(&dir("cifar-10-batches-bin"), 10, split),
+            Dataset::Cifar100 => cifar::load(&dir("cifar-100-binary"), 100, split),
+            Dataset::Folders => {
+                let dir = root.join(if split == Split::Train {
+                    "train"
+                } else {
+                    "val"
+                });
+                folders::load(&dir, size * 8 / 7, size)
+            }
+        }
     }
 }
 

@@ -3,15 +3,22 @@
 //! program (tensor 0 is the input, node i writes tensor i + 1) and shapes come from the one
 //! shape rule in `ksnn_formats::infer`.
 
+pub mod file;
+pub mod params;
+pub mod rewrite;
 pub mod zoo;
 
-use ksnn_formats::layer::{AvgPool, Conv2d, Linear, MaxPool, Op, Upsample};
+use ksnn_formats::layer::{AvgPool, Conv2d, Linear, MaxPool, Op, Padding, Upsample};
 use ksnn_formats::{Problem, Shape};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use file::GraphFile;
+pub use params::{Param, Params};
 
 /// An IR node's operation. Training-only and foldable operations (batch norm, identity) live
 /// here; everything else reuses the program's parameter types.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum IrOp {
     Conv(Conv2d),
     Linear(Linear),
@@ -36,10 +43,19 @@ pub enum IrOp {
     Upsample(Upsample),
     /// Dropout at inference, reshapes that keep the layout, explicit identities.
     Identity,
+    /// Zero padding of the feature map (ONNX `Pad`); folded into the next convolution when
+    /// it can be, since programs pad only inside convolutions and pools.
+    Pad(Padding),
+    /// `x · scale[c] + shift[c]` with constants: ONNX `Mul`/`Div`/`Sub`/`Add` by a constant.
+    /// One value broadcasts over all channels.
+    Affine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
 }
 
 /// One node.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub name: String,
     pub op: IrOp,
@@ -47,7 +63,7 @@ pub struct Node {
 }
 
 /// A model graph.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
     pub name: String,
     pub input: Shape,
@@ -83,7 +99,12 @@ impl IrOp {
             IrOp::Concat => Op::Concat,
             IrOp::Flatten => Op::Flatten,
             IrOp::Upsample(u) => Op::Upsample(u.clone()),
-            IrOp::BatchNorm { .. } | IrOp::Relu | IrOp::Clip { .. } | IrOp::Identity => {
+            IrOp::BatchNorm { .. }
+            | IrOp::Relu
+            | IrOp::Clip { .. }
+            | IrOp::Identity
+            | IrOp::Pad(_)
+            | IrOp::Affine { .. } => {
                 return None;
             }
         })
@@ -113,48 +134,18 @@ impl Graph {
     pub fn shapes(&self) -> Result<Vec<Shape>, IrError> {
         let mut shapes = vec![self.input];
         for (index, n) in self.nodes.iter().enumerate() {
-            let err = |problem| IrError::Node {
-                index,
-                name: n.name.clone(),
-                problem,
-            };
-            let ins: Vec<Shape> = n
-                .inputs
-                .iter()
-                .map(|&t| {
-                    shapes
-                        .get(t as usize)
-                        .copied()
-                        .ok_or(Problem::UnknownTensor {
-                            id: t,
-                            defined: index as u32,
-                        })
-                })
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
-            let first = *ins
-                .first()
-                .ok_or(Problem::Arity {
-                    expected: "1 or more",
-                    got: 0,
-                })
-                .map_err(err)?;
-            let y = match &n.op {
-                IrOp::BatchNorm { channels, .. } if *channels != first.c => {
-                    return Err(err(Problem::Mismatch {
-                        field: "channels",
-                        expected: first.c.into(),
-                        got: (*channels).into(),
-                    }));
-                }
-                op => match op.as_program_op() {
-                    Some(p) => ksnn_formats::infer::output_shape(&p, &ins).map_err(err)?,
-                    None => first,
-                },
-            };
-            shapes.push(y);
+            shapes.push(node_shape(index, n, &shapes)?);
         }
         Ok(shapes)
+    }
+
+    /// Appends a node after checking it against the shapes so far (which it extends), so
+    /// a builder learns of a bad node where it adds it. Returns the node's tensor id.
+    pub fn push(&mut self, node: Node, shapes: &mut Vec<Shape>) -> Result<u32, IrError> {
+        debug_assert_eq!(shapes.len(), self.nodes.len() + 1);
+        shapes.push(node_shape(self.nodes.len(), &node, shapes)?);
+        self.nodes.push(node);
+        Ok(self.nodes.len() as u32)
     }
 
     /// Trainable parameters in total.
@@ -169,5 +160,66 @@ impl Graph {
             .filter(|n| n.op == IrOp::Relu)
             .map(|n| n.name.as_str())
             .collect()
+    }
+}
+
+/// The output shape of node `index` given the shapes of the tensors before it.
+fn node_shape(index: usize, n: &Node, shapes: &[Shape]) -> Result<Shape, IrError> {
+    let err = |problem| IrError::Node {
+        index,
+        name: n.name.clone(),
+        problem,
+    };
+    let ins: Vec<Shape> = n
+        .inputs
+        .iter()
+        .map(|&t| {
+            shapes
+                .get(t as usize)
+                .copied()
+                .ok_or(Problem::UnknownTensor {
+                    id: t,
+                    defined: index as u32,
+                })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let first = *ins
+        .first()
+        .ok_or(Problem::Arity {
+            expected: "1 or more",
+            got: 0,
+        })
+        .map_err(err)?;
+    let channels = |expected: u32, field: &'static str| {
+        if expected == first.c {
+            Ok(first)
+        } else {
+            Err(err(Problem::Mismatch {
+                field,
+                expected: first.c.into(),
+                got: expected.into(),
+            }))
+        }
+    };
+    match &n.op {
+        IrOp::BatchNorm { channels: c, .. } => channels(*c, "channels"),
+        IrOp::Affine { scale, shift } => {
+            for v in [scale, shift] {
+                if v.len() != 1 {
+                    channels(v.len() as u32, "affine constants")?;
+                }
+            }
+            Ok(first)
+        }
+        IrOp::Pad(p) => Ok(Shape::new(
+            first.c,
+            first.h + p.top + p.bottom,
+            first.w + p.left + p.right,
+        )),
+        op => match op.as_program_op() {
+            Some(p) => ksnn_formats::infer::output_shape(&p, &ins).map_err(err),
+            None => Ok(first),
+        },
     }
 }

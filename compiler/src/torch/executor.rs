@@ -2,15 +2,18 @@
 //! (`conv1.weight`, `conv1_bn.running_mean`, …), so checkpoints map back to the graph.
 
 use ksnn_formats::layer::{Padding, UpsampleMode};
-use tch::Tensor;
 use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+use thiserror::Error;
 
-use crate::ir::{Graph, IrError, IrOp};
+use crate::ir::{Graph, IrError, IrOp, Param, Params};
 
 enum Module {
     Conv(nn::Conv2D, Padding),
     Linear(nn::Linear),
     Norm(nn::BatchNorm),
+    /// Per-channel constants, shaped `[C]` (broadcast to the input's rank at run time).
+    Affine(Tensor, Tensor),
     None,
 }
 
@@ -18,10 +21,75 @@ enum Module {
 pub struct Executor {
     graph: Graph,
     modules: Vec<Module>,
+    device: Device,
+}
+
+/// Parameters that do not fit the graph's variables.
+#[derive(Debug, Error)]
+pub enum ParamError {
+    #[error("parameter `{0}` is missing")]
+    Missing(String),
+    #[error("parameter `{name}` has shape {got:?}, the graph needs {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<i64>,
+        got: Vec<u32>,
+    },
+    #[error("parameter `{0}` belongs to no node of the graph")]
+    Unknown(String),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
 }
 
 fn symmetric(p: &Padding) -> bool {
     p.top == p.bottom && p.left == p.right
+}
+
+/// `[left, right, top, bottom]`, the order `constant_pad_nd` takes.
+fn pad_order(p: &Padding) -> [i64; 4] {
+    [p.left, p.right, p.top, p.bottom].map(i64::from)
+}
+
+/// Sets every variable of `vs` from `params`, requiring an exact match of names and shapes
+/// (a silently random layer is what makes imported models wrong without a word).
+pub fn set_params(vs: &nn::VarStore, params: &Params) -> Result<(), ParamError> {
+    let vars = vs.variables();
+    if let Some(name) = params.keys().find(|k| !vars.contains_key(*k)) {
+        return Err(ParamError::Unknown(name.clone()));
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            let p = params
+                .get(&name)
+                .ok_or_else(|| ParamError::Missing(name.clone()))?;
+            let dims: Vec<i64> = p.dims.iter().map(|&d| i64::from(d)).collect();
+            if dims != var.size() {
+                return Err(ParamError::Shape {
+                    name,
+                    expected: var.size(),
+                    got: p.dims.clone(),
+                });
+            }
+            let src = Tensor::from_slice(&p.data).view(dims.as_slice());
+            var.f_copy_(&src)?;
+        }
+        Ok(())
+    })
+}
+
+/// Every variable of `vs` as plain values (to save a graph with its parameters).
+pub fn get_params(vs: &nn::VarStore) -> Result<Params, ParamError> {
+    let mut out = Params::new();
+    for (name, var) in vs.variables() {
+        let dims = var.size().iter().map(|&d| d as u32).collect();
+        let data: Vec<f32> = var
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .flatten(0, -1)
+            .try_into()?;
+        out.insert(name, Param::new(dims, data));
+    }
+    Ok(out)
 }
 
 impl Executor {
@@ -70,6 +138,10 @@ impl Executor {
                             ..Default::default()
                         },
                     )),
+                    IrOp::Affine { scale, shift } => Module::Affine(
+                        Tensor::from_slice(scale).to_device(root.device()),
+                        Tensor::from_slice(shift).to_device(root.device()),
+                    ),
                     _ => Module::None,
                 }
             })
@@ -77,6 +149,7 @@ impl Executor {
         Ok(Self {
             graph: graph.clone(),
             modules,
+            device: root.device(),
         })
     }
 
@@ -84,9 +157,14 @@ impl Executor {
         &self.graph
     }
 
+    /// Where the parameters live; inputs are moved here.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
     /// Every tensor of the forward pass on a batch `x` (`N×C×H×W`); index = tensor id.
     pub fn forward_all(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
-        let mut t: Vec<Tensor> = vec![x.shallow_clone()];
+        let mut t: Vec<Tensor> = vec![x.to_device(self.device)];
         for (n, m) in self.graph.nodes.iter().zip(&self.modules) {
             let a = &t[n.inputs[0] as usize];
             let y = match (&n.op, m) {
@@ -95,51 +173,15 @@ impl Executor {
                         conv.forward_t(a, train)
                     } else {
                         let _ = c;
-                        let padded = a.constant_pad_nd([
-                            pad.left as i64,
-                            pad.right as i64,
-                            pad.top as i64,
-                            pad.bottom as i64,
-                        ]);
-                        conv.forward_t(&padded, train)
+                        conv.forward_t(&a.constant_pad_nd(pad_order(pad)), train)
                     }
                 }
                 (IrOp::Linear(_), Module::Linear(l)) => l.forward_t(&a.flatten(1, -1), train),
                 (IrOp::BatchNorm { .. }, Module::Norm(b)) => b.forward_t(a, train),
                 (IrOp::Relu, _) => a.relu(),
                 (IrOp::Clip { min, max }, _) => a.clamp(f64::from(*min), f64::from(*max)),
-                (IrOp::MaxPool(p), _) => {
-                    let a = if symmetric(&p.padding) {
-                        a.shallow_clone()
-                    } else {
-                        a.constant_pad_nd([
-                            p.padding.left as i64,
-                            p.padding.right as i64,
-                            p.padding.top as i64,
-                            p.padding.bottom as i64,
-                        ])
-                    };
-                    let pad = if symmetric(&p.padding) {
-                        [p.padding.top as i64, p.padding.left as i64]
-                    } else {
-                        [0, 0]
-                    };
-                    a.max_pool2d(
-                        [p.kernel[0] as i64, p.kernel[1] as i64],
-                        [p.stride[0] as i64, p.stride[1] as i64],
-                        pad,
-                        [1, 1],
-                        p.ceil_mode,
-                    )
-                }
-                (IrOp::AvgPool(p), _) => a.avg_pool2d(
-                    [p.kernel[0] as i64, p.kernel[1] as i64],
-                    [p.stride[0] as i64, p.stride[1] as i64],
-                    [p.padding.top as i64, p.padding.left as i64],
-                    p.ceil_mode,
-                    p.count_include_pad,
-                    None::<i64>,
-                ),
+                (IrOp::MaxPool(p), _) => max_pool(a, p),
+                (IrOp::AvgPool(p), _) => avg_pool(a, p),
                 (IrOp::GlobalAvgPool, _) => a.adaptive_avg_pool2d([1, 1]),
                 (IrOp::Add, _) => a + &t[n.inputs[1] as usize],
                 (IrOp::Concat, _) => {
@@ -157,6 +199,14 @@ impl Executor {
                     }
                 }
                 (IrOp::Identity, _) => a.shallow_clone(),
+                (IrOp::Pad(p), _) => a.constant_pad_nd(pad_order(p)),
+                (IrOp::Affine { .. }, Module::Affine(scale, shift)) => {
+                    let mut shape = vec![1i64; a.dim()];
+                    if a.dim() > 1 {
+                        shape[1] = -1;
+                    }
+                    a * scale.view(shape.as_slice()) + shift.view(shape.as_slice())
+                }
                 (op, _) => unreachable!("no module for {op:?}"),
             };
             t.push(y);
@@ -168,5 +218,47 @@ impl Executor {
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let out = self.graph.outputs[0] as usize;
         self.forward_all(x, train).swap_remove(out)
+    }
+}
+
+fn window(v: [u32; 2]) -> [i64; 2] {
+    v.map(i64::from)
+}
+
+/// Max pooling; asymmetric padding is applied explicitly with −∞ so padding never wins, as
+/// in PyTorch, ONNX and the runtime.
+fn max_pool(a: &Tensor, p: &ksnn_formats::layer::MaxPool) -> Tensor {
+    let (k, s) = (window(p.kernel), window(p.stride));
+    if symmetric(&p.padding) {
+        let pad = [i64::from(p.padding.top), i64::from(p.padding.left)];
+        return a.max_pool2d(k, s, pad, [1, 1], p.ceil_mode);
+    }
+    a.pad(pad_order(&p.padding), "constant", Some(f64::NEG_INFINITY))
+        .max_pool2d(k, s, [0, 0], [1, 1], p.ceil_mode)
+}
+
+/// Average pooling; with asymmetric padding the sum over the zero-padded map is divided by
+/// the padded window (`count_include_pad`) or by the in-bounds pixels (the same pooling of
+/// a padded map of ones).
+fn avg_pool(a: &Tensor, p: &ksnn_formats::layer::AvgPool) -> Tensor {
+    let (k, s) = (window(p.kernel), window(p.stride));
+    if symmetric(&p.padding) {
+        let pad = [i64::from(p.padding.top), i64::from(p.padding.left)];
+        return a.avg_pool2d(k, s, pad, p.ceil_mode, p.count_include_pad, None::<i64>);
+    }
+    let pool = |t: &Tensor| {
+        t.constant_pad_nd(pad_order(&p.padding)).avg_pool2d(
+            k,
+            s,
+            [0, 0],
+            p.ceil_mode,
+            true,
+            None::<i64>,
+        )
+    };
+    if p.count_include_pad {
+        pool(a)
+    } else {
+        pool(a) / pool(&a.ones_like())
     }
 }

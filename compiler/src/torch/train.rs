@@ -143,7 +143,7 @@ pub fn evaluate(exec: &Executor, data: &Classification, batch: usize) -> f64 {
         correct += f64::try_from(
             logits
                 .argmax(-1, false)
-                .eq_tensor(&y.narrow(0, i, len))
+                .eq_tensor(&y.narrow(0, i, len).to_device(exec.device()))
                 .sum(Kind::Float),
         )
         .unwrap_or(0.0);
@@ -199,7 +199,7 @@ pub fn train(
             let len = (cfg.batch as i64).min(n - i);
             let idx = order.narrow(0, i, len);
             let xb = shift(&x.index_select(0, &idx), cfg.shift);
-            let yb = y.index_select(0, &idx);
+            let yb = y.index_select(0, &idx).to_device(exec.device());
             opt.set_lr(lr_at(cfg, step, total, epoch));
             let logits = exec.forward(&xb, true);
             let loss = logits.cross_entropy_for_logits(&yb);

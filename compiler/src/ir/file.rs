@@ -1,0 +1,61 @@
+//! `model.ksnn-graph`: a graph with its parameters, in the ksnn envelope (magic, version,
+//! SHA-256), so `ksnn import` output can be trained, inspected and compiled later.
+
+use std::path::Path;
+
+use ksnn_formats::FormatError;
+use ksnn_formats::envelope::{self, Magic};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{Graph, IrError, Params};
+
+/// A graph file's contents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GraphFile {
+    pub graph: Graph,
+    /// Initial parameter values; empty for a graph to train from scratch.
+    pub params: Params,
+    /// Where the graph came from (ONNX path and opset, or the zoo), for people.
+    pub source: String,
+}
+
+/// A graph file that cannot be read.
+#[derive(Debug, Error)]
+pub enum GraphFileError {
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Format { path: String, error: FormatError },
+    #[error("{path}: {error}")]
+    Graph { path: String, error: IrError },
+}
+
+impl GraphFile {
+    pub fn encode(&self) -> Vec<u8> {
+        envelope::seal(Magic::Graph, self)
+    }
+
+    /// Decodes and checks that the graph holds together.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        envelope::open(Magic::Graph, bytes)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, GraphFileError> {
+        let p = || path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|error| GraphFileError::Io { path: p(), error })?;
+        let file =
+            Self::decode(&bytes).map_err(|error| GraphFileError::Format { path: p(), error })?;
+        file.graph
+            .shapes()
+            .map_err(|error| GraphFileError::Graph { path: p(), error })?;
+        Ok(file)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), GraphFileError> {
+        std::fs::write(path, self.encode()).map_err(|error| GraphFileError::Io {
+            path: path.display().to_string(),
+            error,
+        })
+    }
+}

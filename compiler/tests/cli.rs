@@ -1,0 +1,208 @@
+//! `ksnn import` → `ksnn train --from` → `ksnn eval` through the binary, on the torch
+//! exports (dynamo with external data, legacy) and real MNIST digits; checkpoints resume;
+//! bad input ends in one `error:` line and exit code 1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ksnn(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksnn"))
+        .args(args)
+        .output()
+        .expect("run ksnn");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn data() -> PathBuf {
+    let d = std::env::var_os("KSNN_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"));
+    assert!(
+        d.join("mnist/t10k-images-idx3-ubyte").is_file(),
+        "MNIST is missing in {}: run tools/setup.sh",
+        d.display()
+    );
+    d
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ksnn-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The accuracy in the last line mentioning `test accuracy`.
+fn accuracy(text: &str) -> f64 {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("test accuracy"))
+        .expect(text);
+    let after = line.split("test accuracy ").nth(1).expect(line);
+    after.split('%').next().unwrap().parse().expect(line)
+}
+
+fn import_train_eval(fixture: &str) {
+    let dir = tmp(fixture);
+    let onnx =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/onnx/{fixture}.onnx"));
+    let graph = dir.join("model.ksnn-graph");
+    let (ok, text) = ksnn(&[
+        "import",
+        onnx.to_str().unwrap(),
+        "--out",
+        graph.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("1x28x28") && text.contains("output 10x1x1"),
+        "{text}"
+    );
+    let data = data();
+    let d = data.to_str().unwrap();
+    let g = graph.to_str().unwrap();
+    // The imported (random) weights are the starting point: evaluate, fine-tune, evaluate.
+    let (ok, text) = ksnn(&["eval", "--from", g, "--data", d, "--limit", "500"]);
+    assert!(ok, "{text}");
+    let start = accuracy(&text);
+    let ckpt = dir.join("c.safetensors");
+    let c = ckpt.to_str().unwrap();
+    let (ok, text) = ksnn(&[
+        "train", "--from", g, "--data", d, "--limit", "1500", "--epochs", "3", "--lr", "5e-3",
+        "--out", c,
+    ]);
+    assert!(ok, "{text}");
+    let trained = accuracy(&text);
+    assert!(
+        trained > start + 40.0,
+        "{fixture}: {start}% -> {trained}%\n{text}"
+    );
+    // The checkpoint holds exactly the trained parameters (eval on the same first 1500 test
+    // digits gives the same accuracy), and training resumes from it.
+    let (ok, text) = ksnn(&[
+        "eval",
+        "--from",
+        g,
+        "--checkpoint",
+        c,
+        "--data",
+        d,
+        "--limit",
+        "1500",
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(accuracy(&text), trained, "{text}");
+    let c2 = dir.join("c2.safetensors");
+    let (ok, text) = ksnn(&[
+        "train",
+        "--from",
+        g,
+        "--checkpoint",
+        c,
+        "--data",
+        d,
+        "--limit",
+        "500",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-4",
+        "--out",
+        c2.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        accuracy(&text) > start + 40.0,
+        "resumed, not restarted:\n{text}"
+    );
+}
+
+#[test]
+fn dynamo_export_with_external_data_imports_and_fine_tunes() {
+    import_train_eval("mnist_dynamo");
+}
+
+#[test]
+fn legacy_export_imports_and_fine_tunes() {
+    import_train_eval("mnist_legacy");
+}
+
+#[test]
+fn errors_are_one_line_with_exit_code_1() {
+    let dir = tmp("errors");
+    let out = dir.join("g.ksnn-graph");
+    let o = out.to_str().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "import".into(),
+                fixtures
+                    .join("err_sigmoid_middle.onnx")
+                    .display()
+                    .to_string(),
+                "--out".into(),
+                o.into(),
+            ],
+            "unsupported op Sigmoid (opset 13) at node sigmoid_mid",
+        ),
+        (
+            vec![
+                "import".into(),
+                fixtures.join("err_opset8.onnx").display().to_string(),
+                "--out".into(),
+                o.into(),
+            ],
+            "unsupported opset 8",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--model".into(),
+                "mnist-cnn".into(),
+                "--out".into(),
+                dir.join("x.pt").display().to_string(),
+            ],
+            "safetensors",
+        ),
+        (
+            vec![
+                "info".into(),
+                "--from".into(),
+                fixtures.join("relu.onnx").display().to_string(),
+            ],
+            "graph (model.ksnn-graph)",
+        ),
+        (
+            vec![
+                "eval".into(),
+                "--model".into(),
+                "resnet50".into(),
+                "--data".into(),
+                dir.display().to_string(),
+            ],
+            "loading mnist",
+        ),
+    ];
+    for (args, want) in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_ksnn"))
+            .args(&a)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{a:?}: {err}");
+        assert!(err.contains(want), "{a:?}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{err}"
+        );
+    }
+}
