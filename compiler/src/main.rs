@@ -12,7 +12,7 @@ use ksnn_compiler::data::{Classification, Dataset, Split};
 use ksnn_compiler::ir::{Graph, GraphFile, rewrite};
 use ksnn_compiler::onnx::ImportOptions;
 use ksnn_compiler::torch::executor::{Executor, set_params};
-use ksnn_compiler::torch::train::{self, TrainConfig};
+use ksnn_compiler::torch::train::{self, Optimizer, Schedule, TrainConfig};
 use ksnn_formats::Shape;
 use tch::{Device, Tensor, nn};
 
@@ -89,6 +89,19 @@ enum Command {
         /// Peak learning rate (Adam, linear warm-up, then linear decay).
         #[arg(long, default_value_t = 3e-3)]
         lr: f64,
+        /// adam, or sgd (with --momentum and --weight-decay, as the seed trains).
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
+        #[arg(long, default_value_t = 0.9)]
+        momentum: f64,
+        #[arg(long, default_value_t = 0.0)]
+        weight_decay: f64,
+        /// poly (linear decay to 1e-5), constant, or step:E1,E2,… (×0.1 at those epochs).
+        #[arg(long, default_value = "poly")]
+        schedule: String,
+        /// Linear warm-up steps from 1 % of the rate.
+        #[arg(long, default_value_t = 50)]
+        warmup_steps: usize,
         /// Where to write the trained parameters (a .safetensors file).
         #[arg(long)]
         out: PathBuf,
@@ -135,6 +148,27 @@ struct DataArgs {
     /// Use only the first N images of each split (quick runs).
     #[arg(long)]
     limit: Option<usize>,
+}
+
+fn parse_schedule(s: &str) -> Result<Schedule> {
+    Ok(match s {
+        "poly" => Schedule::Poly {
+            power: 1.0,
+            min_lr: 1e-5,
+        },
+        "constant" => Schedule::Constant,
+        _ => match s.strip_prefix("step:") {
+            Some(list) => Schedule::Step {
+                milestones: list
+                    .split(',')
+                    .map(|e| e.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| anyhow!("--schedule {s}: milestones are epoch numbers"))?,
+                gamma: 0.1,
+            },
+            None => bail!("unknown schedule `{s}`; use poly, constant or step:E1,E2"),
+        },
+    })
 }
 
 fn parse_shape(s: &str) -> Result<Shape, String> {
@@ -333,6 +367,11 @@ fn run(cli: Cli) -> Result<()> {
             epochs,
             batch,
             lr,
+            optimizer,
+            momentum,
+            weight_decay,
+            schedule,
+            warmup_steps,
             out,
         }) => {
             ensure!(
@@ -354,6 +393,16 @@ fn run(cli: Cli) -> Result<()> {
                 epochs,
                 batch,
                 lr,
+                optimizer: match optimizer.as_str() {
+                    "adam" => Optimizer::Adam,
+                    "sgd" => Optimizer::Sgd {
+                        momentum,
+                        weight_decay,
+                    },
+                    o => bail!("unknown optimizer `{o}`; use adam or sgd"),
+                },
+                schedule: parse_schedule(&schedule)?,
+                warmup_steps,
                 ..Default::default()
             };
             let started = std::time::Instant::now();

@@ -1,4 +1,5 @@
 //! Training and evaluation with libtorch (tch): any IR graph becomes a trainable module.
 
 pub mod executor;
+pub mod metrics;
 pub mod train;
