@@ -206,3 +206,167 @@ fn errors_are_one_line_with_exit_code_1() {
         );
     }
 }
+
+/// distortion (two shards + merge, resumable) → knapsack → finetune → eval with the spec,
+/// on a few real digits; the spec keeps to the budget counted on the real shapes.
+#[test]
+fn distortion_knapsack_finetune_flow() {
+    let dir = tmp("flow");
+    let data = data();
+    let d = data.to_str().unwrap();
+    let out = dir.join("dist");
+    let o = out.to_str().unwrap();
+    for shard in ["0/2", "1/2"] {
+        let (ok, text) = ksnn(&[
+            "distortion",
+            "--model",
+            "mnist-cnn",
+            "--data",
+            d,
+            "--images",
+            "4",
+            "--out",
+            o,
+            "--shard",
+            shard,
+        ]);
+        assert!(ok, "{text}");
+    }
+    let (ok, text) = ksnn(&[
+        "distortion",
+        "--model",
+        "mnist-cnn",
+        "--data",
+        d,
+        "--images",
+        "4",
+        "--out",
+        o,
+        "--shard",
+        "1/2",
+    ]);
+    assert!(
+        ok && text.contains(": 0 perturbations"),
+        "a finished shard is skipped:\n{text}"
+    );
+    let (ok, text) = ksnn(&[
+        "distortion",
+        "--model",
+        "mnist-cnn",
+        "--data",
+        d,
+        "--images",
+        "4",
+        "--out",
+        o,
+        "--merge",
+    ]);
+    assert!(ok && text.contains("176 channel rows"), "{text}");
+    let (ok, text) = ksnn(&[
+        "distortion",
+        "--model",
+        "mnist-cnn",
+        "--data",
+        d,
+        "--images",
+        "5",
+        "--out",
+        o,
+        "--merge",
+    ]);
+    assert!(!ok && text.contains("another model"), "{text}");
+
+    let spec = dir.join("spec.json");
+    let dist = out.join("distortion.json");
+    let (ok, text) = ksnn(&[
+        "knapsack",
+        "--distortion",
+        dist.to_str().unwrap(),
+        "--ratio",
+        "0.06",
+        "--out",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let s = ksnn_formats::BlockSpec::from_json(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let g = ksnn_compiler::ir::zoo::build("mnist-cnn").unwrap();
+    let shapes = g.shapes().unwrap();
+    let mut used = 0;
+    let mut full = 0;
+    for (i, n) in g.nodes.iter().enumerate() {
+        if n.op == ksnn_compiler::ir::IrOp::Relu {
+            let sh = shapes[i + 1];
+            full += sh.elements();
+            used += s.layers[&n.name]
+                .iter()
+                .map(|b| b.drelus(sh.h, sh.w))
+                .sum::<u64>();
+        }
+    }
+    assert!(used <= full * 6 / 100, "{used} DReLUs over 6 % of {full}");
+    assert!(
+        text.contains(&format!("{used} DReLUs per inference")),
+        "{text}"
+    );
+
+    let ft = dir.join("ft.safetensors");
+    let (ok, text) = ksnn(&[
+        "finetune",
+        "--model",
+        "mnist-cnn",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--data",
+        d,
+        "--limit",
+        "256",
+        "--epochs",
+        "1",
+        "--out",
+        ft.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains("fine-tuning mnist-cnn"), "{text}");
+    let (ok, text) = ksnn(&[
+        "eval",
+        "--model",
+        "mnist-cnn",
+        "--checkpoint",
+        ft.to_str().unwrap(),
+        "--spec",
+        spec.to_str().unwrap(),
+        "--data",
+        d,
+        "--limit",
+        "256",
+    ]);
+    assert!(ok, "{text}");
+
+    // The original's pickles convert, and a spec for another model is refused by name.
+    let pickle =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spec/mnist_int32_p4.pickle");
+    let imported = dir.join("imported.json");
+    let (ok, text) = ksnn(&[
+        "spec",
+        "import",
+        pickle.to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains("5 layers, 176 channels"), "{text}");
+    std::fs::write(&imported, "{\"decode_5\": [[1,1]]}").unwrap();
+    let (ok, text) = ksnn(&[
+        "eval",
+        "--model",
+        "mnist-cnn",
+        "--spec",
+        imported.to_str().unwrap(),
+        "--data",
+        d,
+        "--limit",
+        "8",
+    ]);
+    assert!(
+        !ok && text.contains("`decode_5` is not a ReLU layer"),
+        "{text}"
+    );
+}

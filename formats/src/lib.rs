@@ -16,6 +16,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod candidates;
 pub mod cost;
 pub mod envelope;
 pub mod error;

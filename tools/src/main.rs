@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_knapsack;
 mod inspect;
 mod sample;
 
@@ -18,6 +19,7 @@ mod sample;
 ///   ksnn-tools inspect runs/example/spec.json --program runs/example/model.ksnn
 ///   ksnn-tools keygen --out certs/
 ///   ksnn-tools bench net --mib 256
+///   ksnn-tools bench knapsack
 #[derive(Parser)]
 #[command(name = "ksnn-tools", version, verbatim_doc_comment)]
 struct Cli {
@@ -69,6 +71,15 @@ enum Bench {
         #[arg(long, default_value_t = 256)]
         mib: usize,
     },
+    /// Knapsack solvers on synthetic instances with the seed's real shapes and budgets.
+    Knapsack {
+        /// Seed for the synthetic distortions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also run the exact DP on the large instances (minutes for ImageNet, hours for VOC).
+        #[arg(long)]
+        exact: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +89,7 @@ fn main() -> ExitCode {
         Command::Sample { out, seed } => sample::run(&out, seed),
         Command::Keygen { out } => keygen(&out),
         Command::Bench(Bench::Net { mib }) => bench::net(mib),
+        Command::Bench(Bench::Knapsack { seed, exact }) => bench_knapsack::run(seed, exact),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,6 +69,42 @@ impl Classification {
         self.pixels.truncate(n * per);
     }
 
+    /// `n` images in a fixed pseudo-random order (the distortion sample: seed-spec §4 takes a
+    /// seeded shuffle of the training split; this is a SplitMix64 Fisher–Yates, not NumPy's).
+    pub fn sample(&self, n: usize, seed: u64) -> Classification {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        let mut state = seed;
+        for i in (1..order.len()).rev() {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            order.swap(i, (z % (i as u64 + 1)) as usize);
+        }
+        let mut out = Classification {
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            ..self.clone_empty()
+        };
+        for &i in order.iter().take(n) {
+            out.pixels.extend_from_slice(self.image(i));
+            out.labels.push(self.labels[i]);
+        }
+        out
+    }
+
+    fn clone_empty(&self) -> Classification {
+        Classification {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            classes: self.classes.clone(),
+        }
+    }
+
     /// Pixels of image `i`.
     pub fn image(&self, i: usize) -> &[f32] {
         let n = self.channels * self.height * self.width;

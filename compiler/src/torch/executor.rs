@@ -7,6 +7,8 @@ use tch::{Device, Kind, Tensor};
 use thiserror::Error;
 
 use crate::ir::{Graph, IrError, IrOp, Param, Params};
+use crate::torch::block_relu::BlockRelu;
+use ksnn_formats::BlockSpec;
 
 enum Module {
     Conv(nn::Conv2D, Padding),
@@ -21,7 +23,27 @@ enum Module {
 pub struct Executor {
     graph: Graph,
     modules: Vec<Module>,
+    /// Block ReLUs replacing the ReLU of node i, from a block spec.
+    blocks: Vec<Option<BlockRelu>>,
     device: Device,
+}
+
+/// A block spec that does not fit the graph.
+#[derive(Debug, Error)]
+pub enum SpecError {
+    #[error("block spec layer `{0}` is not a ReLU layer of the model (see `ksnn info`)")]
+    UnknownLayer(String),
+    #[error("block spec layer `{layer}` has {got} channels, the model has {expected}")]
+    Channels {
+        layer: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error("block spec layer `{layer}`: {problem}")]
+    Block {
+        layer: String,
+        problem: ksnn_formats::Problem,
+    },
 }
 
 /// Parameters that do not fit the graph's variables.
@@ -149,6 +171,7 @@ impl Executor {
         Ok(Self {
             graph: graph.clone(),
             modules,
+            blocks: graph.nodes.iter().map(|_| None).collect(),
             device: root.device(),
         })
     }
@@ -165,7 +188,19 @@ impl Executor {
     /// Every tensor of the forward pass on a batch `x` (`N×C×H×W`); index = tensor id.
     pub fn forward_all(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
         let mut t: Vec<Tensor> = vec![x.to_device(self.device)];
-        for (n, m) in self.graph.nodes.iter().zip(&self.modules) {
+        self.run_from(&mut t, train);
+        t
+    }
+
+    /// Continues a forward pass: `t` holds tensors `0..t.len()` (entries no later node reads
+    /// may be empty placeholders); runs the remaining nodes and appends their outputs.
+    pub fn run_from(&self, t: &mut Vec<Tensor>, train: bool) {
+        let start = t.len() - 1;
+        for ((n, m), blocks) in self.graph.nodes[start..]
+            .iter()
+            .zip(&self.modules[start..])
+            .zip(&self.blocks[start..])
+        {
             let a = &t[n.inputs[0] as usize];
             let y = match (&n.op, m) {
                 (IrOp::Conv(c), Module::Conv(conv, pad)) => {
@@ -178,7 +213,10 @@ impl Executor {
                 }
                 (IrOp::Linear(_), Module::Linear(l)) => l.forward_t(&a.flatten(1, -1), train),
                 (IrOp::BatchNorm { .. }, Module::Norm(b)) => b.forward_t(a, train),
-                (IrOp::Relu, _) => a.relu(),
+                (IrOp::Relu, _) => match blocks {
+                    Some(b) => b.forward(a),
+                    None => a.relu(),
+                },
                 (IrOp::Clip { min, max }, _) => a.clamp(f64::from(*min), f64::from(*max)),
                 (IrOp::MaxPool(p), _) => max_pool(a, p),
                 (IrOp::AvgPool(p), _) => avg_pool(a, p),
@@ -211,7 +249,39 @@ impl Executor {
             };
             t.push(y);
         }
-        t
+    }
+
+    /// Replaces the ReLUs of the spec's layers by block ReLUs (layers not in the spec go
+    /// back to plain ReLU). Checks names, channel counts and that every block fits.
+    pub fn set_spec(&mut self, spec: &BlockSpec) -> Result<(), SpecError> {
+        let shapes = self.graph.shapes().expect("checked at construction");
+        let mut blocks: Vec<Option<BlockRelu>> = self.graph.nodes.iter().map(|_| None).collect();
+        for (layer, codes) in &spec.layers {
+            let i = self
+                .graph
+                .nodes
+                .iter()
+                .position(|n| &n.name == layer && n.op == IrOp::Relu)
+                .ok_or_else(|| SpecError::UnknownLayer(layer.clone()))?;
+            let s = shapes[i + 1];
+            if codes.len() != s.c as usize {
+                return Err(SpecError::Channels {
+                    layer: layer.clone(),
+                    expected: s.c as usize,
+                    got: codes.len(),
+                });
+            }
+            for (c, b) in codes.iter().enumerate() {
+                b.check(c as u64, s.h, s.w)
+                    .map_err(|problem| SpecError::Block {
+                        layer: layer.clone(),
+                        problem,
+                    })?;
+            }
+            blocks[i] = Some(BlockRelu::new(codes, self.device));
+        }
+        self.blocks = blocks;
+        Ok(())
     }
 
     /// The first output (logits) on a batch.

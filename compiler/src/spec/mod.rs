@@ -1,0 +1,3 @@
+//! Block specs from elsewhere: the original system's pickles ([`pickle`]).
+
+pub mod pickle;
