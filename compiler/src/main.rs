@@ -95,6 +95,12 @@ enum Command {
     ///
     /// Example: ksnn compile --model mnist-cnn --checkpoint ft.safetensors --spec spec.json --out runs/compiled
     Compile(cmd::compile::CompileArgs),
+    /// The whole flow, each stage cached in the run directory: train (or import) →
+    /// distortion → knapsack → fine-tune → (sweep) → compile → secure evaluation by three
+    /// ksnn-party processes over TLS; prints accuracy, DReLUs, bytes, rounds and time.
+    ///
+    /// Example: ksnn pipeline --config experiments/mnist.toml
+    Pipeline(cmd::pipeline::PipelineArgs),
     /// Block-spec utilities.
     #[command(subcommand)]
     Spec(cmd::knapsack::SpecCommand),
@@ -148,6 +154,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Distortion(a)) => cmd::distortion::run(&a),
         Some(Command::Knapsack(a)) => cmd::knapsack::run(&a).map(|_| ()),
         Some(Command::Compile(a)) => cmd::compile::run(&a).map(|_| ()),
+        Some(Command::Pipeline(a)) => cmd::pipeline::run(&a),
         Some(Command::Spec(c)) => cmd::knapsack::spec(c),
         Some(Command::Sweep(a)) => cmd::sweep::run(&a),
         Some(Command::Bench(b)) => cmd::distortion::bench(b),

@@ -114,3 +114,51 @@ pub fn log_x_lines(
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// A bar chart of named values (e.g. bytes per layer).
+pub fn bars(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    bars: &[(String, f64)],
+) -> Result<(), PlotError> {
+    font()?;
+    let err = |e: &dyn std::fmt::Display| PlotError::Draw {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let top = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let n = bars.len().max(1);
+    let root = BitMapBackend::new(path, ((60 * n as u32).max(600), 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+        .map_err(|e| err(&e))?;
+    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc(y_label)
+        .x_labels(n)
+        .x_label_style(("sans-serif", 11))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(
+            Histogram::vertical(&chart)
+                .style(Palette99::pick(4).mix(0.8).filled())
+                .margin(3)
+                .data(bars.iter().enumerate().map(|(i, b)| (i, b.1))),
+        )
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

@@ -5,6 +5,7 @@ pub mod compile;
 pub mod distortion;
 pub mod knapsack;
 pub mod model;
+pub mod pipeline;
 pub mod sweep;
 pub mod train;
 
