@@ -15,7 +15,7 @@ use crate::layer::*;
 use crate::program::*;
 use crate::shape::Shape;
 use crate::spec::Block;
-use crate::weights::{WeightTensor, Weights, WeightsContent};
+use crate::weights::{WeightTensor, Weights};
 
 /// SplitMix64: a small deterministic generator for building test programs (never for secrets).
 #[derive(Clone, Debug)]
@@ -64,15 +64,7 @@ pub fn with_weights(mut program: Program, seed: u64, amplitude: f64) -> (Program
             });
         }
     }
-    let mut weights = Weights {
-        program_hash: ContentHash::default(),
-        content: WeightsContent {
-            frac_bits: f,
-            tensors,
-        },
-    };
-    program.weights_hash = weights.content_hash();
-    weights.program_hash = program.content_hash();
+    let weights = Weights::bind(&mut program, f, tensors);
     (program, weights)
 }
 

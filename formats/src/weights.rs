@@ -50,6 +50,18 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// The weight file for `tensors`, tying `program` and it together: the program records
+    /// the tensors' content hash, the file the program's hash.
+    pub fn bind(program: &mut Program, frac_bits: u8, tensors: Vec<WeightTensor>) -> Weights {
+        let mut weights = Weights {
+            program_hash: ContentHash::default(),
+            content: WeightsContent { frac_bits, tensors },
+        };
+        program.weights_hash = weights.content_hash();
+        weights.program_hash = program.content_hash();
+        weights
+    }
+
     /// Hash of the tensors, recorded in the program as `weights_hash`.
     pub fn content_hash(&self) -> ContentHash {
         let body = postcard::to_allocvec(&self.content).expect("in-memory encoding cannot fail");

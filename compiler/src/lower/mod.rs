@@ -8,7 +8,7 @@ pub mod check;
 use ksnn_formats::layer::{Clip, Layer, Op, ScaleBias};
 use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
 use ksnn_formats::spec::Block;
-use ksnn_formats::weights::{WeightTensor, WeightsContent};
+use ksnn_formats::weights::WeightTensor;
 use ksnn_formats::{BlockSpec, ContentHash, FormatError, Program, Weights};
 use thiserror::Error;
 
@@ -225,15 +225,7 @@ pub fn lower(
         protocol: opts.protocol,
         weights_hash: ContentHash::default(),
     };
-    let mut weights = Weights {
-        program_hash: ContentHash::default(),
-        content: WeightsContent {
-            frac_bits: f,
-            tensors,
-        },
-    };
-    program.weights_hash = weights.content_hash();
-    weights.program_hash = program.content_hash();
+    let weights = Weights::bind(&mut program, f, tensors);
     program.validate()?;
     weights.check_against(&program)?;
     Ok(Lowered { program, weights })

@@ -190,6 +190,17 @@ impl Importer {
         }
     }
 
+    /// Every input (variadic ops: `Sum`, `Concat`), all required.
+    pub fn all_inputs(&self, cx: &Cx) -> Result<Vec<Value>, OnnxError> {
+        (0..cx.node.input.len())
+            .map(|i| {
+                self.input(cx, i)?
+                    .cloned()
+                    .ok_or_else(|| cx.invalid(format!("input {i} is missing")))
+            })
+            .collect()
+    }
+
     /// A computed input, with its rank.
     pub fn tensor(&self, cx: &Cx, i: usize) -> Result<(u32, usize), OnnxError> {
         match self.input(cx, i)? {

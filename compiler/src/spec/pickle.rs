@@ -137,6 +137,16 @@ impl<'a> Machine<'a> {
         }
     }
 
+    fn dims(&self, shape: &[Value]) -> Result<Vec<usize>, PickleError> {
+        shape
+            .iter()
+            .map(|d| match d {
+                Value::Int(v) if *v >= 0 => Ok(*v as usize),
+                _ => Err(self.err("bad array dimension")),
+            })
+            .collect()
+    }
+
     fn reduce(&self, f: Value, args: Value) -> Result<Value, PickleError> {
         let (Value::Global(name), Value::Tuple(args)) = (&f, &args) else {
             return Err(self.err("REDUCE of something that is not an allowed global"));
@@ -159,13 +169,7 @@ impl<'a> Machine<'a> {
                         Value::Tuple(shape),
                         Value::Str(order),
                     ] => {
-                        let dims = shape
-                            .iter()
-                            .map(|d| match d {
-                                Value::Int(v) if *v >= 0 => Ok(*v as usize),
-                                _ => Err(self.err("bad array dimension")),
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
+                        let dims = self.dims(shape)?;
                         Ok(Value::Array {
                             dims,
                             dtype: dtype.clone(),
@@ -204,13 +208,7 @@ impl<'a> Machine<'a> {
                 else {
                     return Err(self.err("unexpected ndarray state"));
                 };
-                let dims = shape
-                    .iter()
-                    .map(|d| match d {
-                        Value::Int(v) if *v >= 0 => Ok(*v as usize),
-                        _ => Err(self.err("bad array dimension")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let dims = self.dims(shape)?;
                 let data = match data {
                     Value::Bytes(b) => b.clone(),
                     _ => return Err(self.err("array data is not raw bytes")),

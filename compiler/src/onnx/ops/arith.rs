@@ -105,13 +105,7 @@ pub(super) fn binary(im: &mut Importer, cx: &Cx) -> Result<(), OnnxError> {
 
 /// `Sum` of computed tensors becomes a chain of additions; of constants, a constant.
 pub(super) fn sum(im: &mut Importer, cx: &Cx) -> Result<(), OnnxError> {
-    let inputs: Vec<Value> = (0..cx.node.input.len())
-        .map(|i| {
-            im.input(cx, i)?
-                .cloned()
-                .ok_or_else(|| cx.invalid(format!("input {i} is missing")))
-        })
-        .collect::<Result<_, _>>()?;
+    let inputs = im.all_inputs(cx)?;
     if inputs.iter().all(|v| matches!(v, Value::Const(_))) {
         let mut acc: Option<Const> = None;
         for v in &inputs {

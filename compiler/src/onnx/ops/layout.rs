@@ -8,13 +8,7 @@ use crate::onnx::tensor::Const;
 use crate::onnx::{Cx, Importer, OnnxError, Value};
 
 pub(super) fn concat(im: &mut Importer, cx: &Cx) -> Result<(), OnnxError> {
-    let inputs: Vec<Value> = (0..cx.node.input.len())
-        .map(|i| {
-            im.input(cx, i)?
-                .cloned()
-                .ok_or_else(|| cx.invalid(format!("input {i} is missing")))
-        })
-        .collect::<Result<_, _>>()?;
+    let inputs = im.all_inputs(cx)?;
     let ax = cx.attrs().int("axis", 1).map_err(|e| cx.invalid(e))?;
     if inputs.iter().all(|v| matches!(v, Value::Const(_))) {
         let parts: Vec<&Const> = inputs
