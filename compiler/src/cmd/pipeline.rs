@@ -127,6 +127,7 @@ impl Default for SweepCfg {
 pub struct CompileCfg {
     pub calibration: usize,
     pub truncation: String,
+    pub frac_bits: u8,
 }
 
 impl Default for CompileCfg {
@@ -134,6 +135,7 @@ impl Default for CompileCfg {
         Self {
             calibration: 64,
             truncation: "local".into(),
+            frac_bits: 12,
         }
     }
 }
@@ -419,7 +421,7 @@ pub fn run(a: &PipelineArgs) -> Result<()> {
             data: clone_data(&data),
             spec: Some(spec.clone()),
             calibration: cfg.compile.calibration,
-            frac_bits: 12,
+            frac_bits: cfg.compile.frac_bits,
             truncation: cfg.compile.truncation.clone(),
             out: compiled.clone(),
         })
