@@ -1,11 +1,13 @@
 //! Candidate block sizes (seed-spec §3.4): the original's list per activation size, in its
 //! order (duplicates included, ending with `0x1` identity and `1x0` zero), and the options a
 //! channel of a real, possibly non-square activation may take. The eight base lists below
-//! are copied from the spec; the others are derived by the spec's stated rules.
+//! are copied from the spec; the other eight are derived by the spec's stated rules (8 from
+//! 7, 28 from 14, 32 from 16, 112 from 56, 128/256/320/512 from 64). All sixteen were checked
+//! entry by entry against the original file.
 
 use alloc::vec::Vec;
 
-use crate::spec::Block;
+use crate::spec::{Block, BlockKind};
 
 /// Base list, as in the original's `block_sizes.py`.
 #[rustfmt::skip]
@@ -91,16 +93,22 @@ pub fn seed_list(size: u32) -> Option<Vec<Block>> {
     })
 }
 
-/// The list for an `h×w` activation: the list of the smallest listed size ≥ max(h, w) (the
-/// largest list beyond 512), without blocks taller or wider than the map and without
-/// duplicates. Identity and zero stay, last.
+/// The list for an `h×w` activation (maps need not be square).
+///
+/// Rule: take the list of the smallest listed size ≥ max(h, w) (the 512 list beyond 512),
+/// keep the blocks with `bh ≤ h` and `bw ≤ w`, drop repeated entries (first one kept, so the
+/// file order stays). Identity and zero stay, last. A block taller or wider than the map
+/// would cost the same DReLUs as one clipped to the map, so it only duplicates an option, and
+/// [`Block::check`] rejects it in a program; after this filter every entry is valid for the
+/// map and `Block::drelus(h, w)` is its real cost. On a square map of a listed size this is
+/// the original's list without its duplicates.
 pub fn for_shape(h: u32, w: u32) -> Vec<Block> {
     let side = h.max(w);
     let size = SIZES.iter().copied().find(|&s| s >= side).unwrap_or(512);
     let mut out: Vec<Block> = Vec::new();
     for b in seed_list(size).expect("a listed size") {
         let fits = match b.kind() {
-            crate::spec::BlockKind::Sized { h: bh, w: bw } => bh <= h && bw <= w,
+            BlockKind::Sized { h: bh, w: bw } => bh <= h && bw <= w,
             _ => true,
         };
         if fits && !out.contains(&b) {
@@ -118,23 +126,29 @@ pub fn options(h: u32, w: u32) -> Vec<Block> {
     v
 }
 
-/// Keeps only blocks whose sides are at most `max_side` (plus the special codes).
-pub fn restrict(list: &[Block], max_side: u16) -> Vec<Block> {
-    list.iter()
-        .copied()
-        .filter(|b| b.0.min(b.1) == 0 || (b.0 <= max_side && b.1 <= max_side))
-        .collect()
+/// Keeps only blocks whose sides are at most `max_block` (the special codes always stay).
+pub fn restrict(list: &[Block], max_block: u32) -> Vec<Block> {
+    let fits = |b: &Block| match b.kind() {
+        BlockKind::Sized { h, w } => h <= max_block && w <= max_block,
+        _ => true,
+    };
+    list.iter().copied().filter(fits).collect()
 }
 
-/// Adds `extra` blocks (those not present yet) before the special codes.
+/// `list` plus the `extra` blocks, without duplicates (first occurrence kept, in order); all
+/// codes containing a 0 (identity, zero) go last, in the order they appear.
 pub fn extend(list: &[Block], extra: &[Block]) -> Vec<Block> {
     let special = |b: &Block| b.0 == 0 || b.1 == 0;
-    let mut out: Vec<Block> = list.iter().copied().filter(|b| !special(b)).collect();
-    for b in extra {
-        if !out.contains(b) && !special(b) {
+    let mut out: Vec<Block> = Vec::new();
+    let all = list.iter().chain(extra);
+    for b in all
+        .clone()
+        .filter(|b| !special(b))
+        .chain(all.filter(|b| special(b)))
+    {
+        if !out.contains(b) {
             out.push(*b);
         }
     }
-    out.extend(list.iter().copied().filter(special));
     out
 }
