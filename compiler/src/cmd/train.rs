@@ -6,6 +6,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use ksnn_compiler::data::Split;
 use ksnn_compiler::torch::train::{self, Optimizer, Schedule, TrainConfig};
 use ksnn_formats::BlockSpec;
+use ksnn_formats::envelope::Magic;
 
 use super::{DataArgs, Loaded, ModelArgs, load_data, load_model};
 
@@ -84,7 +85,7 @@ impl TrainArgs {
 /// Reads a block spec (JSON, or the binary form `ksnn knapsack` can also write).
 pub fn read_spec(path: &Path) -> Result<BlockSpec> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let spec = if bytes.starts_with(b"KSNNSPC") {
+    let spec = if Magic::sniff(&bytes) == Some(Magic::Spec) {
         BlockSpec::decode(&bytes)
     } else {
         BlockSpec::from_json(&String::from_utf8_lossy(&bytes))

@@ -73,14 +73,9 @@ impl Classification {
     /// seeded shuffle of the training split; this is a SplitMix64 Fisher–Yates, not NumPy's).
     pub fn sample(&self, n: usize, seed: u64) -> Classification {
         let mut order: Vec<usize> = (0..self.len()).collect();
-        let mut state = seed;
+        let mut rng = ksnn_formats::example::SplitMix(seed);
         for i in (1..order.len()).rev() {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            order.swap(i, (z % (i as u64 + 1)) as usize);
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
         let mut out = Classification {
             pixels: Vec::new(),

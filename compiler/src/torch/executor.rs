@@ -203,11 +203,10 @@ impl Executor {
         {
             let a = &t[n.inputs[0] as usize];
             let y = match (&n.op, m) {
-                (IrOp::Conv(c), Module::Conv(conv, pad)) => {
+                (IrOp::Conv(_), Module::Conv(conv, pad)) => {
                     if symmetric(pad) {
                         conv.forward_t(a, train)
                     } else {
-                        let _ = c;
                         conv.forward_t(&a.constant_pad_nd(pad_order(pad)), train)
                     }
                 }
