@@ -5,18 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn ksnn(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksnn"))
-        .args(args)
-        .output()
-        .expect("run ksnn");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+mod common;
+use common::ksnn;
 
 fn data() -> PathBuf {
     let d = std::env::var_os("KSNN_DATA")

@@ -19,6 +19,99 @@ fn setup() -> (nn::VarStore, Executor, Tensor) {
     (vs, exec, x)
 }
 
+/// Equal up to float rounding. The noise is the mean square of `y − y0`, a small
+/// difference of outputs of size `rms`; the sparse tail computes `y` in another order (it
+/// adds the first convolution's change to the clean output), so each output may move by
+/// a rounding error `e ≈ 1e-6·rms` and the noise by about `2·√noise·e`. A wrong channel,
+/// parameter or branch moves it by the order of the noise itself.
+fn agree(fast: &[Vec<f64>], single: &[Vec<f64>], rms: f64, what: &str) {
+    assert!(
+        single.iter().flatten().any(|&v| v.sqrt() > 1e-4 * rms),
+        "{what}: no perturbation moved the outputs: {single:?}, rms {rms}"
+    );
+    for (b, s) in fast.iter().zip(single) {
+        for (vb, vs) in b.iter().zip(s) {
+            assert!(
+                (vb - vs).abs() <= 1e-4 * vs.sqrt() * rms + 1e-10 * rms * rms,
+                "{what}: {vb} vs {vs} (outputs rms {rms})"
+            );
+        }
+    }
+}
+
+/// Root mean square of the network's outputs on `x`.
+fn rms(exec: &Executor, x: &Tensor) -> f64 {
+    let y = tch::no_grad(|| exec.forward(x, false));
+    f64::try_from(y.square().mean(Kind::Double)).unwrap().sqrt()
+}
+
+/// The sparse tail through residual additions with clean and perturbed sides, a
+/// downsampling shortcut fed by a clean tensor, depthwise convolutions and BatchNorm, and
+/// the last ReLU (only pooling and the classifier follow).
+#[test]
+fn sparse_tail_equals_dense_on_resnet_and_mobilenet() {
+    for (model, names) in [
+        (
+            "resnet18-cifar",
+            &[
+                "stem",
+                "layer1_0_2",
+                "layer2_0_1",
+                "layer4_1_1",
+                "layer4_1_2",
+            ][..],
+        ),
+        (
+            "mobilenetv2",
+            &["layer6_0_0", "layer6_1_1", "layer7_0_0", "conv2"][..],
+        ),
+    ] {
+        tch::manual_seed(5);
+        let g = zoo::build(model).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let exec = Executor::new(&vs.root(), &g).unwrap();
+        let s = g.input;
+        let x = Tensor::randn(
+            [2, s.c.into(), s.h.into(), s.w.into()],
+            (Kind::Float, Device::Cpu),
+        );
+        // As after training: BatchNorm affine parameters away from the identity, then
+        // running statistics of the data (nonzero means, so that a dropped shift shows).
+        tch::no_grad(|| {
+            for (name, mut w) in vs.variables() {
+                let r = Tensor::rand_like(&w);
+                match name.rsplit('.').next() {
+                    Some("weight") if w.dim() == 1 => w.copy_(&(r * 0.5 + 0.75)),
+                    Some("bias") if w.dim() == 1 => w.copy_(&((r - 0.5) * 0.2)),
+                    _ => {}
+                }
+            }
+            for _ in 0..40 {
+                let _ = exec.forward(&x, true);
+            }
+        });
+        let clean = Clean::new(&exec, &x);
+        let layers = distortion::layers(&g);
+        for name in names {
+            let mut l = layers.iter().find(|l| &l.name == name).unwrap().clone();
+            l.options.truncate(5);
+            l.options.push(Block::IDENTITY);
+            let fast =
+                distortion::measure(&exec, &clean, &l, 3..5, Measure::fast(7), &mut |_| {}).noise;
+            let single = distortion::measure(
+                &exec,
+                &clean,
+                &l,
+                3..5,
+                Measure::one_at_a_time(2),
+                &mut |_| {},
+            )
+            .noise;
+            agree(&fast, &single, rms(&exec, &x), &format!("{model} {name}"));
+        }
+    }
+}
+
 #[test]
 fn batched_equals_single_and_direct() {
     let (_vs, mut exec, x) = setup();
@@ -26,37 +119,18 @@ fn batched_equals_single_and_direct() {
     let layers = distortion::layers(exec.graph());
     assert_eq!(layers.len(), 5);
     for l in [&layers[0], &layers[2], &layers[4]] {
-        let batched = distortion::measure(
-            &exec,
-            &clean,
-            l,
-            1..3,
-            Measure {
-                per_pass: 64,
-                dedup: true,
-            },
-            &mut |_| {},
-        );
+        let batched =
+            distortion::measure(&exec, &clean, l, 1..3, Measure::fast(64), &mut |_| {}).noise;
         let single = distortion::measure(
             &exec,
             &clean,
             l,
             1..3,
-            Measure {
-                per_pass: 1,
-                dedup: false,
-            },
+            Measure::one_at_a_time(3),
             &mut |_| {},
-        );
-        for (b, s) in batched.iter().zip(&single) {
-            for (vb, vs) in b.iter().zip(s) {
-                assert!(
-                    (vb - vs).abs() <= 1e-9 * (1.0 + vs.abs()),
-                    "{}: {vb} vs {vs}",
-                    l.name
-                );
-            }
-        }
+        )
+        .noise;
+        agree(&batched, &single, rms(&exec, &x), &l.name);
         let relu = l.options.iter().position(|&b| b == Block::RELU).unwrap();
         assert_eq!(batched[0][relu], 0.0, "an ordinary ReLU changes nothing");
         // Direct: apply the spec (channel 2 gets option o, others ReLU) and compare outputs.
@@ -108,12 +182,10 @@ fn shards_and_resumption_agree_with_one_run() {
                     &clean,
                     &layers[item.layer],
                     item.channels.clone(),
-                    Measure {
-                        per_pass: 32,
-                        dedup: true,
-                    },
+                    Measure::fast(32),
                     &mut |_| {},
-                );
+                )
+                .noise;
                 store.save(item, &noise).unwrap();
                 measured += 1;
             }

@@ -2,6 +2,7 @@
 //! knapsack → fine-tune → compile → three `ksnn-party` processes over TLS; the report's
 //! fields hold together, the secure run agrees with the reference, the stages are cached.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,19 +12,16 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+mod common;
+
 fn pipeline(config: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksnn"))
-        .args(["pipeline", "--config"])
-        .arg(config)
-        .current_dir(repo())
-        .output()
-        .expect("run ksnn");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let args = [
+        OsStr::new("pipeline"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ];
+    let (ok, text) = common::ksnn_in(Some(&repo()), &args);
+    assert!(ok, "{text}");
     text
 }
 

@@ -3,14 +3,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use ksnn_compiler::data::Split;
 use ksnn_compiler::distortion::store::{Item, Meta, Shard, Store, items};
-use ksnn_compiler::distortion::{self, Clean};
-use ksnn_compiler::torch::executor::Executor;
+use ksnn_compiler::distortion::{self, Clean, Measure};
 use ksnn_compiler::torch::train;
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Kind, Tensor};
 
 use super::{DataArgs, ModelArgs, fingerprint, load_data, load_model};
 
@@ -33,9 +32,9 @@ pub struct DistortionArgs {
     /// Only merge the finished shards into OUT/distortion.json.
     #[arg(long)]
     pub merge: bool,
-    /// Images × perturbations per forward pass (memory against speed).
-    #[arg(long, default_value_t = 4096)]
-    pub batch_samples: usize,
+    /// Images × perturbations per forward pass [default: 128 on a CPU, 4096 on a GPU].
+    #[arg(long)]
+    pub batch_samples: Option<usize>,
 }
 
 fn bar(total: u64, what: &str) -> ProgressBar {
@@ -87,16 +86,17 @@ pub fn run(a: &DistortionArgs) -> Result<()> {
             total,
             sample.len()
         );
-        let how = distortion::Measure {
-            per_pass: (a.batch_samples / sample.len()).max(1),
-            dedup: true,
-        };
+        let how = Measure::fast(
+            a.batch_samples
+                .unwrap_or_else(|| Measure::default_batch(m.exec.device())),
+        );
         let progress = bar(total, "distortion");
         let started = Instant::now();
+        let (mut run, mut all) = (0, 0);
         for item in &todo {
             let layer = &layers[item.layer];
             progress.set_message(layer.name.clone());
-            let noise = distortion::measure(
+            let measured = distortion::measure(
                 &m.exec,
                 &clean,
                 layer,
@@ -104,12 +104,16 @@ pub fn run(a: &DistortionArgs) -> Result<()> {
                 how,
                 &mut |k| progress.inc(k),
             );
-            store.save(item, &noise)?;
+            store.save(item, &measured.noise)?;
+            run += measured.rows_run;
+            all += measured.rows_all;
         }
         progress.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "measured {total} perturbations in {secs:.1} s ({:.0} per second)",
+            "measured {total} perturbations in {secs:.1} s ({:.0} per second); {run} of {all} \
+             (channel, option, image) rows ran, the others were unchanged by the block ReLU or \
+             identical to one that ran",
             total as f64 / secs.max(1e-9)
         );
     }
@@ -128,102 +132,186 @@ pub fn run(a: &DistortionArgs) -> Result<()> {
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// Perturbations per second, ksnn's way (batched, identical perturbations measured once)
-    /// vs the original's (one perturbation per forward pass), on a zoo model with random
-    /// weights and random images.
+    /// Perturbations per second three ways on the same measurements: the original's (one
+    /// perturbation per forward pass, every node after the layer on every image), batched
+    /// (many perturbations per pass, identical ones measured once), and ksnn's (batched and
+    /// channel-sparse: see `ksnn distortion`). Checks that all three give the same noise.
     Distortion {
         #[arg(long, default_value = "resnet18-cifar")]
         model: String,
+        /// Trained parameters (safetensors) instead of random ones.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Take the images from this dataset's training split (a fixed shuffle, as
+        /// `ksnn distortion` does) instead of random ones.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "mnist")]
+        dataset: String,
         /// Images per perturbation.
         #[arg(long, default_value_t = 8)]
         images: usize,
         /// Channels measured per layer (all candidates of each).
         #[arg(long, default_value_t = 1)]
         channels: u32,
-        #[arg(long, default_value_t = 2048)]
-        batch_samples: usize,
+        /// Rows (perturbation × image) per forward pass when batched [default: 128 on a
+        /// CPU, 4096 on a GPU].
+        #[arg(long)]
+        batch_samples: Option<usize>,
+        /// Only these ReLU layers (comma-separated names; default all).
+        #[arg(long, value_delimiter = ',')]
+        layers: Vec<String>,
     },
 }
 
 pub fn bench(b: BenchCommand) -> Result<()> {
     let BenchCommand::Distortion {
         model,
+        checkpoint,
+        data,
+        dataset,
         images,
         channels,
         batch_samples,
+        layers: only,
     } = b;
     tch::manual_seed(0);
-    let graph = super::zoo(&model)?;
-    let vs = nn::VarStore::new(Device::cuda_if_available());
-    let exec = Executor::new(&vs.root(), &graph)?;
-    let s = graph.input;
-    let x = Tensor::randn(
-        [images as i64, s.c.into(), s.h.into(), s.w.into()],
-        (Kind::Float, vs.device()),
-    );
-    let clean = Clean::new(&exec, &x);
-    let layers = distortion::layers(&graph);
+    let args = ModelArgs {
+        source: super::ModelSource {
+            model: Some(model.clone()),
+            from: None,
+        },
+        checkpoint,
+    };
+    let m = load_model(&args)?;
+    let (graph, exec) = (&m.graph, &m.exec);
+    let x = match data {
+        Some(root) => {
+            let d = DataArgs {
+                data: root,
+                dataset,
+                limit: None,
+            };
+            let sample = load_data(&d, graph, Split::Train)?.sample(images, 123);
+            train::tensors(&sample, &graph.mean, &graph.std).0
+        }
+        None => {
+            let s = graph.input;
+            Tensor::randn(
+                [images as i64, s.c.into(), s.h.into(), s.w.into()],
+                (Kind::Float, exec.device()),
+            )
+        }
+    };
+    let batch_samples = batch_samples.unwrap_or_else(|| Measure::default_batch(exec.device()));
+    let clean = Clean::new(exec, &x);
+    let rms = tch::no_grad(|| exec.forward(&x, false))
+        .square()
+        .mean(Kind::Double)
+        .sqrt();
+    let rms = f64::try_from(rms)?;
+    let mut layers = distortion::layers(graph);
+    if let Some(name) = only.iter().find(|n| !layers.iter().any(|l| &l.name == *n)) {
+        bail!("{model} has no ReLU layer `{name}` (see `ksnn info --model {model}`)");
+    }
+    if !only.is_empty() {
+        layers.retain(|l| only.contains(&l.name));
+    }
     println!(
         "{model}: {} layers, {images} images, {channels} channel(s) per layer with all candidates; {} threads, {:?}",
         layers.len(),
         tch::get_num_threads(),
-        vs.device()
+        exec.device()
     );
     println!(
-        "{:14} {:>6} {:>8} {:>12} {:>12} {:>8}",
-        "layer", "shape", "perturb.", "batched/s", "single/s", "speedup"
+        "{:16} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "layer", "shape", "perturb.", "one/s", "batched/s", "ksnn/s", "speedup", "rows ran"
     );
-    let (mut tb, mut ts, mut total) = (0.0, 0.0, 0u64);
+    let ways = [
+        Measure::one_at_a_time(images),
+        Measure {
+            batch_samples,
+            dedup: true,
+            sparse: false,
+        },
+        Measure::fast(batch_samples),
+    ];
+    let mut secs = [0.0f64; 3];
+    let mut total = 0u64;
+    let mut rows = (0usize, 0usize);
+    // Seconds for every channel of every layer at the measured per-layer rates.
+    let mut whole = [0.0f64; 3];
     for l in &layers {
         let n = (channels.min(l.channels) as usize * l.options.len()) as u64;
-        let time = |how: distortion::Measure| {
+        let mut rate = [0.0f64; 3];
+        let mut outs = Vec::new();
+        let mut ran = (0, 0);
+        for (w, how) in ways.iter().enumerate() {
             let t = Instant::now();
             let out = distortion::measure(
-                &exec,
+                exec,
                 &clean,
                 l,
                 0..channels.min(l.channels),
-                how,
+                *how,
                 &mut |_| {},
             );
-            (t.elapsed().as_secs_f64(), out)
-        };
-        let (b_secs, b_out) = time(distortion::Measure {
-            per_pass: (batch_samples / images).max(1),
-            dedup: true,
-        });
-        let (s_secs, s_out) = time(distortion::Measure {
-            per_pass: 1,
-            dedup: false,
-        });
-        // Both ways measure the same thing.
-        for (rb, rs) in b_out.iter().zip(&s_out) {
-            for (vb, vs) in rb.iter().zip(rs) {
-                ensure!(
-                    (vb - vs).abs() <= 1e-6 * (1.0 + vs.abs()),
-                    "{}: batched {vb} vs single {vs}",
-                    l.name
-                );
+            let s = t.elapsed().as_secs_f64();
+            secs[w] += s;
+            rate[w] = n as f64 / s;
+            ran = (out.rows_run, out.rows_all);
+            outs.push(out.noise);
+        }
+        rows.0 += ran.0;
+        rows.1 += ran.1;
+        let every = (l.channels as usize * l.options.len()) as f64;
+        for (t, r) in whole.iter_mut().zip(rate) {
+            *t += every / r;
+        }
+        // All ways measure the same thing, up to float rounding: the sparse way adds the
+        // first convolution's change to the clean output instead of convolving the sum, so
+        // an output may move by about 1e-6·rms and the noise by 2·√noise times that.
+        for out in &outs[1..] {
+            for (r, r0) in out.iter().zip(&outs[0]) {
+                for (v, v0) in r.iter().zip(r0) {
+                    ensure!(
+                        (v - v0).abs() <= 1e-4 * v0.sqrt() * rms + 1e-10 * rms * rms,
+                        "{}: {v} vs one at a time {v0} (outputs rms {rms})",
+                        l.name
+                    );
+                }
             }
         }
         println!(
-            "{:14} {:>6} {:>8} {:>12.0} {:>12.0} {:>7.1}x",
+            "{:16} {:>9} {:>8} {:>9.0} {:>9.0} {:>9.0} {:>7.1}x {:>7.1}%",
             l.name,
-            format!("{}@{}", l.channels, l.h),
+            format!("{}@{}x{}", l.channels, l.h, l.w),
             n,
-            n as f64 / b_secs,
-            n as f64 / s_secs,
-            s_secs / b_secs
+            rate[0],
+            rate[1],
+            rate[2],
+            rate[2] / rate[0],
+            100.0 * ran.0 as f64 / ran.1.max(1) as f64
         );
-        tb += b_secs;
-        ts += s_secs;
         total += n;
     }
+    let r = secs.map(|s| total as f64 / s);
     println!(
-        "all layers: {total} perturbations; batched {:.0}/s, one at a time {:.0}/s: {:.1}x",
-        total as f64 / tb,
-        total as f64 / ts,
-        ts / tb
+        "measured: {total} perturbations; one at a time {:.0}/s, batched {:.0}/s ({:.1}x), ksnn {:.0}/s ({:.1}x, {:.1}% of the rows ran)",
+        r[0],
+        r[1],
+        r[1] / r[0],
+        r[2],
+        r[2] / r[0],
+        100.0 * rows.0 as f64 / rows.1.max(1) as f64
+    );
+    println!(
+        "every channel of these layers at these rates: one at a time {:.1} h, batched {:.1} h ({:.1}x), ksnn {:.1} h ({:.1}x)",
+        whole[0] / 3600.0,
+        whole[1] / 3600.0,
+        whole[0] / whole[1],
+        whole[2] / 3600.0,
+        whole[0] / whole[2]
     );
     Ok(())
 }

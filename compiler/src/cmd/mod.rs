@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ksnn_compiler::data::{Classification, Dataset, Split};
-use ksnn_compiler::ir::{Graph, GraphFile};
+use ksnn_compiler::ir::{Graph, GraphFile, Params};
 use ksnn_compiler::torch::executor::{Executor, set_params};
 use ksnn_formats::{ContentHash, Shape};
 use tch::{Device, nn};
@@ -75,15 +75,22 @@ pub struct Loaded {
     pub exec: Executor,
 }
 
-pub fn load_model(args: &ModelArgs) -> Result<Loaded> {
-    let (graph, params) = match (&args.source.model, &args.source.from) {
-        (Some(name), _) => (zoo(name)?, None),
-        (None, Some(path)) => {
-            let f = GraphFile::load(path)?;
-            (f.graph, Some(f.params))
+impl ModelSource {
+    /// The graph, and the graph file's parameters when it is a file.
+    pub fn load(&self) -> Result<(Graph, Option<Params>)> {
+        match (&self.model, &self.from) {
+            (Some(name), _) => Ok((zoo(name)?, None)),
+            (None, Some(path)) => {
+                let f = GraphFile::load(path)?;
+                Ok((f.graph, Some(f.params)))
+            }
+            (None, None) => bail!("pass --model NAME or --from FILE"),
         }
-        (None, None) => bail!("pass --model NAME or --from FILE"),
-    };
+    }
+}
+
+pub fn load_model(args: &ModelArgs) -> Result<Loaded> {
+    let (graph, params) = args.source.load()?;
     let mut vs = nn::VarStore::new(Device::cuda_if_available());
     let exec = Executor::new(&vs.root(), &graph)?;
     if let Some(p) = params.filter(|p| !p.is_empty()) {
@@ -149,15 +156,6 @@ pub fn load_params(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
             msg.lines().next().unwrap_or("cannot load")
         )
     })
-}
-
-/// The graph alone (no parameters), for commands that only look at its structure.
-pub fn graph_of(source: &ModelSource) -> Result<Graph> {
-    match (&source.model, &source.from) {
-        (Some(name), _) => zoo(name),
-        (None, Some(path)) => Ok(GraphFile::load(path)?.graph),
-        (None, None) => bail!("pass --model NAME or --from FILE"),
-    }
 }
 
 /// Identifies a model and its parameters (graph, graph file, checkpoint bytes), so cached

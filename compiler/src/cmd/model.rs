@@ -8,7 +8,7 @@ use ksnn_compiler::onnx::ImportOptions;
 use ksnn_formats::Shape;
 use tch::{Device, Tensor};
 
-use super::{ModelArgs, graph_of};
+use super::ModelArgs;
 
 /// Import options (see `ksnn import --help`).
 #[derive(clap::Args)]
@@ -92,7 +92,7 @@ pub fn import(a: ImportArgs) -> Result<()> {
 }
 
 pub fn info(model: &ModelArgs) -> Result<()> {
-    let graph = graph_of(&model.source)?;
+    let (graph, _) = model.source.load()?;
     print!("{}", table(&graph)?);
     println!("{}", summary(&graph)?);
     Ok(())

@@ -365,7 +365,7 @@ pub fn run(a: &PipelineArgs) -> Result<()> {
             out: dist_dir.clone(),
             shard: None,
             merge: false,
-            batch_samples: 2048,
+            batch_samples: None,
         })
     })?;
 

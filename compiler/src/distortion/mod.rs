@@ -1,17 +1,20 @@
 //! Distortion extraction (seed-spec §4): for every ReLU layer, channel and candidate block
 //! size, the mean squared error of the network's final outputs against the clean network on
 //! a fixed sample of training images. Each measurement starts from the cached clean
-//! activations and runs only the rest of the network, and many perturbations share one
-//! forward pass (stacked in the batch dimension), where the original runs one per pass.
-//! Work is split into items (a few channels of one layer) that shards share out and that
-//! are skipped when already on disk; see [`store`].
+//! activations and runs only the rest of the network. The unit of work is a *row*, one
+//! perturbed channel on one image: rows the block ReLU leaves unchanged are not run,
+//! identical rows run once, many rows share a forward pass, and the rest of the network
+//! runs channel-sparse (module `tail`); all of it exact. Work is split into items (a few
+//! channels of one layer) that shards share out and that are skipped when already on disk;
+//! see [`store`].
 
 pub mod store;
+mod tail;
 
 use std::ops::Range;
 
 use ksnn_formats::spec::Block;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::ir::{Graph, IrOp};
 use crate::torch::block_relu;
@@ -67,37 +70,171 @@ impl Clean {
     }
 }
 
-/// How measurements are run.
+/// How measurements are run. A *row* is one perturbed channel on one image.
 #[derive(Clone, Copy, Debug)]
 pub struct Measure {
-    /// Perturbations stacked in one forward pass.
-    pub per_pass: usize,
-    /// Run a forward pass only for distinct perturbed channels: an option whose block ReLU
-    /// leaves the channel exactly as the ReLU does costs nothing (noise 0), and options that
-    /// produce identical channels on the sample share one measurement. Exact, not an
-    /// approximation.
+    /// Rows per forward pass: memory against speed.
+    pub batch_samples: usize,
+    /// Run identical rows once: options whose block ReLUs give the same channel on an
+    /// image share that image's measurement. Exact, not an approximation.
     pub dedup: bool,
+    /// Skip rows whose channel the block ReLU leaves exactly as the ReLU does (their error
+    /// is 0), and run the rest of the network channel-sparse (module `tail`): clean branches
+    /// are not run and the first convolution after the layer costs one input channel.
+    /// Exact, not an approximation. Off, every node after the layer runs on every image,
+    /// as in the original.
+    pub sparse: bool,
 }
 
-/// A perturbation to run: channel, the perturbed channel values, and the options it stands for.
-struct Unique {
+impl Measure {
+    /// The original's way: one perturbation (all images) per forward pass, nothing skipped.
+    pub fn one_at_a_time(images: usize) -> Self {
+        Self {
+            batch_samples: images,
+            dedup: false,
+            sparse: false,
+        }
+    }
+
+    /// Rows per pass that suit `device`: on a CPU the passes are compute-bound and larger
+    /// batches only spill the caches (measured with `ksnn bench distortion`: 64–256 rows
+    /// beat 1024 and more); a GPU needs large batches to be busy.
+    pub fn default_batch(device: tch::Device) -> usize {
+        if device.is_cuda() { 4096 } else { 128 }
+    }
+
+    /// ksnn's way: batched, deduplicated and sparse.
+    pub fn fast(batch_samples: usize) -> Self {
+        Self {
+            batch_samples,
+            dedup: true,
+            sparse: true,
+        }
+    }
+}
+
+/// A row to run: a perturbed channel on one image, and the options it stands for. The
+/// values are image `image` of `sources[source]` (`N×H×W`, where the activations are);
+/// `host` keeps them for deduplication.
+struct Row {
     channel: u32,
-    values: Tensor,
+    image: i64,
+    source: usize,
+    host: Vec<f32>,
     options: Vec<usize>,
 }
 
-fn fingerprint(t: &Tensor) -> (u64, Vec<f32>) {
-    use std::hash::{Hash, Hasher};
-    let v: Vec<f32> = t.flatten(0, -1).try_into().unwrap_or_default();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for x in &v {
-        x.to_bits().hash(&mut h);
-    }
-    (h.finish(), v)
+/// The rows of a layer's channels and the perturbed channels they read.
+struct Rows {
+    rows: Vec<Row>,
+    sources: Vec<Tensor>,
 }
 
-/// Noise (`[channel][option]`) for `channels` of `layer`; `done(k)` reports k more
-/// (layer, channel, option) results.
+impl Rows {
+    /// The values of `rows` (consecutive entries of `self.rows`), `R×1×H×W`: runs of
+    /// consecutive images of one source are sliced, not gathered one by one.
+    fn values(&self, rows: &[Row]) -> Tensor {
+        let mut parts: Vec<Tensor> = Vec::new();
+        let mut start = 0;
+        for end in 1..=rows.len() {
+            let (a, b) = (&rows[end - 1], rows.get(end));
+            let continues = b.is_some_and(|b| b.source == a.source && b.image == a.image + 1);
+            if !continues {
+                let first = &rows[start];
+                let len = (end - start) as i64;
+                parts.push(self.sources[first.source].narrow(0, first.image, len));
+                start = end;
+            }
+        }
+        Tensor::cat(&parts, 0).unsqueeze(1)
+    }
+}
+
+fn hash(v: &[f32]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for x in v {
+        x.to_bits().hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The rows of `channels` of `layer` (channel-major), deduplicated and skipped as `how`
+/// says.
+fn rows(x_in: &Tensor, layer: &LayerOptions, channels: Range<u32>, how: Measure) -> Rows {
+    let n = x_in.size()[0];
+    let host = |t: &Tensor| -> Vec<f32> { t.flatten(0, -1).try_into().unwrap_or_default() };
+    let compare = how.dedup || how.sparse;
+    let mut out: Vec<Row> = Vec::new();
+    let mut sources: Vec<Tensor> = Vec::new();
+    for c in channels {
+        let relu = if compare {
+            host(&x_in.narrow(1, i64::from(c), 1).relu())
+        } else {
+            Vec::new()
+        };
+        let hw = relu.len() / n as usize;
+        let mut seen: std::collections::HashMap<(i64, u64), Vec<usize>> = Default::default();
+        for (o, &b) in layer.options.iter().enumerate() {
+            let v = block_relu::channel(x_in, i64::from(c), b);
+            let v_host = if compare { host(&v) } else { Vec::new() };
+            let source = sources.len();
+            let before = out.len();
+            for i in 0..n {
+                let row = || Row {
+                    channel: c,
+                    image: i,
+                    source,
+                    host: Vec::new(),
+                    options: vec![o],
+                };
+                if !compare {
+                    out.push(row());
+                    continue;
+                }
+                let at = i as usize * hw;
+                let values = &v_host[at..at + hw];
+                if how.sparse && values == &relu[at..at + hw] {
+                    continue;
+                }
+                if how.dedup {
+                    let same = seen.entry((i, hash(values))).or_default();
+                    if let Some(&r) = same.iter().find(|&&r| out[r].host == values) {
+                        out[r].options.push(o);
+                        continue;
+                    }
+                    same.push(out.len());
+                }
+                out.push(Row {
+                    host: if how.dedup {
+                        values.to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                    ..row()
+                });
+            }
+            if out.len() > before {
+                sources.push(v);
+            }
+        }
+    }
+    Rows { rows: out, sources }
+}
+
+/// What [`measure`] found.
+pub struct Measured {
+    /// `[channel][option]`: mean over the images of the outputs' mean squared error.
+    pub noise: Vec<Vec<f64>>,
+    /// Rows (perturbed channel × image) that ran through the network ...
+    pub rows_run: usize,
+    /// ... of all (channel, option, image) combinations; the rest were unchanged by the
+    /// block ReLU or identical to a row that ran.
+    pub rows_all: usize,
+}
+
+/// Noise for `channels` of `layer`; `done(k)` reports k more (layer, channel, option)
+/// results.
 pub fn measure(
     exec: &Executor,
     clean: &Clean,
@@ -105,106 +242,56 @@ pub fn measure(
     channels: Range<u32>,
     how: Measure,
     done: &mut dyn FnMut(u64),
-) -> Vec<Vec<f64>> {
+) -> Measured {
     let g = exec.graph();
     let k = layer.node;
     let x_in = &clean.tensors[g.nodes[k].inputs[0] as usize];
-    let out_id = g.outputs[0] as usize;
-    let y0 = &clean.tensors[out_id];
-    // Tensors up to this layer that later nodes still read.
-    let mut needed = vec![false; k + 2];
-    for n in &g.nodes[k + 1..] {
-        for &t in &n.inputs {
-            if (t as usize) <= k + 1 {
-                needed[t as usize] = true;
-            }
-        }
-    }
-    for &o in &g.outputs {
-        if (o as usize) <= k + 1 {
-            needed[o as usize] = true;
-        }
-    }
+    let device = x_in.device();
     let mut noise = vec![vec![0.0; layer.options.len()]; channels.len()];
-    let mut work: Vec<Unique> = Vec::new();
-    tch::no_grad(|| {
-        for c in channels.clone() {
-            let relu = x_in.narrow(1, i64::from(c), 1).squeeze_dim(1).relu();
-            let relu_key = fingerprint(&relu);
-            let first = work.len();
-            let mut keys: Vec<(u64, Vec<f32>)> = Vec::new();
-            for (o, &b) in layer.options.iter().enumerate() {
-                let v = block_relu::channel(x_in, i64::from(c), b);
-                if !how.dedup {
-                    work.push(Unique {
-                        channel: c,
-                        values: v,
-                        options: vec![o],
-                    });
-                    continue;
-                }
-                let key = fingerprint(&v);
-                if key == relu_key {
-                    continue; // identical to the clean network: noise 0
-                }
-                match keys.iter().position(|k| *k == key) {
-                    Some(i) => work[first + i].options.push(o),
-                    None => {
-                        keys.push(key);
-                        work.push(Unique {
-                            channel: c,
-                            values: v,
-                            options: vec![o],
-                        });
-                    }
+    let all = tch::no_grad(|| rows(x_in, layer, channels.clone(), how));
+    let rows = &all.rows;
+    // Progress is reported per channel, when its last row is done.
+    let mut last_row: Vec<Option<usize>> = vec![None; channels.len()];
+    for (r, row) in rows.iter().enumerate() {
+        last_row[(row.channel - channels.start) as usize] = Some(r);
+    }
+    let per_channel = layer.options.len() as u64;
+    done(per_channel * last_row.iter().filter(|r| r.is_none()).count() as u64);
+    let tail = tail::Tail::new(exec, &clean.tensors, k, how.sparse);
+    let mut at = 0;
+    for chunk in rows.chunks(how.batch_samples.max(1)) {
+        let per_row: Vec<f64> = tch::no_grad(|| {
+            let image: Vec<i64> = chunk.iter().map(|r| r.image).collect();
+            let channel: Vec<i64> = chunk.iter().map(|r| i64::from(r.channel)).collect();
+            let mut runs: Vec<(i64, Range<i64>)> = Vec::new();
+            for (i, &c) in channel.iter().enumerate() {
+                match runs.last_mut() {
+                    Some((last, r)) if *last == c => r.end = i as i64 + 1,
+                    _ => runs.push((c, i as i64..i as i64 + 1)),
                 }
             }
-        }
-    });
-    let skipped = (channels.len() * layer.options.len()) as u64
-        - work.iter().map(|u| u.options.len() as u64).sum::<u64>();
-    done(skipped);
-    let n = clean.images;
-    for chunk in work.chunks(how.per_pass.max(1)) {
-        let p = chunk.len() as i64;
-        let values = tch::no_grad(|| {
-            let repeat = |t: &Tensor| {
-                let mut r = vec![1i64; t.dim()];
-                r[0] = p;
-                t.repeat(r.as_slice())
+            let rows = tail::Rows {
+                image: Tensor::from_slice(&image).to_device(device),
+                channel: Tensor::from_slice(&channel).to_device(device),
+                runs,
+                values: all.values(chunk),
             };
-            let mut t: Vec<Tensor> = (0..=k)
-                .map(|id| {
-                    if needed[id] {
-                        repeat(&clean.tensors[id])
-                    } else {
-                        Tensor::new()
-                    }
-                })
-                .collect();
-            let replaced = repeat(&clean.tensors[k + 1]);
-            for (i, u) in chunk.iter().enumerate() {
-                replaced
-                    .narrow(0, i as i64 * n, n)
-                    .select(1, i64::from(u.channel))
-                    .copy_(&u.values);
-            }
-            t.push(replaced);
-            exec.run_from(&mut t, false);
-            let y = t[out_id].view([p, n, -1]).to_kind(Kind::Double);
-            let d = (y - y0.view([1, n, -1]).to_kind(Kind::Double)).square();
-            let per: Vec<f64> = d
-                .mean_dim(&[1i64, 2][..], false, Kind::Double)
-                .try_into()
-                .unwrap_or_default();
-            per
+            tail.run(&rows).try_into().unwrap_or_default()
         });
-        for (u, v) in chunk.iter().zip(values) {
-            for &o in &u.options {
-                noise[(u.channel - channels.start) as usize][o] = v;
+        for (row, err) in chunk.iter().zip(per_row) {
+            let c = (row.channel - channels.start) as usize;
+            for &o in &row.options {
+                noise[c][o] += err / clean.images as f64;
             }
-            done(u.options.len() as u64);
+            if last_row[c] == Some(at) {
+                done(per_channel);
+            }
+            at += 1;
         }
     }
-    noise
+    Measured {
+        noise,
+        rows_run: rows.len(),
+        rows_all: channels.len() * layer.options.len() * clean.images as usize,
+    }
 }

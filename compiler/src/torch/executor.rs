@@ -196,58 +196,126 @@ impl Executor {
     /// may be empty placeholders); runs the remaining nodes and appends their outputs.
     pub fn run_from(&self, t: &mut Vec<Tensor>, train: bool) {
         let start = t.len() - 1;
-        for ((n, m), blocks) in self.graph.nodes[start..]
-            .iter()
-            .zip(&self.modules[start..])
-            .zip(&self.blocks[start..])
-        {
-            let a = &t[n.inputs[0] as usize];
-            let y = match (&n.op, m) {
-                (IrOp::Conv(_), Module::Conv(conv, pad)) => {
-                    if symmetric(pad) {
-                        conv.forward_t(a, train)
-                    } else {
-                        conv.forward_t(&a.constant_pad_nd(pad_order(pad)), train)
-                    }
-                }
-                (IrOp::Linear(_), Module::Linear(l)) => l.forward_t(&a.flatten(1, -1), train),
-                (IrOp::BatchNorm { .. }, Module::Norm(b)) => b.forward_t(a, train),
-                (IrOp::Relu, _) => match blocks {
-                    Some(b) => b.forward(a),
-                    None => a.relu(),
-                },
-                (IrOp::Clip { min, max }, _) => a.clamp(f64::from(*min), f64::from(*max)),
-                (IrOp::MaxPool(p), _) => max_pool(a, p),
-                (IrOp::AvgPool(p), _) => avg_pool(a, p),
-                (IrOp::GlobalAvgPool, _) => a.adaptive_avg_pool2d([1, 1]),
-                (IrOp::Add, _) => a + &t[n.inputs[1] as usize],
-                (IrOp::Concat, _) => {
-                    let parts: Vec<&Tensor> = n.inputs.iter().map(|&i| &t[i as usize]).collect();
-                    Tensor::cat(&parts, 1)
-                }
-                (IrOp::Flatten, _) => a.flatten(1, -1),
-                (IrOp::Upsample(u), _) => {
-                    let size = [u.size[0] as i64, u.size[1] as i64];
-                    match u.mode {
-                        UpsampleMode::Nearest => a.upsample_nearest2d(size, None, None),
-                        UpsampleMode::Bilinear { align_corners } => {
-                            a.upsample_bilinear2d(size, align_corners, None, None)
-                        }
-                    }
-                }
-                (IrOp::Identity, _) => a.shallow_clone(),
-                (IrOp::Pad(p), _) => a.constant_pad_nd(pad_order(p)),
-                (IrOp::Affine { .. }, Module::Affine(scale, shift)) => {
-                    let mut shape = vec![1i64; a.dim()];
-                    if a.dim() > 1 {
-                        shape[1] = -1;
-                    }
-                    a * scale.view(shape.as_slice()) + shift.view(shape.as_slice())
-                }
-                (op, _) => unreachable!("no module for {op:?}"),
-            };
+        for (i, n) in self.graph.nodes.iter().enumerate().skip(start) {
+            let inputs: Vec<&Tensor> = n.inputs.iter().map(|&j| &t[j as usize]).collect();
+            let y = self.apply(i, &inputs, train);
             t.push(y);
         }
+    }
+
+    /// Node `i` on its inputs (in the node's input order); the one place a node is run.
+    pub fn apply(&self, i: usize, inputs: &[&Tensor], train: bool) -> Tensor {
+        let n = &self.graph.nodes[i];
+        let a = inputs[0];
+        match (&n.op, &self.modules[i]) {
+            (IrOp::Conv(_), Module::Conv(conv, pad)) => {
+                if symmetric(pad) {
+                    conv.forward_t(a, train)
+                } else {
+                    conv.forward_t(&a.constant_pad_nd(pad_order(pad)), train)
+                }
+            }
+            (IrOp::Linear(_), Module::Linear(l)) => l.forward_t(&a.flatten(1, -1), train),
+            (IrOp::BatchNorm { .. }, Module::Norm(b)) => b.forward_t(a, train),
+            (IrOp::Relu, _) => match &self.blocks[i] {
+                Some(b) => b.forward(a),
+                None => a.relu(),
+            },
+            (IrOp::Clip { min, max }, _) => a.clamp(f64::from(*min), f64::from(*max)),
+            (IrOp::MaxPool(p), _) => max_pool(a, p),
+            (IrOp::AvgPool(p), _) => avg_pool(a, p),
+            (IrOp::GlobalAvgPool, _) => a.adaptive_avg_pool2d([1, 1]),
+            (IrOp::Add, _) => a + inputs[1],
+            (IrOp::Concat, _) => Tensor::cat(inputs, 1),
+            (IrOp::Flatten, _) => a.flatten(1, -1),
+            (IrOp::Upsample(u), _) => {
+                let size = [u.size[0] as i64, u.size[1] as i64];
+                match u.mode {
+                    UpsampleMode::Nearest => a.upsample_nearest2d(size, None, None),
+                    UpsampleMode::Bilinear { align_corners } => {
+                        a.upsample_bilinear2d(size, align_corners, None, None)
+                    }
+                }
+            }
+            (IrOp::Identity, _) => a.shallow_clone(),
+            (IrOp::Pad(p), _) => a.constant_pad_nd(pad_order(p)),
+            (IrOp::Affine { .. }, Module::Affine(scale, shift)) => {
+                let mut shape = vec![1i64; a.dim()];
+                if a.dim() > 1 {
+                    shape[1] = -1;
+                }
+                a * scale.view(shape.as_slice()) + shift.view(shape.as_slice())
+            }
+            (op, _) => unreachable!("no module for {op:?}"),
+        }
+    }
+
+    /// Whether node `i` is a ReLU replaced by a block ReLU (from [`Self::set_spec`]).
+    pub fn has_block_relu(&self, i: usize) -> bool {
+        self.blocks[i].is_some()
+    }
+
+    /// Node `i`'s per-channel map `y = a·x + b` as `[C]` vectors, for BatchNorm in
+    /// evaluation mode and Affine nodes; `None` for other nodes.
+    pub fn channel_affine(&self, i: usize) -> Option<(Tensor, Tensor)> {
+        match (&self.graph.nodes[i].op, &self.modules[i]) {
+            (IrOp::BatchNorm { eps, .. }, Module::Norm(b)) => {
+                let inv = (&b.running_var + *eps).rsqrt();
+                let a = match &b.ws {
+                    Some(w) => w * &inv,
+                    None => inv,
+                };
+                let shift = -(&b.running_mean * &a);
+                let shift = match &b.bs {
+                    Some(bias) => shift + bias,
+                    None => shift,
+                };
+                Some((a.detach(), shift.detach()))
+            }
+            (IrOp::Affine { .. }, Module::Affine(scale, shift)) => {
+                Some((scale.shallow_clone(), shift.shallow_clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Node `i`'s convolution restricted to input channel `c`, applied to that channel's
+    /// values `x` (`R×1×H×W`). With `bias: false` and `groups = 1` this is the change of
+    /// every output channel when only channel `c` of the input changes by `x` (convolution
+    /// is linear). For a depthwise convolution (`groups = C`, one input per group) it is
+    /// output channel `c` itself, with the bias. `None` when node `i` is not a convolution
+    /// of either kind.
+    pub fn conv_channel(&self, i: usize, x: &Tensor, c: i64, bias: bool) -> Option<Tensor> {
+        let (IrOp::Conv(cfg), Module::Conv(conv, pad)) =
+            (&self.graph.nodes[i].op, &self.modules[i])
+        else {
+            return None;
+        };
+        let depthwise =
+            cfg.groups > 1 && cfg.groups == cfg.in_channels && cfg.groups == cfg.out_channels;
+        let w = match (cfg.groups, depthwise) {
+            (1, _) => conv.ws.narrow(1, c, 1),
+            (_, true) => conv.ws.narrow(0, c, 1),
+            _ => return None,
+        };
+        let b = match (&conv.bs, bias) {
+            (Some(b), true) if depthwise => Some(b.narrow(0, c, 1)),
+            (Some(_), true) => return None,
+            _ => None,
+        };
+        let (x, padding) = if symmetric(pad) {
+            (x.shallow_clone(), [i64::from(pad.top), i64::from(pad.left)])
+        } else {
+            (x.constant_pad_nd(pad_order(pad)), [0, 0])
+        };
+        Some(x.conv2d(
+            &w,
+            b.as_ref(),
+            [i64::from(cfg.stride[0]), i64::from(cfg.stride[1])],
+            padding,
+            [i64::from(cfg.dilation[0]), i64::from(cfg.dilation[1])],
+            1,
+        ))
     }
 
     /// Replaces the ReLUs of the spec's layers by block ReLUs (layers not in the spec go
