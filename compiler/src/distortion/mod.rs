@@ -11,6 +11,7 @@
 pub mod store;
 mod tail;
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use ksnn_formats::spec::Block;
@@ -114,40 +115,32 @@ impl Measure {
 }
 
 /// A row to run: a perturbed channel on one image, and the options it stands for. The
-/// values are image `image` of `sources[source]` (`N×H×W`, where the activations are);
-/// `host` keeps them for deduplication.
+/// values are image `image` of `source` (`N×H×W`, where the activations are; `source_id`
+/// tells sources apart).
 struct Row {
     channel: u32,
     image: i64,
-    source: usize,
-    host: Vec<f32>,
+    source_id: usize,
+    source: Tensor,
     options: Vec<usize>,
 }
 
-/// The rows of a layer's channels and the perturbed channels they read.
-struct Rows {
-    rows: Vec<Row>,
-    sources: Vec<Tensor>,
-}
-
-impl Rows {
-    /// The values of `rows` (consecutive entries of `self.rows`), `R×1×H×W`: runs of
-    /// consecutive images of one source are sliced, not gathered one by one.
-    fn values(&self, rows: &[Row]) -> Tensor {
-        let mut parts: Vec<Tensor> = Vec::new();
-        let mut start = 0;
-        for end in 1..=rows.len() {
-            let (a, b) = (&rows[end - 1], rows.get(end));
-            let continues = b.is_some_and(|b| b.source == a.source && b.image == a.image + 1);
-            if !continues {
-                let first = &rows[start];
-                let len = (end - start) as i64;
-                parts.push(self.sources[first.source].narrow(0, first.image, len));
-                start = end;
-            }
+/// The values of `rows`, `R×1×H×W`: runs of consecutive images of one source are sliced,
+/// not gathered one by one.
+fn values(rows: &[Row]) -> Tensor {
+    let mut parts: Vec<Tensor> = Vec::new();
+    let mut start = 0;
+    for end in 1..=rows.len() {
+        let (a, b) = (&rows[end - 1], rows.get(end));
+        let continues = b.is_some_and(|b| b.source_id == a.source_id && b.image == a.image + 1);
+        if !continues {
+            let first = &rows[start];
+            let len = (end - start) as i64;
+            parts.push(first.source.narrow(0, first.image, len));
+            start = end;
         }
-        Tensor::cat(&parts, 0).unsqueeze(1)
     }
+    Tensor::cat(&parts, 0).unsqueeze(1)
 }
 
 fn hash(v: &[f32]) -> u64 {
@@ -159,39 +152,46 @@ fn hash(v: &[f32]) -> u64 {
     h.finish()
 }
 
-/// The rows of `channels` of `layer` (channel-major), deduplicated and skipped as `how`
-/// says.
-fn rows(x_in: &Tensor, layer: &LayerOptions, channels: Range<u32>, how: Measure) -> Rows {
+/// The rows of channel `c` of `layer`, deduplicated and skipped as `how` says. Host copies
+/// for the comparisons live only while this channel is built; `next_source` numbers the
+/// perturbed channels across calls.
+fn channel_rows(
+    x_in: &Tensor,
+    layer: &LayerOptions,
+    c: u32,
+    how: Measure,
+    next_source: &mut usize,
+) -> Vec<Row> {
     let n = x_in.size()[0];
     let host = |t: &Tensor| -> Vec<f32> { t.flatten(0, -1).try_into().unwrap_or_default() };
     let compare = how.dedup || how.sparse;
+    let relu = if compare {
+        host(&x_in.narrow(1, i64::from(c), 1).relu())
+    } else {
+        Vec::new()
+    };
+    let hw = relu.len() / n as usize;
     let mut out: Vec<Row> = Vec::new();
-    let mut sources: Vec<Tensor> = Vec::new();
-    for c in channels {
-        let relu = if compare {
-            host(&x_in.narrow(1, i64::from(c), 1).relu())
-        } else {
-            Vec::new()
-        };
-        let hw = relu.len() / n as usize;
-        let mut seen: std::collections::HashMap<(i64, u64), Vec<usize>> = Default::default();
-        for (o, &b) in layer.options.iter().enumerate() {
-            let v = block_relu::channel(x_in, i64::from(c), b);
-            let v_host = if compare { host(&v) } else { Vec::new() };
-            let source = sources.len();
-            let before = out.len();
-            for i in 0..n {
-                let row = || Row {
-                    channel: c,
-                    image: i,
-                    source,
-                    host: Vec::new(),
-                    options: vec![o],
-                };
-                if !compare {
-                    out.push(row());
-                    continue;
-                }
+    // (image, hash of the values) → (row, option whose values it holds), to deduplicate.
+    let mut seen: HashMap<(i64, u64), Vec<(usize, usize)>> = HashMap::new();
+    let mut hosts: Vec<Vec<f32>> = Vec::new();
+    let mut tensors: Vec<(usize, Tensor)> = Vec::new();
+    for &b in &layer.options {
+        let v = block_relu::channel(x_in, i64::from(c), b);
+        hosts.push(if compare { host(&v) } else { Vec::new() });
+        *next_source += 1;
+        tensors.push((*next_source, v));
+    }
+    for (o, ((id, v), v_host)) in tensors.iter().zip(&hosts).enumerate() {
+        for i in 0..n {
+            let row = || Row {
+                channel: c,
+                image: i,
+                source_id: *id,
+                source: v.shallow_clone(),
+                options: vec![o],
+            };
+            if compare {
                 let at = i as usize * hw;
                 let values = &v_host[at..at + hw];
                 if how.sparse && values == &relu[at..at + hw] {
@@ -199,27 +199,18 @@ fn rows(x_in: &Tensor, layer: &LayerOptions, channels: Range<u32>, how: Measure)
                 }
                 if how.dedup {
                     let same = seen.entry((i, hash(values))).or_default();
-                    if let Some(&r) = same.iter().find(|&&r| out[r].host == values) {
+                    let equal = |&&(_, p): &&(usize, usize)| &hosts[p][at..at + hw] == values;
+                    if let Some(&(r, _)) = same.iter().find(equal) {
                         out[r].options.push(o);
                         continue;
                     }
-                    same.push(out.len());
+                    same.push((out.len(), o));
                 }
-                out.push(Row {
-                    host: if how.dedup {
-                        values.to_vec()
-                    } else {
-                        Vec::new()
-                    },
-                    ..row()
-                });
             }
-            if out.len() > before {
-                sources.push(v);
-            }
+            out.push(row());
         }
     }
-    Rows { rows: out, sources }
+    out
 }
 
 /// What [`measure`] found.
@@ -247,51 +238,60 @@ pub fn measure(
     let k = layer.node;
     let x_in = &clean.tensors[g.nodes[k].inputs[0] as usize];
     let device = x_in.device();
-    let mut noise = vec![vec![0.0; layer.options.len()]; channels.len()];
-    let all = tch::no_grad(|| rows(x_in, layer, channels.clone(), how));
-    let rows = &all.rows;
-    // Progress is reported per channel, when its last row is done.
-    let mut last_row: Vec<Option<usize>> = vec![None; channels.len()];
-    for (r, row) in rows.iter().enumerate() {
-        last_row[(row.channel - channels.start) as usize] = Some(r);
-    }
     let per_channel = layer.options.len() as u64;
-    done(per_channel * last_row.iter().filter(|r| r.is_none()).count() as u64);
     let tail = tail::Tail::new(exec, &clean.tensors, k, how.sparse);
-    let mut at = 0;
-    for chunk in rows.chunks(how.batch_samples.max(1)) {
-        let per_row: Vec<f64> = tch::no_grad(|| {
-            let image: Vec<i64> = chunk.iter().map(|r| r.image).collect();
-            let channel: Vec<i64> = chunk.iter().map(|r| i64::from(r.channel)).collect();
-            let mut runs: Vec<(i64, Range<i64>)> = Vec::new();
-            for (i, &c) in channel.iter().enumerate() {
-                match runs.last_mut() {
-                    Some((last, r)) if *last == c => r.end = i as i64 + 1,
-                    _ => runs.push((c, i as i64..i as i64 + 1)),
+    let batch = how.batch_samples.max(1);
+    let mut noise = vec![vec![0.0; layer.options.len()]; channels.len()];
+    // Rows not yet run, per channel; progress is reported when a channel's last row ran.
+    let mut left = vec![0usize; channels.len()];
+    let mut pending: Vec<Row> = Vec::new();
+    let (mut rows_run, mut next_source) = (0, 0);
+    // Rows are built a channel at a time and run as soon as a pass is full, so memory stays
+    // at one channel's candidates plus one pass whatever the item size.
+    for c in channels.clone() {
+        let rows = tch::no_grad(|| channel_rows(x_in, layer, c, how, &mut next_source));
+        left[(c - channels.start) as usize] = rows.len();
+        rows_run += rows.len();
+        if rows.is_empty() {
+            done(per_channel);
+        }
+        pending.extend(rows);
+        let last = c + 1 == channels.end;
+        while pending.len() >= batch || (last && !pending.is_empty()) {
+            let pass: Vec<Row> = pending.drain(..pending.len().min(batch)).collect();
+            let errors: Vec<f64> = tch::no_grad(|| {
+                let image: Vec<i64> = pass.iter().map(|r| r.image).collect();
+                let channel: Vec<i64> = pass.iter().map(|r| i64::from(r.channel)).collect();
+                let mut runs: Vec<(i64, Range<i64>)> = Vec::new();
+                for (i, &c) in channel.iter().enumerate() {
+                    match runs.last_mut() {
+                        Some((last, r)) if *last == c => r.end = i as i64 + 1,
+                        _ => runs.push((c, i as i64..i as i64 + 1)),
+                    }
+                }
+                let rows = tail::Rows {
+                    image: Tensor::from_slice(&image).to_device(device),
+                    channel: Tensor::from_slice(&channel).to_device(device),
+                    runs,
+                    values: values(&pass),
+                };
+                tail.run(&rows).try_into().unwrap_or_default()
+            });
+            for (row, err) in pass.iter().zip(errors) {
+                let c = (row.channel - channels.start) as usize;
+                for &o in &row.options {
+                    noise[c][o] += err / clean.images as f64;
+                }
+                left[c] -= 1;
+                if left[c] == 0 {
+                    done(per_channel);
                 }
             }
-            let rows = tail::Rows {
-                image: Tensor::from_slice(&image).to_device(device),
-                channel: Tensor::from_slice(&channel).to_device(device),
-                runs,
-                values: all.values(chunk),
-            };
-            tail.run(&rows).try_into().unwrap_or_default()
-        });
-        for (row, err) in chunk.iter().zip(per_row) {
-            let c = (row.channel - channels.start) as usize;
-            for &o in &row.options {
-                noise[c][o] += err / clean.images as f64;
-            }
-            if last_row[c] == Some(at) {
-                done(per_channel);
-            }
-            at += 1;
         }
     }
     Measured {
         noise,
-        rows_run: rows.len(),
+        rows_run,
         rows_all: channels.len() * layer.options.len() * clean.images as usize,
     }
 }
