@@ -206,64 +206,34 @@ fn distortion_knapsack_finetune_flow() {
     let d = data.to_str().unwrap();
     let out = dir.join("dist");
     let o = out.to_str().unwrap();
-    for shard in ["0/2", "1/2"] {
-        let (ok, text) = ksnn(&[
+    // `ksnn distortion` of mnist-cnn on `images` digits into `o`, then `more`.
+    let distort = |images: &str, more: &[&str]| {
+        let mut args = vec![
             "distortion",
             "--model",
             "mnist-cnn",
             "--data",
             d,
             "--images",
-            "4",
+            images,
             "--out",
             o,
-            "--shard",
-            shard,
-        ]);
+        ];
+        args.extend_from_slice(more);
+        ksnn(&args)
+    };
+    for shard in ["0/2", "1/2"] {
+        let (ok, text) = distort("4", &["--shard", shard]);
         assert!(ok, "{text}");
     }
-    let (ok, text) = ksnn(&[
-        "distortion",
-        "--model",
-        "mnist-cnn",
-        "--data",
-        d,
-        "--images",
-        "4",
-        "--out",
-        o,
-        "--shard",
-        "1/2",
-    ]);
+    let (ok, text) = distort("4", &["--shard", "1/2"]);
     assert!(
         ok && text.contains(": 0 perturbations"),
         "a finished shard is skipped:\n{text}"
     );
-    let (ok, text) = ksnn(&[
-        "distortion",
-        "--model",
-        "mnist-cnn",
-        "--data",
-        d,
-        "--images",
-        "4",
-        "--out",
-        o,
-        "--merge",
-    ]);
+    let (ok, text) = distort("4", &["--merge"]);
     assert!(ok && text.contains("176 channel rows"), "{text}");
-    let (ok, text) = ksnn(&[
-        "distortion",
-        "--model",
-        "mnist-cnn",
-        "--data",
-        d,
-        "--images",
-        "5",
-        "--out",
-        o,
-        "--merge",
-    ]);
+    let (ok, text) = distort("5", &["--merge"]);
     assert!(!ok && text.contains("another model"), "{text}");
 
     let spec = dir.join("spec.json");

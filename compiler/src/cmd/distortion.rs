@@ -205,10 +205,7 @@ pub fn bench(b: BenchCommand) -> Result<()> {
     };
     let batch_samples = batch_samples.unwrap_or_else(|| Measure::default_batch(exec.device()));
     let clean = Clean::new(exec, &x);
-    let rms = tch::no_grad(|| exec.forward(&x, false))
-        .square()
-        .mean(Kind::Double)
-        .sqrt();
+    let rms = clean.output().square().mean(Kind::Double).sqrt();
     let rms = f64::try_from(rms)?;
     let mut layers = distortion::layers(graph);
     if let Some(name) = only.iter().find(|n| !layers.iter().any(|l| &l.name == *n)) {

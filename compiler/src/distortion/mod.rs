@@ -59,6 +59,7 @@ pub fn layers(graph: &Graph) -> Vec<LayerOptions> {
 pub struct Clean {
     tensors: Vec<Tensor>,
     images: i64,
+    output: usize,
 }
 
 impl Clean {
@@ -67,7 +68,13 @@ impl Clean {
         Self {
             tensors,
             images: images.size()[0],
+            output: exec.graph().outputs[0] as usize,
         }
+    }
+
+    /// The network's first output (what the noise is measured on).
+    pub fn output(&self) -> &Tensor {
+        &self.tensors[self.output]
     }
 }
 
@@ -213,6 +220,18 @@ fn channel_rows(
     out
 }
 
+/// Each row's mean squared output error, through one forward pass of the tail.
+fn run_pass(tail: &tail::Tail, pass: &[Row]) -> Vec<f64> {
+    tch::no_grad(|| {
+        let ids: Vec<(i64, i64)> = pass
+            .iter()
+            .map(|r| (r.image, i64::from(r.channel)))
+            .collect();
+        let rows = tail::Rows::new(&ids, values(pass));
+        tail.run(&rows).try_into().unwrap_or_default()
+    })
+}
+
 /// What [`measure`] found.
 pub struct Measured {
     /// `[channel][option]`: mean over the images of the outputs' mean squared error.
@@ -237,7 +256,6 @@ pub fn measure(
     let g = exec.graph();
     let k = layer.node;
     let x_in = &clean.tensors[g.nodes[k].inputs[0] as usize];
-    let device = x_in.device();
     let per_channel = layer.options.len() as u64;
     let tail = tail::Tail::new(exec, &clean.tensors, k, how.sparse);
     let batch = how.batch_samples.max(1);
@@ -259,24 +277,7 @@ pub fn measure(
         let last = c + 1 == channels.end;
         while pending.len() >= batch || (last && !pending.is_empty()) {
             let pass: Vec<Row> = pending.drain(..pending.len().min(batch)).collect();
-            let errors: Vec<f64> = tch::no_grad(|| {
-                let image: Vec<i64> = pass.iter().map(|r| r.image).collect();
-                let channel: Vec<i64> = pass.iter().map(|r| i64::from(r.channel)).collect();
-                let mut runs: Vec<(i64, Range<i64>)> = Vec::new();
-                for (i, &c) in channel.iter().enumerate() {
-                    match runs.last_mut() {
-                        Some((last, r)) if *last == c => r.end = i as i64 + 1,
-                        _ => runs.push((c, i as i64..i as i64 + 1)),
-                    }
-                }
-                let rows = tail::Rows {
-                    image: Tensor::from_slice(&image).to_device(device),
-                    channel: Tensor::from_slice(&channel).to_device(device),
-                    runs,
-                    values: values(&pass),
-                };
-                tail.run(&rows).try_into().unwrap_or_default()
-            });
+            let errors = run_pass(&tail, &pass);
             for (row, err) in pass.iter().zip(errors) {
                 let c = (row.channel - channels.start) as usize;
                 for &o in &row.options {

@@ -23,19 +23,43 @@ use tch::{Kind, Tensor};
 use crate::ir::IrOp;
 use crate::torch::executor::Executor;
 
-/// The rows of one pass. Rows of one channel are contiguous (`runs`).
+/// The rows of one pass.
 pub(super) struct Rows {
     /// `[R]` the image of each row (an index into the clean tensors' batch).
-    pub image: Tensor,
+    image: Tensor,
     /// `[R]` the perturbed channel of each row.
-    pub channel: Tensor,
-    /// `(channel, rows)` for each run of rows with the same channel.
-    pub runs: Vec<(i64, Range<i64>)>,
+    channel: Tensor,
+    /// `(channel, rows)` for each run of consecutive rows with the same channel.
+    runs: Vec<(i64, Range<i64>)>,
     /// `[R, 1, H, W]`: the perturbed channel after the layer's (block) ReLU.
-    pub values: Tensor,
+    values: Tensor,
 }
 
 impl Rows {
+    /// Rows from each row's `(image, channel)` and their `values` (`R×1×H×W`, on the
+    /// device of the clean tensors).
+    pub fn new(rows: &[(i64, i64)], values: Tensor) -> Self {
+        let mut runs: Vec<(i64, Range<i64>)> = Vec::new();
+        for (i, &(_, c)) in rows.iter().enumerate() {
+            let i = i as i64;
+            match runs.last_mut() {
+                Some((last, r)) if *last == c => r.end = i + 1,
+                _ => runs.push((c, i..i + 1)),
+            }
+        }
+        let device = values.device();
+        let column = |f: fn(&(i64, i64)) -> i64| {
+            let v: Vec<i64> = rows.iter().map(f).collect();
+            Tensor::from_slice(&v).to_device(device)
+        };
+        Self {
+            image: column(|r| r.0),
+            channel: column(|r| r.1),
+            runs,
+            values,
+        }
+    }
+
     fn len(&self) -> i64 {
         self.image.size()[0]
     }
