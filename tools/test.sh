@@ -27,4 +27,13 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+# Fixed pair secrets exist only in a debug build with this non-default feature; the one test
+# that needs them (networked run = in-memory run, bit for bit) runs in that build alone.
+stage "fixed-secret test (feature insecure-test-secrets)"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run -p ksnn-party --features insecure-test-secrets -E 'test(bit_for_bit)'
+else
+  cargo test -p ksnn-party --features insecure-test-secrets --test parties bit_for_bit
+fi
 stage "all checks passed in $(( $(date +%s) - start ))s"

@@ -62,9 +62,13 @@ pub fn infer(
         cfg.timeout,
     )?;
     let s = node.open_session().context("opening a session")?;
-    eprintln!("[P0 (client)] session {:016x} open with P1 and P2", s.id);
-    let mut engine = Engine::new(&model, s.keys);
-    let mut net = CountingTransport::new(s.transport);
+    let id = ksnn_runtime::net::tcp::node::short_id(s.id);
+    let (keys, transport) = s
+        .establish()
+        .with_context(|| format!("agreeing on fresh keys for session {id}"))?;
+    eprintln!("[P0 (client)] session {id} open with P1 and P2");
+    let mut engine = Engine::new(&model, keys);
+    let mut net = CountingTransport::new(transport);
     let f = program.fixed_point.frac_bits;
     let inputs: Vec<Vec<u64>> = samples
         .iter()

@@ -9,6 +9,7 @@ use ksnn_runtime::exec::engine::Engine;
 use ksnn_runtime::exec::model::Model;
 use ksnn_runtime::exec::session;
 use ksnn_runtime::net::counting::CountingTransport;
+use ksnn_runtime::net::tcp::node::short_id;
 use ksnn_runtime::net::tcp::{Node, NodeEvent};
 use ksnn_runtime::role::Role;
 
@@ -50,14 +51,19 @@ pub fn serve(cfg: Config) -> Result<()> {
             Some(NodeEvent::Session(s)) => {
                 let id = s.id;
                 std::thread::Builder::new()
-                    .name(format!("session-{id:x}"))
+                    .name(format!("session-{}", short_id(id)))
                     .spawn(move || {
-                        let mut engine = Engine::new(model, s.keys);
-                        let mut net = CountingTransport::new(s.transport);
+                        let id = short_id(id);
+                        let (keys, transport) = match s.establish() {
+                            Ok(k) => k,
+                            Err(e) => return eprintln!("[{role}] session {id} did not start: {e}"),
+                        };
+                        let mut engine = Engine::new(model, keys);
+                        let mut net = CountingTransport::new(transport);
                         match session::serve(&mut engine, &mut net) {
-                            Ok(n) => eprintln!("[{role}] session {id:016x}: served {n} inferences"),
+                            Ok(n) => eprintln!("[{role}] session {id}: served {n} inferences"),
                             Err(e) => {
-                                eprintln!("[{role}] session {id:016x} failed: {e}");
+                                eprintln!("[{role}] session {id} failed: {e}");
                                 session::abort(&mut net, &format!("{e}"));
                             }
                         }

@@ -10,21 +10,19 @@ use std::time::{Duration, Instant};
 
 use ksnn_formats::example::{tiny_cnn, with_weights};
 use ksnn_formats::{Program, Truncation};
-use ksnn_runtime::exec::local::{LocalOptions, run_three};
-use ksnn_runtime::exec::model::encode_input;
-use ksnn_runtime::net::tcp::node::test_pair_secret;
 use ksnn_runtime::net::tls;
-use ksnn_runtime::prf::Keys;
-use ksnn_runtime::ring::decode;
-use ksnn_runtime::role::{Pair, Role};
+use ksnn_runtime::role::Role;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ksnn-party");
 
 /// A scratch directory with a program, its weights, certificates and NPY inputs.
 struct Files {
     dir: PathBuf,
+    /// Read by the fixed-secrets test only.
+    #[cfg_attr(not(feature = "insecure-test-secrets"), allow(dead_code))]
     program: Program,
     inputs: Vec<PathBuf>,
+    #[cfg_attr(not(feature = "insecure-test-secrets"), allow(dead_code))]
     pixels: Vec<Vec<f32>>,
 }
 
@@ -203,10 +201,90 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// With fixed secrets the networked parties compute exactly what the in-memory ones do. Needs
+/// `--features insecure-test-secrets` (`tools/test.sh` runs it so).
+#[cfg(feature = "insecure-test-secrets")]
+mod fixed_secrets {
+    use super::*;
+    use ksnn_runtime::exec::local::{LocalOptions, run_three};
+    use ksnn_runtime::exec::model::encode_input;
+    use ksnn_runtime::net::tcp::keying::insecure::test_pair_secret;
+    use ksnn_runtime::prf::Keys;
+    use ksnn_runtime::ring::decode;
+    use ksnn_runtime::role::Pair;
+
+    #[test]
+    fn local_run_equals_the_in_memory_run_bit_for_bit() {
+        let f = files("local", false, 3);
+        let out = f.dir.join("y.npy");
+        let o = Command::new(BIN)
+            .current_dir(&f.dir)
+            .env("KSNN_INSECURE_TEST_SECRETS", "parties-test")
+            .args([
+                "local",
+                "--model",
+                "model.ksnn",
+                "--weights",
+                "weights.ksnw",
+                "--input",
+            ])
+            .args(&f.inputs)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains("equal to the fixed-point reference"),
+            "{}",
+            text(&o)
+        );
+        assert!(
+            text(&o).contains("WARNING: KSNN_INSECURE_TEST_SECRETS is set"),
+            "the fixed secrets must be announced loudly: {}",
+            text(&o)
+        );
+        let got = read_npy(&out);
+
+        let (_, weights) = with_weights(f.program.clone(), 3, 0.3);
+        let keys = Keys::triple_from(Pair::ALL.map(|p| test_pair_secret("parties-test", p)));
+        let inputs: Vec<Vec<u64>> = f
+            .pixels
+            .iter()
+            .map(|p| encode_input(&f.program, p))
+            .collect();
+        let runs = run_three(
+            &f.program,
+            &weights,
+            &inputs,
+            keys,
+            &LocalOptions::default(),
+        )
+        .unwrap();
+        let expect: Vec<f32> = runs[0]
+            .inferences
+            .iter()
+            .flat_map(|i| {
+                i.outputs[0]
+                    .iter()
+                    .map(|&v| decode(v, f.program.fixed_point.frac_bits) as f32)
+            })
+            .collect();
+        assert_eq!(got, expect);
+        let report = std::fs::read_to_string(f.dir.join("report.json")).unwrap();
+        assert!(
+            report.contains("\"secure_equals_reference\": 3"),
+            "{report}"
+        );
+    }
+}
+
+/// Without the feature the variable changes nothing: no fixed secrets, no warning, and the
+/// run is as private as any (the unit test in `keying` checks the secrets themselves).
+#[cfg(not(feature = "insecure-test-secrets"))]
 #[test]
-fn local_run_equals_the_in_memory_run_bit_for_bit() {
-    let f = files("local", false, 3);
-    let out = f.dir.join("y.npy");
+fn default_build_ignores_insecure_test_secrets() {
+    let f = files("ignores", true, 1);
     let o = Command::new(BIN)
         .current_dir(&f.dir)
         .env("KSNN_INSECURE_TEST_SECRETS", "parties-test")
@@ -219,47 +297,13 @@ fn local_run_equals_the_in_memory_run_bit_for_bit() {
             "--input",
         ])
         .args(&f.inputs)
-        .arg("--out")
-        .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("equal to the fixed-point reference"),
-        "{}",
+        !text(&o).contains("KSNN_INSECURE_TEST_SECRETS"),
+        "a default build must not honour the variable: {}",
         text(&o)
-    );
-    let got = read_npy(&out);
-
-    let (_, weights) = with_weights(f.program.clone(), 3, 0.3);
-    let keys = Keys::triple_from(Pair::ALL.map(|p| test_pair_secret("parties-test", p)));
-    let inputs: Vec<Vec<u64>> = f
-        .pixels
-        .iter()
-        .map(|p| encode_input(&f.program, p))
-        .collect();
-    let runs = run_three(
-        &f.program,
-        &weights,
-        &inputs,
-        keys,
-        &LocalOptions::default(),
-    )
-    .unwrap();
-    let expect: Vec<f32> = runs[0]
-        .inferences
-        .iter()
-        .flat_map(|i| {
-            i.outputs[0]
-                .iter()
-                .map(|&v| decode(v, f.program.fixed_point.frac_bits) as f32)
-        })
-        .collect();
-    assert_eq!(got, expect);
-    let report = std::fs::read_to_string(f.dir.join("report.json")).unwrap();
-    assert!(
-        report.contains("\"secure_equals_reference\": 3"),
-        "{report}"
     );
 }
 

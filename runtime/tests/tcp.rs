@@ -16,6 +16,9 @@ use ksnn_runtime::net::tls::{Identity, generate};
 use ksnn_runtime::reference;
 use ksnn_runtime::role::Role;
 
+/// Every daemon log line of this test process (tests look for their refusals in it).
+static LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 fn certs(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ksnn-tcp-{}-{name}", std::process::id()));
     generate(&dir).unwrap();
@@ -43,15 +46,22 @@ fn daemon(node: Node, program: &'static Program, weights: Option<&'static Weight
             match node.next_event(Duration::from_millis(200)) {
                 Some(NodeEvent::Session(s)) => {
                     std::thread::spawn(move || {
-                        let mut engine = Engine::new(model, s.keys);
-                        let mut net = CountingTransport::new(s.transport);
+                        let (keys, transport) = match s.establish() {
+                            Ok(k) => k,
+                            Err(e) => return eprintln!("daemon session failed to start: {e}"),
+                        };
+                        let mut engine = Engine::new(model, keys);
+                        let mut net = CountingTransport::new(transport);
                         if let Err(e) = session::serve(&mut engine, &mut net) {
                             eprintln!("daemon session failed: {e}");
                             session::abort(&mut net, &e.to_string());
                         }
                     });
                 }
-                Some(NodeEvent::Log(l)) => eprintln!("[daemon] {l}"),
+                Some(NodeEvent::Log(l)) => {
+                    eprintln!("[daemon] {l}");
+                    LOGS.lock().unwrap().push(l);
+                }
                 None => {}
             }
         }
@@ -93,10 +103,10 @@ fn client_run(
     let client = node(dir, Role::Client, program, false);
     client.connect(Role::Server, server).unwrap();
     client.connect(Role::Helper, helper).unwrap();
-    let s = client.open_session().unwrap();
+    let (keys, transport) = client.open_session().unwrap().establish().unwrap();
     let model = Model::new(program, None).unwrap();
-    let mut engine = Engine::new(&model, s.keys);
-    let mut net = CountingTransport::new(s.transport);
+    let mut engine = Engine::new(&model, keys);
+    let mut net = CountingTransport::new(transport);
     session::run_client(&mut engine, &mut net, inputs.into_iter(), each).unwrap();
 }
 
@@ -247,4 +257,177 @@ fn malformed_frames_from_an_authenticated_peer_close_only_that_connection() {
         assert_eq!(r.inference.outputs.len(), 1);
         Ok(())
     });
+}
+
+// A client that misbehaves on purpose (the client is the untrusted side of the service).
+
+/// Connects a client node to both daemons.
+fn client_node(
+    dir: &std::path::Path,
+    program: &Program,
+    (server, helper): (SocketAddr, SocketAddr),
+) -> Node {
+    let client = node(dir, Role::Client, program, false);
+    client.connect(Role::Server, server).unwrap();
+    client.connect(Role::Helper, helper).unwrap();
+    client
+}
+
+/// One honest session with reference checks: the daemons still serve after an attack.
+fn honest_session(
+    dir: &std::path::Path,
+    program: &'static Program,
+    weights: &'static Weights,
+    addrs: (SocketAddr, SocketAddr),
+) {
+    let full = Model::new(program, Some(weights)).unwrap();
+    let x = encode_input(program, &vec![0.2; 784]);
+    let expect = reference::run(&full, &x);
+    let mut seen = 0;
+    client_run(dir, program, addrs, vec![x.clone(), x], |_, r| {
+        assert_eq!(r.inference.outputs, expect);
+        seen += 1;
+        Ok(())
+    });
+    assert_eq!(seen, 2);
+}
+
+/// Waits for the next message from `from` that is not a measurement record.
+fn next_frame(
+    net: &mut CountingTransport<ksnn_runtime::net::tcp::TcpTransport>,
+    from: Role,
+) -> Result<ksnn_runtime::net::Message, ksnn_runtime::net::NetError> {
+    use ksnn_runtime::net::Transport;
+    net.recv(from)
+}
+
+#[test]
+fn replayed_inference_id_is_refused() {
+    use ksnn_formats::FrameKind;
+    use ksnn_runtime::exec::session::SessionCmd;
+    use ksnn_runtime::net::Transport;
+
+    let (program, weights) = exact_program();
+    let dir = certs("replay");
+    let addrs = daemons(&dir, program, weights);
+    let x = encode_input(program, &vec![0.1; 784]);
+    let model = Model::new(program, None).unwrap();
+    for ids in [[3u64, 3], [3, 2]] {
+        let client = client_node(&dir, program, addrs);
+        let (keys, transport) = client.open_session().unwrap().establish().unwrap();
+        let mut engine = Engine::new(&model, keys);
+        let mut net = CountingTransport::new(transport);
+        engine.setup(&mut net).unwrap();
+        // The first inference runs; the second id is a replay or goes backwards.
+        net.send(Role::Server, SessionCmd::Infer { id: ids[0] }.message())
+            .unwrap();
+        engine.infer(&mut net, ids[0], Some(&x)).unwrap();
+        for peer in [Role::Server, Role::Helper] {
+            let m = next_frame(&mut net, peer).unwrap();
+            assert_eq!(m.kind, FrameKind::Hello, "a record from {peer}");
+        }
+        net.send(Role::Server, SessionCmd::Infer { id: ids[1] }.message())
+            .unwrap();
+        let m = next_frame(&mut net, Role::Server).unwrap();
+        assert_eq!(m.kind, FrameKind::Abort, "{ids:?}: the server must refuse");
+        let reason = String::from_utf8_lossy(&m.payload).into_owned();
+        assert!(reason.contains("replayed or reordered id"), "{reason}");
+        assert!(reason.contains(&format!("above {}", ids[0])), "{reason}");
+        client.shutdown();
+    }
+    honest_session(&dir, program, weights, addrs);
+}
+
+#[test]
+fn reused_session_id_is_refused() {
+    let (program, weights) = exact_program();
+    let dir = certs("reuse");
+    let addrs = daemons(&dir, program, weights);
+    let id = 0x5eed_0000_0000_0001;
+    let model = Model::new(program, None).unwrap();
+    let x = encode_input(program, &vec![0.4; 784]);
+    {
+        let client = client_node(&dir, program, addrs);
+        let (keys, transport) = client.open_session_as(id).unwrap().establish().unwrap();
+        let mut engine = Engine::new(&model, keys);
+        let mut net = CountingTransport::new(transport);
+        session::run_client(&mut engine, &mut net, std::iter::once(x.clone()), |_, _| {
+            Ok(())
+        })
+        .unwrap();
+        client.shutdown();
+    }
+    // The same id again, on a new connection, after the first session ended.
+    let client = client_node(&dir, program, addrs);
+    let err = match client.open_session_as(id).unwrap().establish() {
+        Ok(_) => panic!("a reused session id was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("the id was used before"), "{err}");
+    client.shutdown();
+    honest_session(&dir, program, weights, addrs);
+}
+
+#[test]
+fn frames_from_another_connection_are_dropped() {
+    use ksnn_formats::FrameKind;
+    use ksnn_runtime::exec::session::SessionCmd;
+    use ksnn_runtime::net::Message;
+
+    let (program, weights) = exact_program();
+    let dir = certs("inject");
+    let addrs = daemons(&dir, program, weights);
+    let full = Model::new(program, Some(weights)).unwrap();
+    let model = Model::new(program, None).unwrap();
+    let x = encode_input(program, &vec![0.6; 784]);
+    let victim = client_node(&dir, program, addrs);
+    let s = victim.open_session().unwrap();
+    let id = s.id;
+    let (keys, transport) = s.establish().unwrap();
+    // Another client with a valid P0 certificate injects frames into the victim's session.
+    let intruder = client_node(&dir, program, addrs);
+    for to in [Role::Server, Role::Helper] {
+        intruder.send_raw(
+            id,
+            to,
+            Message {
+                kind: FrameKind::Abort,
+                depth: 0,
+                payload: b"forged".to_vec(),
+            },
+        );
+        intruder.send_raw(id, to, SessionCmd::Infer { id: 99 }.message());
+        intruder.send_raw(id, to, SessionCmd::Close.message());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !LOGS
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("not the session's"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the daemons never logged the dropped frames"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The victim's session is untouched.
+    let mut engine = Engine::new(&model, keys);
+    let mut net = CountingTransport::new(transport);
+    let mut seen = 0;
+    session::run_client(
+        &mut engine,
+        &mut net,
+        vec![x.clone(), x.clone()].into_iter(),
+        |_, r| {
+            assert_eq!(r.inference.outputs, reference::run(&full, &x));
+            seen += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, 2);
+    intruder.shutdown();
+    victim.shutdown();
 }

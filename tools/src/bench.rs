@@ -76,15 +76,15 @@ pub fn net(mib: usize) -> Result<()> {
     let client = Node::start(cfg(Role::Client, false)?)?;
     client.connect(Role::Server, server.local_addr.context("bound")?)?;
     client.connect(Role::Helper, helper.local_addr.context("bound")?)?;
-    let mut s0 = client.open_session()?;
+    let mut s0 = client.open_session()?.transport_only();
     let mut s1 = loop {
         match server.next_event(Duration::from_secs(10)) {
-            Some(NodeEvent::Session(s)) => break s,
+            Some(NodeEvent::Session(s)) => break s.transport_only(),
             Some(NodeEvent::Log(_)) => {}
             None => bail!("the server saw no session"),
         }
     };
-    let tls_rate = pump(&mut s0.transport, &mut s1.transport, total)?;
+    let tls_rate = pump(&mut s0, &mut s1, total)?;
     println!("TLS (mio, loopback): {mib} MiB P0 -> P1 at {tls_rate:.0} MB/s");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -1,7 +1,13 @@
 //! A session between a client and the two daemons over any transport: the client tells the
-//! daemons which inference to run next and when to stop, and each daemon answers every
-//! inference with its measurements so the client can write a complete report. The same code
-//! runs over the in-memory network and over TCP.
+//! server which inference to run next and when to stop, the server checks and relays each
+//! command to the helper, and each daemon answers every inference with its measurements so
+//! the client can write a complete report. The same code runs over the in-memory network and
+//! over TCP.
+//!
+//! Inference ids key every per-inference randomness stream, so a repeated id would reuse
+//! masks (F2 in `docs/security.md`): the daemons accept only strictly increasing ids, and the
+//! helper takes its commands from the server over their authenticated link, so the client
+//! cannot make the two daemons run different ids either.
 
 use ksnn_formats::FrameKind;
 use serde::{Deserialize, Serialize};
@@ -15,16 +21,17 @@ use crate::role::Role;
 /// Session commands (frame kind `Hello`, postcard).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum SessionCmd {
-    /// Client → daemons: run inference `id` now.
+    /// Client → server → helper: run inference `id` now (ids strictly increase).
     Infer { id: u64 },
-    /// Client → daemons: the session is over.
+    /// Client → server → helper: the session is over.
     Close,
-    /// Daemon → client: what the daemon measured in the last inference.
+    /// Daemon → client: what the daemon measured in the last inference (totals only).
     Record(Record),
 }
 
 impl SessionCmd {
-    fn message(&self) -> Message {
+    /// The command as a frame (public so tests can play a client that misbehaves).
+    pub fn message(&self) -> Message {
         Message {
             kind: FrameKind::Hello,
             depth: 0,
@@ -89,21 +96,47 @@ pub fn abort<T: Transport>(net: &mut T, reason: &str) {
     }
 }
 
-/// Daemon side (P1 or P2): set-up, then inferences until the client closes. Returns the number
-/// of inferences served.
+/// Daemon side (P1 or P2): set-up, then inferences until the client closes. The server takes
+/// commands from the client and relays them to the helper; the helper takes them from the
+/// server. Returns the number of inferences served.
 pub fn serve<T: Transport>(
     engine: &mut Engine,
     net: &mut CountingTransport<T>,
 ) -> Result<u64, ExecError> {
     let role = net.role();
+    let commander = if role == Role::Helper {
+        Role::Server
+    } else {
+        Role::Client
+    };
     engine.setup(net)?;
     let mut served = 0;
+    let mut last: Option<u64> = None;
     loop {
-        match expect_cmd(net, role, Role::Client)? {
+        let cmd = expect_cmd(net, role, commander)?;
+        if let SessionCmd::Infer { id } = cmd
+            && last.is_some_and(|l| id <= l)
+        {
+            return Err(step_err(role, "checking the inference id")(
+                NetError::Unexpected {
+                    peer: commander,
+                    expected: format!("an inference id above {}", last.unwrap_or(0)),
+                    got: format!("{id}: a replayed or reordered id would reuse masks, refused"),
+                },
+            ));
+        }
+        if role == Role::Server && !matches!(cmd, SessionCmd::Record(_)) {
+            net.send(Role::Helper, cmd.message())
+                .map_err(step_err(role, "relaying the command to the helper"))?;
+        }
+        match cmd {
             SessionCmd::Infer { id } => {
-                let inf = engine.infer(net, id, None)?;
+                last = Some(id);
+                let mut record = engine.infer(net, id, None)?.record;
+                // Only totals leave a daemon: per-layer times would time the server's work.
+                record.layer_seconds.clear();
                 net.start_phase(Phase::Control);
-                net.send(Role::Client, SessionCmd::Record(inf.record).message())
+                net.send(Role::Client, SessionCmd::Record(record).message())
                     .map_err(step_err(role, "sending the measurements"))?;
                 served += 1;
             }
@@ -111,7 +144,7 @@ pub fn serve<T: Transport>(
             SessionCmd::Record(_) => {
                 return Err(step_err(role, "reading a session command")(
                     NetError::Unexpected {
-                        peer: Role::Client,
+                        peer: commander,
                         expected: "Infer or Close".into(),
                         got: "Record".into(),
                     },
@@ -141,10 +174,8 @@ pub fn run_client<T: Transport>(
     for (id, x) in inputs.enumerate() {
         let id = id as u64;
         net.start_phase(Phase::Control);
-        for peer in [Role::Server, Role::Helper] {
-            net.send(peer, SessionCmd::Infer { id }.message())
-                .map_err(step_err(role, "starting an inference"))?;
-        }
+        net.send(Role::Server, SessionCmd::Infer { id }.message())
+            .map_err(step_err(role, "starting an inference"))?;
         let inference = engine.infer(net, id, Some(&x))?;
         let mut daemons = [Record::default(), Record::default()];
         for (k, peer) in [Role::Server, Role::Helper].into_iter().enumerate() {
@@ -164,9 +195,7 @@ pub fn run_client<T: Transport>(
         each(id, ClientResult { inference, daemons })?;
     }
     net.start_phase(Phase::Control);
-    for peer in [Role::Server, Role::Helper] {
-        net.send(peer, SessionCmd::Close.message())
-            .map_err(step_err(role, "closing the session"))?;
-    }
+    net.send(Role::Server, SessionCmd::Close.message())
+        .map_err(step_err(role, "closing the session"))?;
     Ok(setup)
 }

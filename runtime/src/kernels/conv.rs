@@ -54,10 +54,9 @@ fn gemm(a: &[u64], b: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
     debug_assert_eq!((a.len(), b.len(), c.len()), (m * k, k * n, m * n));
     c.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
         let arow = &a[i * k..(i + 1) * k];
+        // No shortcut for zero weights: the server's running time must not depend on its
+        // weights (a client would read each layer's sparsity off it).
         for (p, &av) in arow.iter().enumerate() {
-            if av == 0 {
-                continue;
-            }
             let brow = &b[p * n..(p + 1) * n];
             for (o, &bv) in out.iter_mut().zip(brow) {
                 *o = o.wrapping_add(av.wrapping_mul(bv));

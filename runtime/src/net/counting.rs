@@ -167,6 +167,11 @@ impl<T: Transport> CountingTransport<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
+
+    /// The wrapped transport (a test reads a recorder's view between inferences).
+    pub fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
 }
 
 impl<T: Transport> Transport for CountingTransport<T> {
@@ -186,13 +191,24 @@ impl<T: Transport> Transport for CountingTransport<T> {
 
     fn recv(&mut self, from: Role) -> Result<Message, NetError> {
         let msg = self.inner.recv(from)?;
+        Ok(self.count_received(from, msg))
+    }
+
+    fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
+        let msg = self.inner.recv_step(from, step)?;
+        Ok(self.count_received(from, msg))
+    }
+}
+
+impl<T: Transport> CountingTransport<T> {
+    fn count_received(&mut self, from: Role, msg: Message) -> Message {
         self.depth = self.depth.max(msg.depth);
         self.stats
             .received
             .entry((self.slot, from))
             .or_default()
             .add(msg.payload.len());
-        Ok(msg)
+        msg
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod counting;
 pub mod mem;
+pub mod recording;
 pub mod tcp;
 pub mod tls;
 
@@ -51,6 +52,12 @@ pub trait Transport: Send {
     fn send(&mut self, to: Role, msg: Message) -> Result<(), NetError>;
     /// The next message from `from`, or an error after the transport's timeout.
     fn recv(&mut self, from: Role) -> Result<Message, NetError>;
+    /// [`recv`](Transport::recv) for protocol step `step`; protocols call this so a
+    /// [`recording::RecordingTransport`] can label what a party saw.
+    fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
+        let _ = step;
+        self.recv(from)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -62,5 +69,8 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn recv(&mut self, from: Role) -> Result<Message, NetError> {
         (**self).recv(from)
+    }
+    fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
+        (**self).recv_step(from, step)
     }
 }

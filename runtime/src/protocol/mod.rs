@@ -14,6 +14,8 @@ pub mod private_compare;
 pub mod relu;
 pub mod share;
 pub mod trunc;
+#[cfg(test)]
+mod views;
 pub mod wrap;
 
 use ksnn_formats::{FrameKind, ProtocolConfig};
@@ -69,6 +71,11 @@ pub struct Party<'a> {
 impl Party<'_> {
     /// The stream for `pair` and `purpose` in the current inference and layer.
     pub fn stream(&self, pair: Pair, purpose: Purpose, index: u32) -> Stream {
+        #[cfg(test)]
+        if testing::leak() == testing::Leak::ReusedMask {
+            // Positive control of the view tests: every inference draws the same masks.
+            return self.keys.stream(pair, 0, self.layer, purpose, index);
+        }
         self.keys
             .stream(pair, self.inference, self.layer, purpose, index)
     }
@@ -124,7 +131,7 @@ impl Party<'_> {
         let role = self.role;
         let m = self
             .net
-            .recv(from)
+            .recv_step(from, step)
             .map_err(|source| ProtocolError::Net { role, step, source })?;
         if m.kind != kind {
             if m.kind == FrameKind::Abort {
@@ -190,9 +197,35 @@ impl Party<'_> {
 pub(crate) mod testing {
     //! Runs one closure per role on three threads over the in-memory network.
 
+    use std::cell::Cell;
     use std::time::Duration;
 
     use ksnn_formats::ProtocolConfig;
+
+    /// Deliberately broken variants, the positive controls of the view tests: a test that
+    /// cannot tell them from the protocol has no power. Set per party thread.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Leak {
+        None,
+        /// PrivateCompare without the common zero-sharing (the paper's Algorithm 3 as is).
+        UnmaskedCompare,
+        /// Every inference draws the masks of inference 0.
+        ReusedMask,
+    }
+
+    thread_local! {
+        static LEAK: Cell<Leak> = const { Cell::new(Leak::None) };
+    }
+
+    /// The leak this thread runs with.
+    pub fn leak() -> Leak {
+        LEAK.with(|l| l.get())
+    }
+
+    /// Makes this thread run the protocols with `leak`.
+    pub fn set_leak(leak: Leak) {
+        LEAK.with(|l| l.set(leak));
+    }
 
     use super::Party;
     use crate::net::counting::{CountingTransport, Phase, Stats};

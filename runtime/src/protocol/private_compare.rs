@@ -4,6 +4,12 @@
 //! public R and a bit β. Each computes a masked, permuted vector; the helper, adding the two,
 //! finds a zero exactly when β ⊕ (x > R) = 1 and learns only that bit. The R = 2^n − 1, β = 1
 //! corner (where R + 1 overflows) is handled as in the paper.
+//!
+//! Unlike the paper's Algorithm 3, P0 adds and P1 subtracts a fresh common mask m_i before
+//! multiplying by s_i. Without it the helper, which deals the bit shares and so knows both
+//! parties' shares of x, sees d1/d0 = c1_i/c0_i (s cancels) and recovers the hidden R by search
+//! (`docs/security.md`, F1). With it d0 is uniform and independent of everything the helper
+//! knows, and d0 + d1 = π(s ⊙ c) is all it learns: one zero or none among uniform non-zeros.
 
 use crate::prf::{P, Stream};
 
@@ -12,10 +18,13 @@ fn modp(v: i32) -> u8 {
 }
 
 /// The per-comparison randomness both computing parties draw from their common stream, in
-/// this order: masks s (n, non-zero), a permutation (n), and for the corner case u (n).
+/// this order: masks s (n, non-zero), a permutation (n), the zero-sharing m (n), and for the
+/// corner case u (n).
 pub struct PcRandom<'a> {
     pub s: &'a [u8],
     pub perm: &'a [u8],
+    /// P0 adds m_i, P1 subtracts it: hides each party's vector from the helper.
+    pub m: &'a [u8],
     /// Only used in the R = 2^n − 1, β = 1 corner.
     pub u: &'a [u8],
 }
@@ -34,6 +43,16 @@ pub fn party_vector(
     let n = bits as usize;
     let all_ones = r == crate::prf::mask(bits);
     let j = j as i32;
+    // The common zero-sharing: +m_i for P0, −m_i for P1 (switched off only by the positive
+    // control of the view tests).
+    let zero_share = |i: usize| -> i32 {
+        #[cfg(test)]
+        if crate::protocol::testing::leak() == crate::protocol::testing::Leak::UnmaskedCompare {
+            return 0;
+        }
+        let m = rnd.m[i] as i32;
+        if j == 0 { m } else { -m }
+    };
     if beta == 1 && all_ones {
         // x ≤ 2^n − 1 always holds, so the answer is 1: plant one zero (P0: u, P1: −u) at
         // position 0 and ones elsewhere ((u + 1) − u); the permutation hides where.
@@ -46,7 +65,7 @@ pub fn party_vector(
             } else {
                 -u
             };
-            out[rnd.perm[i] as usize] = modp(rnd.s[i] as i32 * modp(c) as i32);
+            out[rnd.perm[i] as usize] = modp(rnd.s[i] as i32 * modp(c + zero_share(i)) as i32);
         }
         return;
     }
@@ -58,34 +77,50 @@ pub fn party_vector(
         let ti = ((t >> (n - 1 - i)) & 1) as i32;
         let xi = x_share[i] as i32;
         let c = sigma * (xi - j * ti) + j + prefix;
-        out[rnd.perm[i] as usize] = modp(rnd.s[i] as i32 * modp(c) as i32);
+        out[rnd.perm[i] as usize] = modp(rnd.s[i] as i32 * modp(c + zero_share(i)) as i32);
         prefix += xi + j * ti - 2 * ti * xi;
         prefix = prefix.rem_euclid(P as i32);
     }
 }
 
-/// The helper's side: 1 iff some position of `d0 + d1` is 0 mod 67.
+/// The helper's side: 1 iff some position of `d0 + d1` is 0 mod 67. Every position is
+/// looked at (no early exit), so the helper's time does not depend on the answer.
 pub fn helper_result(d0: &[u8], d1: &[u8]) -> u8 {
-    d0.iter()
-        .zip(d1)
-        .any(|(a, b)| (*a as u16 + *b as u16).is_multiple_of(P as u16)) as u8
+    d0.iter().zip(d1).fold(0u8, |acc, (a, b)| {
+        acc | (*a as u16 + *b as u16).is_multiple_of(P as u16) as u8
+    })
 }
 
-/// Draws one comparison's randomness from `stream` into the buffers (`u` only when needed).
-pub fn draw(
-    stream: &mut Stream,
-    bits: u32,
-    corner: bool,
-    s: &mut Vec<u8>,
-    perm: &mut Vec<u8>,
-    u: &mut Vec<u8>,
-) {
+/// Draws one comparison's randomness from `stream` into `buf` (`u` only when needed).
+pub fn draw(stream: &mut Stream, bits: u32, corner: bool, buf: &mut PcBuffers) {
     let n = bits as usize;
-    *s = stream.nonzero_mod_p(n);
-    perm.resize(n, 0);
-    stream.permutation_into(perm);
+    buf.s = stream.nonzero_mod_p(n);
+    buf.perm.resize(n, 0);
+    stream.permutation_into(&mut buf.perm);
+    buf.m = stream.mod_p(n);
     if corner {
-        *u = stream.mod_p(n);
+        buf.u = stream.mod_p(n);
+    }
+}
+
+/// Reusable buffers for one comparison's randomness.
+#[derive(Default)]
+pub struct PcBuffers {
+    pub s: Vec<u8>,
+    pub perm: Vec<u8>,
+    pub m: Vec<u8>,
+    pub u: Vec<u8>,
+}
+
+impl PcBuffers {
+    /// The drawn randomness as [`PcRandom`].
+    pub fn random(&self) -> PcRandom<'_> {
+        PcRandom {
+            s: &self.s,
+            perm: &self.perm,
+            m: &self.m,
+            u: &self.u,
+        }
     }
 }
 
@@ -109,14 +144,10 @@ mod tests {
             .zip(&x0)
             .map(|(b, s)| modp(*b as i32 - *s as i32))
             .collect();
-        let (mut s, mut perm, mut u) = (Vec::new(), Vec::new(), Vec::new());
+        let mut buf = PcBuffers::default();
         let corner = beta == 1 && r == crate::prf::mask(bits);
-        draw(stream, bits, corner, &mut s, &mut perm, &mut u);
-        let rnd = PcRandom {
-            s: &s,
-            perm: &perm,
-            u: &u,
-        };
+        draw(stream, bits, corner, &mut buf);
+        let rnd = buf.random();
         let (mut d0, mut d1) = (vec![0; bits as usize], vec![0; bits as usize]);
         party_vector(0, &x0, r, beta, bits, &rnd, &mut d0);
         party_vector(1, &x1, r, beta, bits, &rnd, &mut d1);

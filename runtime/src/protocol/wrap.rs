@@ -19,11 +19,18 @@
 //!
 //! DReLU uses it on the low 63 bits of a value's shares (the MSB is the XOR of the shares'
 //! MSBs and the carry out of the low bits); exact truncation uses it on 64 and on f bits.
-//! Online: 26 + 3n bytes and 4 rounds per element; P2 sees only uniformly masked values.
+//! Online: 26 + 3n bytes and 4 rounds per element.
+//!
+//! What P2 sees, per element: ũ0, ũ1 (independent and uniform: r0, r1 are), q0, q1 (uniform
+//! bits: z0, z1), and the comparison vectors d0, d1. The vectors are hidden only because
+//! PrivateCompare adds a common zero-sharing m (see [`crate::protocol::private_compare`]):
+//! without it P2, which dealt both parties' bit shares, recovers r and so u. With it, d0 is
+//! uniform and d0 + d1 shows one zero or none, i.e. the comparison bit, itself masked by η''.
+//! The simulator and every message are in `docs/security.md`.
 
 use crate::prf::{P, Purpose, mask};
 use crate::protocol::private_compare::{
-    PcRandom, bits_msb_first, draw, helper_result, party_vector,
+    PcBuffers, bits_msb_first, draw, helper_result, party_vector,
 };
 use crate::protocol::{Party, Result};
 use crate::role::{Pair, Role};
@@ -102,7 +109,7 @@ pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) ->
 
     // PrivateCompare(x, r − 1, η'') vectors.
     let mut d = vec![0u8; total_bits];
-    let (mut s, mut perm, mut uu) = (Vec::new(), Vec::new(), Vec::new());
+    let mut buf = PcBuffers::default();
     let mut off = 0;
     for i in 0..n {
         let c = &commons[i];
@@ -110,12 +117,7 @@ pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) ->
         let r = c.r0.wrapping_add(c.r1) & mask(b);
         let bound = r.wrapping_sub(1) & mask(b);
         let corner = c.eta == 1 && bound == mask(b);
-        draw(&mut st, b, corner, &mut s, &mut perm, &mut uu);
-        let rnd = PcRandom {
-            s: &s,
-            perm: &perm,
-            u: &uu,
-        };
+        draw(&mut st, b, corner, &mut buf);
         let w = b as usize;
         party_vector(
             j,
@@ -123,7 +125,7 @@ pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) ->
             bound,
             c.eta,
             b,
-            &rnd,
+            &buf.random(),
             &mut d[off..off + w],
         );
         off += w;

@@ -7,7 +7,9 @@ use crate::net::Message;
 use ksnn_formats::FrameKind;
 
 /// Version of the protocols and wire format; parties must agree.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: per-session nonces in the pair secrets, the helper takes its commands from the server,
+/// PrivateCompare's zero-sharing.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
@@ -19,6 +21,9 @@ pub enum Control {
     },
     /// P0 opens a session (on its connections to P1 and P2).
     Open,
+    /// First message of every session on each connection: the sender's fresh nonce for the
+    /// pair secret (see [`super::keying`]).
+    Nonce { nonce: [u8; 32] },
 }
 
 impl Control {

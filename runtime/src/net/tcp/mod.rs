@@ -4,6 +4,8 @@
 
 pub mod conn;
 pub mod control;
+pub mod keying;
 pub mod node;
 
-pub use node::{Node, NodeConfig, NodeEvent, Session, TcpTransport};
+pub use keying::Session;
+pub use node::{Node, NodeConfig, NodeEvent, TcpTransport};

@@ -1,9 +1,11 @@
 //! The event loop. It owns the listener and every connection, greets peers (role from the
 //! certificate, program hash, protocol version), multiplexes sessions over connections by
-//! session id, derives each session's pairwise secrets from the TLS exporter, and reports a
-//! lost peer to every session that needs it, so nothing waits forever.
+//! session id (a session's frames are accepted only on its own connections, and a session
+//! id is never opened twice), hands each session the TLS exporter values its fresh pair
+//! secrets start from ([`super::keying`]), and reports a lost peer to every session that
+//! needs it, so nothing waits forever.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,16 +21,20 @@ use rustls::pki_types::ServerName;
 
 use super::conn::{Conn, Incoming};
 use super::control::{Control, PROTOCOL_VERSION};
+use super::keying::{Session, insecure};
 use crate::net::tls::{Identity, peer_role, role_name};
 use crate::net::{Message, NetError, Transport};
-use crate::prf::{Keys, PairSecret};
-use crate::role::{Pair, Role};
+use crate::prf::PairSecret;
+use crate::role::Role;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const EXPORTER_LABEL: &[u8] = b"EXPORTER-ksnn-pair-secret";
 /// Frames for sessions not opened yet (the other daemon may be ahead): at most this many.
 const MAX_PENDING_FRAMES: usize = 4096;
+/// Session ids a daemon remembers as used, so none is opened twice (oldest forgotten first;
+/// ids are 64-bit random, and pair secrets are fresh anyway).
+const MAX_USED_IDS: usize = 1 << 16;
 
 /// How a node runs.
 #[derive(Clone)]
@@ -50,13 +56,6 @@ pub enum NodeEvent {
     Log(String),
 }
 
-/// One session as seen by a protocol thread.
-pub struct Session {
-    pub id: u64,
-    pub keys: Keys,
-    pub transport: TcpTransport,
-}
-
 type Inbox = Sender<Result<Message, NetError>>;
 /// Where a connect waits for its answer.
 type Reply = Sender<Result<(), NetError>>;
@@ -70,6 +69,12 @@ enum Cmd {
     Open {
         session: u64,
         reply: Sender<Result<Session, NetError>>,
+    },
+    #[cfg(feature = "test-utils")]
+    Raw {
+        session: u64,
+        to: Role,
+        msg: Message,
     },
     Send {
         session: u64,
@@ -125,6 +130,8 @@ impl Node {
             next: 2,
             links: [None, None, None],
             sessions: HashMap::new(),
+            used: HashSet::new(),
+            used_order: VecDeque::new(),
             pending: HashMap::new(),
             pending_frames: 0,
             waiting: Vec::new(),
@@ -137,6 +144,9 @@ impl Node {
             client_tls: config.identity.client_config().map_err(io::Error::other)?,
             config,
         };
+        if let Some(w) = insecure::warning() {
+            eprintln!("\n{w}\n");
+        }
         let thread = std::thread::Builder::new()
             .name("ksnn-net".into())
             .spawn(move || lp.run())?;
@@ -177,7 +187,23 @@ impl Node {
     pub fn open_session(&self) -> Result<Session, NetError> {
         let mut id = [0u8; 8];
         getrandom::fill(&mut id).expect("OS randomness");
-        let session = u64::from_le_bytes(id) | 1;
+        self.open_session_with_id(u64::from_le_bytes(id) | 1)
+    }
+
+    /// Client: opens a session with a chosen id. Any client could; the daemons refuse an id
+    /// they have seen, so only tests have a use for it.
+    #[cfg(feature = "test-utils")]
+    pub fn open_session_as(&self, session: u64) -> Result<Session, NetError> {
+        self.open_session_with_id(session)
+    }
+
+    /// Sends `msg` for any session id on the link to `to`, as a modified client could.
+    #[cfg(feature = "test-utils")]
+    pub fn send_raw(&self, session: u64, to: Role, msg: Message) {
+        self.command(Cmd::Raw { session, to, msg });
+    }
+
+    fn open_session_with_id(&self, session: u64) -> Result<Session, NetError> {
         let (tx, rx) = channel();
         self.command(Cmd::Open { session, reply: tx });
         rx.recv_timeout(self.timeout)
@@ -274,6 +300,9 @@ struct Loop {
     /// Connection to each peer role that is a long-lived link (not a daemon's client).
     links: [Option<Token>; 3],
     sessions: HashMap<u64, SessionEntry>,
+    /// Daemons: session ids opened so far (bounded, oldest first in `used_order`).
+    used: HashSet<u64>,
+    used_order: VecDeque<u64>,
     pending: HashMap<u64, Vec<(Role, Message)>>,
     pending_frames: usize,
     /// Connects waiting for the peer's greeting.
@@ -419,6 +448,12 @@ impl Loop {
                 let _ = reply.send(r);
             }
             Cmd::Send { session, to, msg } => self.send(session, to, msg),
+            #[cfg(feature = "test-utils")]
+            Cmd::Raw { session, to, msg } => {
+                if let Some(c) = self.links[to.index()].and_then(|t| self.conns.get_mut(&t)) {
+                    c.queue(session, msg.kind, msg.depth, msg.payload);
+                }
+            }
             Cmd::Drop { session } => {
                 self.sessions.remove(&session);
             }
@@ -449,11 +484,10 @@ impl Loop {
         }
     }
 
-    fn secret(&self, t: Token, session: u64) -> Option<PairSecret> {
+    /// The exporter value of connection `t` for `session`: secret to its two ends, made fresh
+    /// by the session's nonces ([`Session::establish`]).
+    fn exported(&self, t: Token, session: u64) -> Option<PairSecret> {
         let c = self.conns.get(&t)?;
-        if let Some(fixed) = test_secret(self.role, c.peer?) {
-            return Some(fixed);
-        }
         let mut out = [0u8; 32];
         c.tls
             .export_keying_material(&mut out[..], EXPORTER_LABEL, Some(&session.to_le_bytes()))
@@ -463,7 +497,7 @@ impl Loop {
 
     fn new_session(&mut self, session: u64, client: Option<Token>) -> Result<Session, NetError> {
         let me = self.role;
-        let mut pairs = Vec::new();
+        let mut exported: [Option<PairSecret>; 3] = Default::default();
         for peer in me.others() {
             let t = if peer == Role::Client {
                 client
@@ -471,12 +505,11 @@ impl Loop {
                 self.links[peer.index()]
             };
             let t = t.ok_or(NetError::Disconnected { peer })?;
-            let secret = self
-                .secret(t, session)
-                .ok_or(NetError::Disconnected { peer })?;
-            pairs.push((Pair::of(me, peer).expect("two roles"), secret));
+            exported[peer.index()] = Some(
+                self.exported(t, session)
+                    .ok_or(NetError::Disconnected { peer })?,
+            );
         }
-        let keys = Keys::new(me, [pairs[0].clone(), pairs[1].clone()]);
         let mut inbox: [Option<Inbox>; 3] = [None, None, None];
         let mut rx: [Option<Receiver<Result<Message, NetError>>>; 3] = [None, None, None];
         for peer in me.others() {
@@ -503,8 +536,8 @@ impl Loop {
         };
         Ok(Session {
             id: session,
-            keys,
             transport,
+            exported,
         })
     }
 
@@ -627,6 +660,18 @@ impl Loop {
         if !self.sessions.contains_key(&m.session) {
             if peer == Role::Client && self.role != Role::Client && msg.kind == FrameKind::Hello {
                 if let Some(Control::Open) = Control::decode(&msg.payload) {
+                    if !self.remember(m.session) {
+                        let reason = format!(
+                            "{} refuses session {}: the id was used before",
+                            self.role,
+                            short_id(m.session)
+                        );
+                        self.log(reason.clone());
+                        if let Some(c) = self.conns.get_mut(&t) {
+                            c.queue(m.session, FrameKind::Abort, 0, reason.into_bytes());
+                        }
+                        return;
+                    }
                     match self.new_session(m.session, Some(t)) {
                         Ok(s) => {
                             let _ = self.events.send(NodeEvent::Session(s));
@@ -647,9 +692,38 @@ impl Loop {
             }
             return;
         }
-        if let Some(inbox) = &self.sessions[&m.session].inbox[peer.index()] {
+        // A session's frames count only on its own connections: the client's that opened it,
+        // and the current link to a daemon.
+        let entry = &self.sessions[&m.session];
+        let own = if peer == Role::Client && self.role != Role::Client {
+            entry.client == Some(t)
+        } else {
+            self.links[peer.index()] == Some(t)
+        };
+        if !own {
+            return self.log(format!(
+                "dropped a {:?} frame for session {} from {peer} on a connection that is not the session's",
+                msg.kind,
+                short_id(m.session)
+            ));
+        }
+        if let Some(inbox) = &entry.inbox[peer.index()] {
             let _ = inbox.send(Ok(msg));
         }
+    }
+
+    /// Records `session` as used; false if it was used before.
+    fn remember(&mut self, session: u64) -> bool {
+        if !self.used.insert(session) {
+            return false;
+        }
+        self.used_order.push_back(session);
+        if self.used_order.len() > MAX_USED_IDS
+            && let Some(old) = self.used_order.pop_front()
+        {
+            self.used.remove(&old);
+        }
+        true
     }
 
     fn greeting(&mut self, t: Token, peer: Role, m: Incoming) {
@@ -774,24 +848,7 @@ impl Loop {
     }
 }
 
-/// Debug builds only: `KSNN_INSECURE_TEST_SECRETS=<text>` replaces the TLS-derived pair secrets
-/// by ones derived from the text, so a test can compare a networked run bit for bit with an
-/// in-memory run. Release builds ignore it.
-fn test_secret(me: Role, peer: Role) -> Option<PairSecret> {
-    if !cfg!(debug_assertions) {
-        return None;
-    }
-    let seed = std::env::var("KSNN_INSECURE_TEST_SECRETS").ok()?;
-    let pair = Pair::of(me, peer)?;
-    Some(test_pair_secret(&seed, pair))
-}
-
-/// The secret [`test_secret`] uses for `pair` (tests build the in-memory run's keys from it).
-pub fn test_pair_secret(seed: &str, pair: Pair) -> PairSecret {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"ksnn insecure test secret");
-    h.update(seed.as_bytes());
-    h.update([pair.index() as u8]);
-    PairSecret(h.finalize().into())
+/// A session id for logs: enough to tell sessions apart, not enough to address one.
+pub fn short_id(session: u64) -> String {
+    format!("{:04x}…", session >> 48)
 }
