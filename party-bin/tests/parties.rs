@@ -201,6 +201,23 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `ksnn-party local` on `f`'s inputs with `KSNN_INSECURE_TEST_SECRETS` set.
+fn local_with_test_secrets(f: &Files) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(&f.dir)
+        .env("KSNN_INSECURE_TEST_SECRETS", "parties-test")
+        .args([
+            "local",
+            "--model",
+            "model.ksnn",
+            "--weights",
+            "weights.ksnw",
+            "--input",
+        ])
+        .args(&f.inputs);
+    c
+}
+
 /// With fixed secrets the networked parties compute exactly what the in-memory ones do. Needs
 /// `--features insecure-test-secrets` (`tools/test.sh` runs it so).
 #[cfg(feature = "insecure-test-secrets")]
@@ -217,18 +234,7 @@ mod fixed_secrets {
     fn local_run_equals_the_in_memory_run_bit_for_bit() {
         let f = files("local", false, 3);
         let out = f.dir.join("y.npy");
-        let o = Command::new(BIN)
-            .current_dir(&f.dir)
-            .env("KSNN_INSECURE_TEST_SECRETS", "parties-test")
-            .args([
-                "local",
-                "--model",
-                "model.ksnn",
-                "--weights",
-                "weights.ksnw",
-                "--input",
-            ])
-            .args(&f.inputs)
+        let o = local_with_test_secrets(&f)
             .arg("--out")
             .arg(&out)
             .output()
@@ -285,20 +291,7 @@ mod fixed_secrets {
 #[test]
 fn default_build_ignores_insecure_test_secrets() {
     let f = files("ignores", true, 1);
-    let o = Command::new(BIN)
-        .current_dir(&f.dir)
-        .env("KSNN_INSECURE_TEST_SECRETS", "parties-test")
-        .args([
-            "local",
-            "--model",
-            "model.ksnn",
-            "--weights",
-            "weights.ksnw",
-            "--input",
-        ])
-        .args(&f.inputs)
-        .output()
-        .unwrap();
+    let o = local_with_test_secrets(&f).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         !text(&o).contains("KSNN_INSECURE_TEST_SECRETS"),

@@ -4,7 +4,9 @@
 //! *position-addressed*: a party draws exactly the values it needs for one layer and purpose,
 //! in the order that purpose defines, and never has to mirror another party's call order.
 //! The helper can therefore run ahead. Secrets are 256-bit, fresh per session (the network
-//! layer derives them from each pair's TLS session); nothing here has a fixed seed.
+//! layer derives them from each pair's TLS exporter and per-session nonces, see
+//! `net::tcp::keying`); nothing here has a fixed seed. A stream address must serve one use
+//! only: the daemons refuse repeated inference ids for that reason (`exec::session`).
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};

@@ -237,36 +237,46 @@ pub(crate) mod testing {
         config: ProtocolConfig,
         f: impl Fn(&mut Party<'_>) -> T + Sync,
     ) -> [(T, Stats); 3] {
+        on_three(|k, net| {
+            let mut net = CountingTransport::new(net);
+            net.start_phase(Phase::Online);
+            let mut p = Party {
+                role: k.role(),
+                keys: k,
+                net: &mut net,
+                inference: 7,
+                layer: 0,
+                config,
+                frac_bits: 12,
+            };
+            let out = f(&mut p);
+            (out, net.take_stats())
+        })
+        .0
+    }
+
+    /// Runs `f` once per role, each on its own thread, with fresh keys and the in-memory
+    /// network; returns the results and the keys.
+    pub fn on_three<T: Send>(
+        f: impl Fn(&Keys, mem::MemTransport) -> T + Sync,
+    ) -> ([T; 3], [Keys; 3]) {
         let keys = Keys::random_triple();
-        let nets = mem::triple(Duration::from_secs(30));
-        std::thread::scope(|s| {
+        let nets = mem::triple(Duration::from_secs(60));
+        let out = std::thread::scope(|s| {
             let handles: Vec<_> = nets
                 .into_iter()
                 .zip(&keys)
                 .map(|(net, k)| {
                     let f = &f;
-                    s.spawn(move || {
-                        let mut net = CountingTransport::new(net);
-                        net.start_phase(Phase::Online);
-                        let mut p = Party {
-                            role: k.role(),
-                            keys: k,
-                            net: &mut net,
-                            inference: 7,
-                            layer: 0,
-                            config,
-                            frac_bits: 12,
-                        };
-                        let out = f(&mut p);
-                        (out, net.take_stats())
-                    })
+                    s.spawn(move || f(k, net))
                 })
                 .collect();
             let mut it = handles
                 .into_iter()
                 .map(|h| h.join().expect("party thread panicked"));
             [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
-        })
+        });
+        (out, keys)
     }
 
     /// Splits `x` into two random shares (test side; the protocols use streams).

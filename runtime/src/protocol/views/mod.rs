@@ -17,15 +17,12 @@ mod attack;
 mod stats;
 mod tests;
 
-use std::time::Duration;
-
 use ksnn_formats::ProtocolConfig;
 
-use crate::net::mem;
 use crate::net::recording::{Received, RecordingTransport};
 use crate::prf::Keys;
 use crate::protocol::Party;
-use crate::protocol::testing::{Leak, set_leak};
+use crate::protocol::testing::{Leak, on_three, set_leak};
 
 /// Inverses mod 67 (entry 0 unused).
 const INV_MOD_P: [u8; 67] = {
@@ -58,40 +55,25 @@ pub fn session<I: Sync>(
     inputs: &[I; 2],
     f: impl Fn(&mut Party<'_>, usize, &I, &mut Vec<Vec<u64>>) + Sync,
 ) -> Run {
-    let keys = Keys::random_triple();
-    let nets = mem::triple(Duration::from_secs(60));
-    let per_role: Vec<[Vec<Received>; 2]> = std::thread::scope(|s| {
-        let handles: Vec<_> = nets
-            .into_iter()
-            .zip(&keys)
-            .map(|(net, k)| {
-                let f = &f;
-                s.spawn(move || {
-                    set_leak(leak);
-                    let mut rec = RecordingTransport::new(net);
-                    let mut out: [Vec<Received>; 2] = Default::default();
-                    let mut memo = Vec::new();
-                    for (i, input) in inputs.iter().enumerate() {
-                        let mut p = Party {
-                            role: k.role(),
-                            keys: k,
-                            net: &mut rec,
-                            inference: i as u64 + 1,
-                            layer: 0,
-                            config,
-                            frac_bits: 12,
-                        };
-                        f(&mut p, i, input, &mut memo);
-                        out[i] = rec.take_view();
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("party thread panicked"))
-            .collect()
+    let (per_role, keys) = on_three(|k, net| {
+        set_leak(leak);
+        let mut rec = RecordingTransport::new(net);
+        let mut out: [Vec<Received>; 2] = Default::default();
+        let mut memo = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let mut p = Party {
+                role: k.role(),
+                keys: k,
+                net: &mut rec,
+                inference: i as u64 + 1,
+                layer: 0,
+                config,
+                frac_bits: 12,
+            };
+            f(&mut p, i, input, &mut memo);
+            out[i] = rec.take_view();
+        }
+        out
     });
     let mut views: [[Vec<Received>; 3]; 2] = Default::default();
     for (r, [a, b]) in per_role.into_iter().enumerate() {

@@ -43,6 +43,25 @@ fn compare<I: Sync>(
     Role::ALL.map(|r| differing(&h[0][r.index()], &h[1][r.index()]))
 }
 
+/// [`compare`] for a protocol whose input is `n` copies of a secret: A (s1, s1), B (s2, s1).
+fn compare_copies(
+    config: ProtocolConfig,
+    leak: Leak,
+    n: usize,
+    (s1, s2): (u64, u64),
+    f: impl Fn(&mut Party<'_>, usize, &[Vec<u64>; 3], &mut Vec<Vec<u64>>) + Sync,
+) -> [Vec<String>; 3] {
+    compare(
+        config,
+        leak,
+        6,
+        || [shares(&vec![s1; n]), shares(&vec![s1; n])],
+        || [shares(&vec![s2; n]), shares(&vec![s1; n])],
+        &[],
+        f,
+    )
+}
+
 fn assert_independent(what: &str, found: [Vec<String>; 3]) {
     for role in Role::ALL {
         assert!(
@@ -55,17 +74,9 @@ fn assert_independent(what: &str, found: [Vec<String>; 3]) {
 
 /// DReLU on `n` copies of a secret: condition A (s1, s1), B (s2, s1).
 fn drelu_views(config: ProtocolConfig, leak: Leak, n: usize, s1: u64, s2: u64) -> [Vec<String>; 3] {
-    compare(
-        config,
-        leak,
-        6,
-        || [shares(&vec![s1; n]), shares(&vec![s1; n])],
-        || [shares(&vec![s2; n]), shares(&vec![s1; n])],
-        &[],
-        |p, _, x, _| {
-            drelu(p, 0, &x[p.role.index()], n).unwrap();
-        },
-    )
+    compare_copies(config, leak, n, (s1, s2), |p, _, x, _| {
+        drelu(p, 0, &x[p.role.index()], n).unwrap();
+    })
 }
 
 const FAR: [(i64, i64); 2] = [(0, -1), (1 << 40, -(1 << 40))];
@@ -89,18 +100,10 @@ fn joint_views_are_independent_per_protocol() {
         let n = xs.elements() as usize;
         assert_independent(
             "block ReLU",
-            compare(
-                exact,
-                Leak::None,
-                6,
-                || [shares(&vec![s1; n]), shares(&vec![s1; n])],
-                || [shares(&vec![s2; n]), shares(&vec![s1; n])],
-                &[],
-                |p, _, x, _| {
-                    let c0 = relu::offline(p, &layout).unwrap();
-                    relu::online(p, &layout, x[p.role.index()].clone(), 64, c0.as_deref()).unwrap();
-                },
-            ),
+            compare_copies(exact, Leak::None, n, (s1, s2), |p, _, x, _| {
+                let c0 = relu::offline(p, &layout).unwrap();
+                relu::online(p, &layout, x[p.role.index()].clone(), 64, c0.as_deref()).unwrap();
+            }),
         );
 
         // Max pool over 5 taps (3 levels, one odd), taps s + t.
@@ -131,50 +134,26 @@ fn joint_views_are_independent_per_protocol() {
         let n = 800;
         assert_independent(
             "clip",
-            compare(
-                exact,
-                Leak::None,
-                6,
-                || [shares(&vec![s1; n]), shares(&vec![s1; n])],
-                || [shares(&vec![s2; n]), shares(&vec![s1; n])],
-                &[],
-                |p, _, x, _| {
-                    let c0 = clip::offline(p, n).unwrap();
-                    clip::online(p, &x[p.role.index()], n, 0, 6 << 12, c0.as_deref()).unwrap();
-                },
-            ),
+            compare_copies(exact, Leak::None, n, (s1, s2), |p, _, x, _| {
+                let c0 = clip::offline(p, n).unwrap();
+                clip::online(p, &x[p.role.index()], n, 0, 6 << 12, c0.as_deref()).unwrap();
+            }),
         );
 
         // Helper-exact truncation.
         assert_independent(
             "truncation",
-            compare(
-                exact,
-                Leak::None,
-                6,
-                || [shares(&vec![s1; n]), shares(&vec![s1; n])],
-                || [shares(&vec![s2; n]), shares(&vec![s1; n])],
-                &[],
-                |p, _, y, _| {
-                    trunc::truncate(p, 0, y[p.role.index()].clone(), n).unwrap();
-                },
-            ),
+            compare_copies(exact, Leak::None, n, (s1, s2), |p, _, y, _| {
+                trunc::truncate(p, 0, y[p.role.index()].clone(), n).unwrap();
+            }),
         );
 
         // Output: P1's share to P0 (P0 learns the value by design; its share is what it sees).
         assert_independent(
             "output",
-            compare(
-                exact,
-                Leak::None,
-                6,
-                || [shares(&vec![s1; n]), shares(&vec![s1; n])],
-                || [shares(&vec![s2; n]), shares(&vec![s1; n])],
-                &[],
-                |p, _, y, _| {
-                    share::reveal_to_client(p, &y[p.role.index()], n).unwrap();
-                },
-            ),
+            compare_copies(exact, Leak::None, n, (s1, s2), |p, _, y, _| {
+                share::reveal_to_client(p, &y[p.role.index()], n).unwrap();
+            }),
         );
     }
 }
