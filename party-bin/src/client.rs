@@ -118,7 +118,7 @@ pub fn infer(
     let setup = match result {
         Ok(s) => s,
         Err(e) => {
-            session::abort(&mut net, &e.to_string());
+            session::abort(&mut net, &session::abort_reason(&e));
             return Err(e.into());
         }
     };

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use ksnn_runtime::net::tcp::node::Limits;
 use ksnn_runtime::role::Role;
 
 /// Every key, as `ksnn-party serve --help` lists them.
@@ -25,6 +26,13 @@ Configuration file keys (TOML):
   threads         compute threads (default: all cores)
   max_frame_mib   largest frame accepted from a peer (default 64)
   max_message_mib largest message accepted from a peer (default 4096)
+  max_sessions    sessions open at once on a daemon (default 64)
+  max_sessions_per_client  sessions open at once on one client connection (default 8)
+  max_connections connections at once; more are closed on accept (default 512)
+  max_unverified  connections still in their handshake or greeting; when full the oldest
+                  is closed (default 64)
+  handshake_seconds  time for a new connection's TLS handshake and greeting (default 5)
+  max_queued_mib  bytes queued for a peer that does not read before it is dropped (default 1024)
 Relative paths are taken from the configuration file's directory.";
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +51,12 @@ struct Raw {
     threads: Option<usize>,
     max_frame_mib: Option<u32>,
     max_message_mib: Option<usize>,
+    max_sessions: Option<usize>,
+    max_sessions_per_client: Option<usize>,
+    max_connections: Option<usize>,
+    max_unverified: Option<usize>,
+    handshake_seconds: Option<f64>,
+    max_queued_mib: Option<usize>,
 }
 
 /// A checked configuration.
@@ -61,6 +75,7 @@ pub struct Config {
     pub threads: Option<usize>,
     pub max_frame: u32,
     pub max_message: usize,
+    pub limits: Limits,
 }
 
 /// Resolves `host:port` (names allowed).
@@ -117,6 +132,36 @@ impl Config {
         if !(timeout > 0.0 && timeout < 86_400.0) {
             bail!("`timeout_seconds` must be between 0 and 86400");
         }
+        let d = Limits::default();
+        let at_least_one = |v: Option<usize>, default: usize, key: &str| -> Result<usize> {
+            match v {
+                Some(0) => bail!("`{key}` must be at least 1"),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        let handshake = raw.handshake_seconds.unwrap_or(d.handshake.as_secs_f64());
+        if !(handshake > 0.0 && handshake <= 600.0) {
+            bail!("`handshake_seconds` must be between 0 and 600");
+        }
+        let limits = Limits {
+            max_sessions: at_least_one(raw.max_sessions, d.max_sessions, "max_sessions")?,
+            max_sessions_per_client: at_least_one(
+                raw.max_sessions_per_client,
+                d.max_sessions_per_client,
+                "max_sessions_per_client",
+            )?,
+            max_connections: at_least_one(
+                raw.max_connections,
+                d.max_connections,
+                "max_connections",
+            )?,
+            max_unverified: at_least_one(raw.max_unverified, d.max_unverified, "max_unverified")?,
+            handshake: Duration::from_secs_f64(handshake),
+            max_queued: at_least_one(raw.max_queued_mib, d.max_queued >> 20, "max_queued_mib")?
+                << 20,
+            ..d
+        };
         Ok(Config {
             role,
             model: abs(raw.model),
@@ -135,6 +180,7 @@ impl Config {
             threads: raw.threads,
             max_frame: raw.max_frame_mib.unwrap_or(64).clamp(1, 1024) << 20,
             max_message: raw.max_message_mib.unwrap_or(4096).max(1) << 20,
+            limits,
         })
     }
 }

@@ -10,7 +10,7 @@ use ksnn_runtime::exec::model::Model;
 use ksnn_runtime::exec::session;
 use ksnn_runtime::net::counting::CountingTransport;
 use ksnn_runtime::net::tcp::node::short_id;
-use ksnn_runtime::net::tcp::{Node, NodeEvent};
+use ksnn_runtime::net::tcp::{Node, NodeEvent, Session};
 use ksnn_runtime::role::Role;
 
 use crate::config::{Config, resolve};
@@ -22,7 +22,15 @@ pub fn serve(cfg: Config) -> Result<()> {
     let weights = weights.map(|w| &*Box::leak(Box::new(w)));
     let model: &'static Model<'static> = Box::leak(Box::new(Model::new(program, weights)?));
     let role = cfg.role;
-    let node = Node::start(node_config(&cfg, program)?).context("starting the network")?;
+    let files = raise_fd_limit();
+    let node_cfg = node_config(&cfg, program)?;
+    if files > 0 && (files as usize) < node_cfg.limits.max_connections + 64 {
+        eprintln!(
+            "[{role}] warning: only {files} open files allowed; `max_connections` ({}) may not be reachable",
+            node_cfg.limits.max_connections
+        );
+    }
+    let node = Node::start(node_cfg).context("starting the network")?;
     let addr = node.local_addr.context("no listen address")?;
     // The first line of stdout is the address, for launchers that asked for port 0.
     println!("listening {addr}");
@@ -49,28 +57,76 @@ pub fn serve(cfg: Config) -> Result<()> {
         }
         match node.next_event(Duration::from_millis(200)) {
             Some(NodeEvent::Session(s)) => {
-                let id = s.id;
-                std::thread::Builder::new()
-                    .name(format!("session-{}", short_id(id)))
+                // The session goes to its thread through a channel, so that if the thread
+                // cannot be made the session is still ours to refuse, and the daemon goes on.
+                let (tx, rx) = std::sync::mpsc::channel::<Session>();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("session-{}", short_id(s.id)))
                     .spawn(move || {
-                        let id = short_id(id);
-                        let (keys, transport) = match s.establish() {
-                            Ok(k) => k,
-                            Err(e) => return eprintln!("[{role}] session {id} did not start: {e}"),
-                        };
-                        let mut engine = Engine::new(model, keys);
-                        let mut net = CountingTransport::new(transport);
-                        match session::serve(&mut engine, &mut net) {
-                            Ok(n) => eprintln!("[{role}] session {id}: served {n} inferences"),
-                            Err(e) => {
-                                eprintln!("[{role}] session {id} failed: {e}");
-                                session::abort(&mut net, &format!("{e}"));
-                            }
+                        if let Ok(s) = rx.recv() {
+                            run_session(role, model, s);
                         }
-                    })?;
+                    });
+                match spawned {
+                    Ok(_) => {
+                        let _ = tx.send(s);
+                    }
+                    Err(e) => {
+                        let id = short_id(s.id);
+                        eprintln!("[{role}] refused session {id}: cannot start its thread: {e}");
+                        let mut t = s.transport_only();
+                        session::abort(
+                            &mut t,
+                            &format!("{role} is out of threads; try again later"),
+                        );
+                    }
+                }
             }
             Some(NodeEvent::Log(line)) => eprintln!("[{role}] {line}"),
             None => {}
         }
     }
+}
+
+/// One session on its own thread: fresh keys, set-up, inferences until the client closes.
+fn run_session(role: Role, model: &'static Model<'static>, s: Session) {
+    let id = short_id(s.id);
+    let (keys, transport) = match s.establish() {
+        Ok(k) => k,
+        Err(e) => return eprintln!("[{role}] session {id} did not start: {e}"),
+    };
+    let mut engine = Engine::new(model, keys);
+    let mut net = CountingTransport::new(transport);
+    match session::serve(&mut engine, &mut net) {
+        Ok(n) => eprintln!("[{role}] session {id}: served {n} inferences"),
+        Err(e) => {
+            eprintln!("[{role}] session {id} failed: {e}");
+            session::abort(&mut net, &session::abort_reason(&e));
+        }
+    }
+}
+
+/// Raises the open-file limit to its hard maximum, so the connection limits, not the
+/// descriptor table, decide who is turned away. Returns the limit in force.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim = want;
+            }
+        }
+    }
+    lim.rlim_cur
 }

@@ -43,5 +43,6 @@ pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
         timeout: cfg.timeout,
         max_payload: cfg.max_frame,
         max_message: cfg.max_message,
+        limits: cfg.limits.clone(),
     })
 }

@@ -5,142 +5,15 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ksnn_formats::example::{tiny_cnn, with_weights};
-use ksnn_formats::{Program, Truncation};
+use ksnn_formats::example::tiny_cnn;
 use ksnn_runtime::net::tls;
 use ksnn_runtime::role::Role;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ksnn-party");
-
-/// A scratch directory with a program, its weights, certificates and NPY inputs.
-struct Files {
-    dir: PathBuf,
-    /// Read by the fixed-secrets test only.
-    #[cfg_attr(not(feature = "insecure-test-secrets"), allow(dead_code))]
-    program: Program,
-    inputs: Vec<PathBuf>,
-    #[cfg_attr(not(feature = "insecure-test-secrets"), allow(dead_code))]
-    pixels: Vec<Vec<f32>>,
-}
-
-fn npy(path: &Path, h: usize, w: usize, data: &[f32]) {
-    std::fs::write(path, ksnn_formats::npy::encode(&[h, w], data)).unwrap();
-}
-
-fn files(name: &str, exact: bool, n: usize) -> Files {
-    let dir = std::env::temp_dir().join(format!("ksnn-parties-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (mut p, _) = tiny_cnn(3);
-    if exact {
-        p.protocol.truncation = Truncation::HelperExact;
-    }
-    let (program, weights) = with_weights(p, 3, 0.3);
-    std::fs::write(dir.join("model.ksnn"), program.encode()).unwrap();
-    std::fs::write(dir.join("weights.ksnw"), weights.encode()).unwrap();
-    tls::generate(&dir.join("certs")).unwrap();
-    let mut inputs = Vec::new();
-    let mut pixels = Vec::new();
-    for k in 0..n {
-        let px: Vec<f32> = (0..784)
-            .map(|i| ((i * 7 + k * 13) % 17) as f32 / 16.0)
-            .collect();
-        let path = dir.join(format!("x{k}.npy"));
-        npy(&path, 28, 28, &px);
-        inputs.push(path);
-        pixels.push(px);
-    }
-    Files {
-        dir,
-        program,
-        inputs,
-        pixels,
-    }
-}
-
-fn config(f: &Files, role: &str, extra: &str) -> PathBuf {
-    let file = match role {
-        "client" => "p0",
-        "server" => "p1",
-        _ => "p2",
-    };
-    let text = format!(
-        "role = \"{role}\"\nmodel = \"model.ksnn\"\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = 3\n{extra}"
-    );
-    // A fresh name each time: clients started together must not share a file being rewritten.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = f.dir.join(format!("{file}-{k}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-struct Daemon {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn daemon(cfg: &Path) -> Daemon {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening ")
-        .expect("daemon prints its address")
-        .to_string();
-    Daemon { child, addr }
-}
-
-/// Starts P1 and P2 for `f`.
-fn cluster(f: &Files) -> (Daemon, Daemon) {
-    let server = daemon(&config(
-        f,
-        "server",
-        "weights = \"weights.ksnw\"\nlisten = \"127.0.0.1:0\"\n",
-    ));
-    let helper = daemon(&config(
-        f,
-        "helper",
-        &format!("listen = \"127.0.0.1:0\"\nserver = \"{}\"\n", server.addr),
-    ));
-    (server, helper)
-}
-
-fn client_cmd(f: &Files, server: &str, helper: &str, inputs: &[PathBuf], out: &Path) -> Command {
-    let cfg = config(
-        f,
-        "client",
-        &format!("server = \"{server}\"\nhelper = \"{helper}\"\n"),
-    );
-    let mut c = Command::new(BIN);
-    c.args(["infer", "--config"])
-        .arg(cfg)
-        .arg("--input")
-        .args(inputs)
-        .arg("--out")
-        .arg(out);
-    c.arg("--report").arg(out.with_extension("json"));
-    c
-}
+mod common;
+use common::*;
 
 /// Starts a client on all of `f`'s inputs and returns once its first answer is printed.
 fn busy_client(f: &Files, server: &Daemon, helper: &Daemon, out: &str) -> Child {
@@ -154,12 +27,6 @@ fn busy_client(f: &Files, server: &Daemon, helper: &Daemon, out: &str) -> Child 
         .read_line(&mut first)
         .unwrap();
     client
-}
-
-fn read_npy(path: &Path) -> Vec<f32> {
-    ksnn_formats::npy::decode(&std::fs::read(path).unwrap())
-        .unwrap()
-        .data
 }
 
 /// A client configuration with the given program and certificate files.
@@ -193,14 +60,6 @@ fn refused(f: &Files, cfg: &Path) -> String {
     text(&o)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// `ksnn-party local` on `f`'s inputs with `KSNN_INSECURE_TEST_SECRETS` set.
 fn local_with_test_secrets(f: &Files) -> Command {
     let mut c = Command::new(BIN);
@@ -223,6 +82,7 @@ fn local_with_test_secrets(f: &Files) -> Command {
 #[cfg(feature = "insecure-test-secrets")]
 mod fixed_secrets {
     use super::*;
+    use ksnn_formats::example::with_weights;
     use ksnn_runtime::exec::local::{LocalOptions, run_three};
     use ksnn_runtime::exec::model::encode_input;
     use ksnn_runtime::net::tcp::keying::insecure::test_pair_secret;

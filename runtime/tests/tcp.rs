@@ -33,6 +33,7 @@ fn node(dir: &std::path::Path, role: Role, program: &Program, listen: bool) -> N
         timeout: Duration::from_secs(5),
         max_payload: 1 << 20,
         max_message: 1 << 30,
+        limits: Default::default(),
     })
     .unwrap()
 }

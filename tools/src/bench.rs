@@ -68,6 +68,7 @@ pub fn net(mib: usize) -> Result<()> {
             timeout: Duration::from_secs(60),
             max_payload: 64 << 20,
             max_message: 1 << 30,
+            limits: Default::default(),
         })
     };
     let server = Node::start(cfg(Role::Server, true)?)?;

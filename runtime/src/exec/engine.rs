@@ -44,6 +44,18 @@ pub enum ExecError {
     },
 }
 
+impl ExecError {
+    /// The party that reports the error (output errors are the client's).
+    pub fn role(&self) -> Role {
+        match self {
+            ExecError::Layer { role, .. }
+            | ExecError::Step { role, .. }
+            | ExecError::InputSize { role, .. } => *role,
+            ExecError::Output { .. } => Role::Client,
+        }
+    }
+}
+
 /// Index of the truncation's randomness within a layer (apart from its other sub-protocols).
 const TRUNC_INDEX: u32 = 1000;
 

@@ -73,12 +73,27 @@ fn expect_cmd<T: Transport>(
             postcard::from_bytes(&m.payload).map_err(|e| bad(format!("undecodable command: {e}")))
         }
         FrameKind::Abort => Err(step_err(role, "waiting for the next command")(
-            NetError::Aborted {
-                peer: from,
-                reason: String::from_utf8_lossy(&m.payload).into_owned(),
-            },
+            NetError::aborted(from, &m.payload),
         )),
         other => Err(bad(format!("a {other:?} frame"))),
+    }
+}
+
+/// What to tell the peers when `e` ended this party's session: the error itself, except
+/// that a reason a peer sent is never passed on (it names only who aborted).
+pub fn abort_reason(e: &ExecError) -> String {
+    let net = match e {
+        ExecError::Layer { source, .. } | ExecError::Step { source, .. } => match &**source {
+            ProtocolError::Net { source, .. } => Some(source),
+            _ => None,
+        },
+        _ => None,
+    };
+    match net {
+        Some(NetError::Aborted { peer, .. }) => {
+            format!("{}: the session ended because {peer} aborted it", e.role())
+        }
+        _ => e.to_string(),
     }
 }
 

@@ -43,6 +43,40 @@ pub enum NetError {
     Io { peer: Role, source: std::io::Error },
 }
 
+/// Longest peer-supplied text (an abort reason) kept, in bytes.
+pub const MAX_PEER_TEXT: usize = 256;
+
+/// Text a peer sent, made safe to log: at most [`MAX_PEER_TEXT`] bytes of it, invalid UTF-8
+/// replaced and control characters escaped, so a peer can neither flood a log nor forge lines.
+pub fn peer_text(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(MAX_PEER_TEXT)];
+    let mut out: String = String::from_utf8_lossy(cut)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if bytes.len() > MAX_PEER_TEXT {
+        out.push_str(&format!(" … ({} bytes cut)", bytes.len() - MAX_PEER_TEXT));
+    }
+    out
+}
+
+impl NetError {
+    /// `peer` aborted, with the reason it sent (sanitised by [`peer_text`]).
+    pub fn aborted(peer: Role, payload: &[u8]) -> Self {
+        NetError::Aborted {
+            peer,
+            reason: peer_text(payload),
+        }
+    }
+}
+
 /// Sends and receives whole messages to and from the two other parties. Messages between
 /// one ordered pair arrive in the order they were sent.
 pub trait Transport: Send {

@@ -135,11 +135,10 @@ impl Party<'_> {
             .map_err(|source| ProtocolError::Net { role, step, source })?;
         if m.kind != kind {
             if m.kind == FrameKind::Abort {
-                let reason = String::from_utf8_lossy(&m.payload).into_owned();
                 return Err(ProtocolError::Net {
                     role,
                     step,
-                    source: NetError::Aborted { peer: from, reason },
+                    source: NetError::aborted(from, &m.payload),
                 });
             }
             return Err(ProtocolError::Kind {

@@ -15,6 +15,14 @@ use crate::role::Role;
 /// Plaintext handed to TLS per write: small enough to keep TLS buffers small.
 const CHUNK: usize = 64 << 10;
 
+/// Largest message accepted before the peer's greeting: a greeting is a few dozen bytes, and
+/// nothing else may arrive first, so an unauthenticated peer cannot make us hold more.
+pub const MAX_BEFORE_GREETING: usize = 4 << 10;
+
+/// TLS bytes read from one connection per turn of the event loop: a peer that sends without
+/// pause must not starve the others, nor fill memory before its frames are checked.
+const READ_BUDGET: usize = 1 << 20;
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub enum ConnError {
@@ -58,6 +66,10 @@ pub struct Conn {
     pub greet_sent: bool,
     /// Close once the queue is flushed.
     pub closing: bool,
+    /// When the connection was accepted or made (the greeting deadline counts from here).
+    pub opened: std::time::Instant,
+    /// Bytes waiting in `out`: a peer that does not read is dropped past a limit.
+    pub queued: usize,
     out: VecDeque<(FrameHeader, Vec<u8>)>,
     /// Bytes of the front frame (header then payload) already handed to TLS.
     out_off: usize,
@@ -83,6 +95,8 @@ impl Conn {
             greeted: false,
             greet_sent: false,
             closing: false,
+            opened: std::time::Instant::now(),
+            queued: 0,
             out: VecDeque::new(),
             out_off: 0,
             inbuf: Vec::new(),
@@ -116,6 +130,7 @@ impl Conn {
             len: payload.len() as u32,
         };
         self.seq = self.seq.wrapping_add(1);
+        self.queued += FRAME_HEADER_LEN + payload.len();
         self.out.push_back((header, payload));
     }
 
@@ -152,6 +167,7 @@ impl Conn {
             if self.out_off >= total {
                 self.out.pop_front();
                 self.out_off = 0;
+                self.queued -= total;
                 continue;
             }
             let written = if self.out_off < FRAME_HEADER_LEN {
@@ -169,16 +185,24 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has; returns the messages completed.
-    pub fn on_readable(&mut self) -> Result<Vec<Incoming>, ConnError> {
+    /// Reads what the socket has, up to a budget; returns the messages completed and whether
+    /// the budget ran out (then the caller must come back without waiting for an event).
+    pub fn on_readable(&mut self) -> Result<(Vec<Incoming>, bool), ConnError> {
         let mut eof = false;
+        let mut budget = READ_BUDGET;
+        let mut more = false;
         loop {
+            if budget == 0 {
+                more = true;
+                break;
+            }
             match self.tls.read_tls(&mut self.sock) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     let state = self.tls.process_new_packets().map_err(|e| {
                         // Tell the peer why before we go.
                         let _ = self.tls.write_tls(&mut self.sock);
@@ -209,7 +233,7 @@ impl Conn {
         if eof {
             self.closing = true;
         }
-        Ok(messages)
+        Ok((messages, more && !eof))
     }
 
     fn parse(&mut self) -> Result<Vec<Incoming>, ConnError> {
@@ -220,8 +244,22 @@ impl Conn {
             if rest.len() < FRAME_HEADER_LEN {
                 break;
             }
-            // The length is checked against the limit before anything is allocated for it.
+            // The length is checked against the limits before anything is allocated for it,
+            // and before the frame's payload has arrived.
             let h = FrameHeader::decode(rest, self.max_payload).map_err(ConnError::Frame)?;
+            // The first message must be the greeting (the node refuses anything else).
+            let max = if self.greeted || !done.is_empty() {
+                self.max_message
+            } else {
+                MAX_BEFORE_GREETING
+            };
+            let so_far = self.partial.as_ref().map_or(0, |(_, d)| d.len());
+            if so_far + h.len as usize > max {
+                return Err(ConnError::TooLarge {
+                    len: so_far + h.len as usize,
+                    max,
+                });
+            }
             let need = FRAME_HEADER_LEN + h.len as usize;
             if rest.len() < need {
                 break;
@@ -235,12 +273,6 @@ impl Conn {
                 Some(_) => return Err(ConnError::Frame(FrameError::UnknownKind(h.kind as u8))),
                 None => (h, Vec::new()),
             };
-            if data.len() + body.len() > self.max_message {
-                return Err(ConnError::TooLarge {
-                    len: data.len() + body.len(),
-                    max: self.max_message,
-                });
-            }
             data.extend_from_slice(body);
             if h.more {
                 self.partial = Some((first, data));
@@ -254,6 +286,10 @@ impl Conn {
             }
         }
         self.inbuf.drain(..pos);
+        // A burst can grow the buffer; give the memory back once it is drained.
+        if self.inbuf.capacity() > 4 * CHUNK && self.inbuf.len() < CHUNK {
+            self.inbuf.shrink_to(CHUNK);
+        }
         Ok(done)
     }
 }

@@ -46,10 +46,7 @@ impl Session {
         for peer in me.others() {
             let m = self.transport.recv_step(peer, "session: nonce")?;
             if m.kind == FrameKind::Abort {
-                return Err(NetError::Aborted {
-                    peer,
-                    reason: String::from_utf8_lossy(&m.payload).into_owned(),
-                });
+                return Err(NetError::aborted(peer, &m.payload));
             }
             let theirs = match Control::decode(&m.payload) {
                 Some(Control::Nonce { nonce }) => nonce,

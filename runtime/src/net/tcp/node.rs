@@ -32,6 +32,43 @@ const WAKER: Token = Token(1);
 const EXPORTER_LABEL: &[u8] = b"EXPORTER-ksnn-pair-secret";
 /// Frames for sessions not opened yet (the other daemon may be ahead): at most this many.
 const MAX_PENDING_FRAMES: usize = 4096;
+
+/// Limits that keep one peer from taking a node down (`docs/operations.md` lists them with
+/// their configuration keys).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Sessions open at once on a daemon.
+    pub max_sessions: usize,
+    /// Sessions open at once on one client connection.
+    pub max_sessions_per_client: usize,
+    /// Connections at once; a connection beyond it is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// Connections still in their TLS handshake or greeting; when full, the oldest is closed,
+    /// so a flood of silent connections cannot lock honest peers (or the P1–P2 link) out.
+    pub max_unverified: usize,
+    /// Time allowed for the TLS handshake and the greeting.
+    pub handshake: Duration,
+    /// Bytes queued for one peer before it counts as not reading and is dropped.
+    pub max_queued: usize,
+    /// Bytes of frames parked for sessions that are not open yet, and how long they are kept.
+    pub max_pending_bytes: usize,
+    pub pending_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 64,
+            max_sessions_per_client: 8,
+            max_connections: 512,
+            max_unverified: 64,
+            handshake: Duration::from_secs(5),
+            max_queued: 1 << 30,
+            max_pending_bytes: 64 << 20,
+            pending_ttl: Duration::from_secs(30),
+        }
+    }
+}
 /// Session ids a daemon remembers as used, so none is opened twice (oldest forgotten first;
 /// ids are 64-bit random, and pair secrets are fresh anyway).
 const MAX_USED_IDS: usize = 1 << 16;
@@ -46,6 +83,7 @@ pub struct NodeConfig {
     pub timeout: Duration,
     pub max_payload: u32,
     pub max_message: usize,
+    pub limits: Limits,
 }
 
 /// What the loop tells the process.
@@ -134,7 +172,12 @@ impl Node {
             used_order: VecDeque::new(),
             pending: HashMap::new(),
             pending_frames: 0,
+            pending_bytes: 0,
+            refused: 0,
+            last_report: Instant::now(),
             waiting: Vec::new(),
+            again: Vec::new(),
+            last_refusal: None,
             cmd_rx,
             cmd_tx: cmd_tx.clone(),
             waker: waker.clone(),
@@ -303,10 +346,19 @@ struct Loop {
     /// Daemons: session ids opened so far (bounded, oldest first in `used_order`).
     used: HashSet<u64>,
     used_order: VecDeque<u64>,
-    pending: HashMap<u64, Vec<(Role, Message)>>,
+    /// Frames that arrived before their session opened here, with when the first came.
+    pending: HashMap<u64, (Instant, Vec<(Role, Message)>)>,
     pending_frames: usize,
+    pending_bytes: usize,
+    /// Connections and frames turned away since the last report (logged once a second).
+    refused: usize,
+    last_report: Instant,
     /// Connects waiting for the peer's greeting.
     waiting: Vec<(Token, Reply, Instant)>,
+    /// Connections with unread input left by their read budget.
+    again: Vec<Token>,
+    /// The reason of the latest refusal, for the once-a-second report.
+    last_refusal: Option<String>,
     cmd_rx: Receiver<Cmd>,
     cmd_tx: Sender<Cmd>,
     waker: Arc<Waker>,
@@ -325,10 +377,16 @@ impl Loop {
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
         loop {
-            if let Err(e) = self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(500)))
-            {
+            // Connections that stopped reading at their budget go on without a new event.
+            let wait = if self.again.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                Duration::ZERO
+            };
+            for t in std::mem::take(&mut self.again) {
+                self.ready(t);
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -349,6 +407,7 @@ impl Loop {
                 self.command(cmd);
             }
             self.expire_waiting();
+            self.tick();
             let tokens: Vec<Token> = self.conns.keys().copied().collect();
             for t in tokens {
                 self.flush(t);
@@ -381,6 +440,83 @@ impl Loop {
         flush_all(&mut self.conns);
     }
 
+    /// Periodic upkeep: close connections that did not greet in time, drop parked frames that
+    /// outlived their time, retry an accept that failed for lack of descriptors, and report
+    /// what was turned away.
+    fn tick(&mut self) {
+        let limits = self.config.limits.clone();
+        let late: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.greeted && c.opened.elapsed() > limits.handshake)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in late {
+            self.close(
+                t,
+                format!(
+                    "no TLS handshake and greeting within {:.0} s",
+                    limits.handshake.as_secs_f64()
+                ),
+            );
+        }
+        let stale: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (at, _))| at.elapsed() > limits.pending_ttl)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.unpark(id);
+        }
+        if self.listener.is_some() {
+            self.accept();
+        }
+        if self.refused > 0 && self.last_report.elapsed() > Duration::from_secs(1) {
+            let last = self.last_refusal.take().unwrap_or_default();
+            self.log(format!(
+                "turned away {} connections, sessions or frames over the limits in the last second{}{last}",
+                self.refused,
+                if last.is_empty() { "" } else { "; the latest: " }
+            ));
+            self.refused = 0;
+            self.last_report = Instant::now();
+        }
+    }
+
+    /// Removes the frames parked for `session`, returning them.
+    fn unpark(&mut self, session: u64) -> Vec<(Role, Message)> {
+        let frames = self
+            .pending
+            .remove(&session)
+            .map(|(_, f)| f)
+            .unwrap_or_default();
+        self.pending_frames -= frames.len();
+        self.pending_bytes -= frames.iter().map(|(_, m)| m.payload.len()).sum::<usize>();
+        frames
+    }
+
+    /// Closes the oldest connection that has not greeted yet if they are at their limit.
+    fn make_room_for_unverified(&mut self) {
+        let unverified: Vec<(Token, Instant)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.greeted)
+            .map(|(t, c)| (*t, c.opened))
+            .collect();
+        if unverified.len() >= self.config.limits.max_unverified
+            && let Some((t, _)) = unverified.iter().min_by_key(|(_, at)| *at)
+        {
+            self.refused += 1;
+            self.last_refusal =
+                Some("evicted a connection: too many waiting for their greeting".into());
+            self.close(
+                *t,
+                "evicted: too many connections waiting for their greeting".into(),
+            );
+        }
+    }
+
     fn accept(&mut self) {
         loop {
             let Some(l) = self.listener.as_ref() else {
@@ -388,6 +524,16 @@ impl Loop {
             };
             match l.accept() {
                 Ok((sock, addr)) => {
+                    if self.conns.len() >= self.config.limits.max_connections {
+                        // Dropping the socket closes it.
+                        self.refused += 1;
+                        self.last_refusal = Some(format!(
+                            "closed a connection from {addr}: {} open (limit)",
+                            self.conns.len()
+                        ));
+                        continue;
+                    }
+                    self.make_room_for_unverified();
                     let tls = match rustls::ServerConnection::new(self.server_tls.clone()) {
                         Ok(c) => c,
                         Err(e) => return self.log(format!("TLS set-up for {addr} failed: {e}")),
@@ -456,6 +602,7 @@ impl Loop {
             }
             Cmd::Drop { session } => {
                 self.sessions.remove(&session);
+                self.unpark(session);
             }
             Cmd::Shutdown => {}
         }
@@ -470,9 +617,23 @@ impl Loop {
     }
 
     fn send(&mut self, session: u64, to: Role, msg: Message) {
-        match self.route(session, to).and_then(|t| self.conns.get_mut(&t)) {
-            Some(c) => c.queue(session, msg.kind, msg.depth, msg.payload),
-            None => self.deliver_error(session, to, NetError::Disconnected { peer: to }),
+        let Some(t) = self.route(session, to) else {
+            return self.deliver_error(session, to, NetError::Disconnected { peer: to });
+        };
+        let Some(c) = self.conns.get_mut(&t) else {
+            return self.deliver_error(session, to, NetError::Disconnected { peer: to });
+        };
+        c.queue(session, msg.kind, msg.depth, msg.payload);
+        let (queued, max) = (c.queued, self.config.limits.max_queued);
+        if queued > max {
+            self.close(
+                t,
+                format!(
+                    "{to} does not read: {} MiB queued for it (limit {} MiB)",
+                    queued >> 20,
+                    max >> 20
+                ),
+            );
         }
     }
 
@@ -520,8 +681,7 @@ impl Loop {
         self.sessions
             .insert(session, SessionEntry { client, inbox });
         // Replay what the other daemon sent before the client's open reached us.
-        for (from, m) in self.pending.remove(&session).unwrap_or_default() {
-            self.pending_frames -= 1;
+        for (from, m) in self.unpark(session) {
             if let Some(inbox) = &self.sessions[&session].inbox[from.index()] {
                 let _ = inbox.send(Ok(m));
             }
@@ -580,7 +740,10 @@ impl Loop {
         };
         let result = c.on_readable();
         match result {
-            Ok(messages) => {
+            Ok((messages, more)) => {
+                if more && !self.again.contains(&t) {
+                    self.again.push(t);
+                }
                 if self
                     .conns
                     .get(&t)
@@ -652,7 +815,7 @@ impl Loop {
         };
         if m.session == 0 {
             if m.kind == FrameKind::Abort {
-                let reason = String::from_utf8_lossy(&msg.payload).into_owned();
+                let reason = crate::net::peer_text(&msg.payload);
                 self.close(t, format!("{peer} closed the link: {reason}"));
             }
             return;
@@ -660,6 +823,39 @@ impl Loop {
         if !self.sessions.contains_key(&m.session) {
             if peer == Role::Client && self.role != Role::Client && msg.kind == FrameKind::Hello {
                 if let Some(Control::Open) = Control::decode(&msg.payload) {
+                    let limits = &self.config.limits;
+                    let on_conn = self
+                        .sessions
+                        .values()
+                        .filter(|s| s.client == Some(t))
+                        .count();
+                    let full = if on_conn >= limits.max_sessions_per_client {
+                        Some(format!(
+                            "{on_conn} sessions are open on this connection (limit {})",
+                            limits.max_sessions_per_client
+                        ))
+                    } else if self.sessions.len() >= limits.max_sessions {
+                        Some(format!(
+                            "{} sessions are open (limit {})",
+                            self.sessions.len(),
+                            limits.max_sessions
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = full {
+                        let reason = format!(
+                            "{} refuses session {}: {why}; try again later",
+                            self.role,
+                            short_id(m.session)
+                        );
+                        self.refused += 1;
+                        self.last_refusal = Some(reason.clone());
+                        if let Some(c) = self.conns.get_mut(&t) {
+                            c.queue(m.session, FrameKind::Abort, 0, reason.into_bytes());
+                        }
+                        return;
+                    }
                     if !self.remember(m.session) {
                         let reason = format!(
                             "{} refuses session {}: the id was used before",
@@ -686,9 +882,20 @@ impl Loop {
                 }
                 return;
             }
-            if peer != Role::Client && self.pending_frames < MAX_PENDING_FRAMES {
-                self.pending.entry(m.session).or_default().push((peer, msg));
+            // Park a daemon's frame for a session that may still open here; never a client's,
+            // never one for a session that has ended, and never beyond the caps.
+            let fits = self.pending_frames < MAX_PENDING_FRAMES
+                && self.pending_bytes + msg.payload.len() <= self.config.limits.max_pending_bytes;
+            if peer != Role::Client && !self.used.contains(&m.session) && fits {
+                self.pending_bytes += msg.payload.len();
                 self.pending_frames += 1;
+                self.pending
+                    .entry(m.session)
+                    .or_insert_with(|| (Instant::now(), Vec::new()))
+                    .1
+                    .push((peer, msg));
+            } else if peer != Role::Client && !self.used.contains(&m.session) {
+                self.refused += 1;
             }
             return;
         }
@@ -728,7 +935,7 @@ impl Loop {
 
     fn greeting(&mut self, t: Token, peer: Role, m: Incoming) {
         if m.kind == FrameKind::Abort {
-            let reason = String::from_utf8_lossy(&m.payload).into_owned();
+            let reason = crate::net::peer_text(&m.payload);
             self.fail_waiting(t, reason.clone());
             return self.close(t, format!("{peer} refused us: {reason}"));
         }
@@ -818,7 +1025,10 @@ impl Loop {
         let peer = c.peer;
         self.fail_waiting_after_close(t, &reason, peer);
         let Some(peer) = peer else {
-            return self.log(format!("dropped an unidentified connection: {reason}"));
+            // Counted, not logged one by one: a flood of them must not flood the log.
+            self.refused += 1;
+            self.last_refusal = Some(format!("dropped an unidentified connection: {reason}"));
+            return;
         };
         self.log(format!("lost {peer}: {reason}"));
         let was_link = self.links[peer.index()] == Some(t);

@@ -1,0 +1,240 @@
+//! A hostile or unlucky client against `ksnn-party serve` on loopback: every attack leaves the
+//! daemons running with bounded memory, an honest client started during or after it is
+//! served, and the attacker is dropped or refused with a logged reason.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ksnn_formats::FrameKind;
+use ksnn_formats::frame::FrameHeader;
+use ksnn_runtime::net::tcp::{Node, NodeConfig};
+use ksnn_runtime::net::tls::Identity;
+use ksnn_runtime::net::{Message, Transport};
+use ksnn_runtime::role::Role;
+
+/// Resident memory a daemon of the test program may reach under attack (it idles near 10 MiB).
+const RSS_BOUND_KIB: u64 = 256 << 10;
+
+/// P1 and P2 with `extra` configuration lines for both.
+fn cluster_with(f: &Files, extra: &str) -> (Daemon, Daemon) {
+    let server = daemon(&config(
+        f,
+        "server",
+        &format!("weights = \"weights.ksnw\"\nlisten = \"127.0.0.1:0\"\n{extra}"),
+    ));
+    let helper = daemon(&config(
+        f,
+        "helper",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nserver = \"{}\"\n{extra}",
+            server.addr
+        ),
+    ));
+    (server, helper)
+}
+
+/// One honest client on the first input; asserts it succeeds and returns how long it took.
+fn honest(f: &Files, server: &Daemon, helper: &Daemon) -> Duration {
+    let started = Instant::now();
+    let out = f
+        .dir
+        .join(format!("honest-{}.npy", started.elapsed().as_nanos()));
+    let o = client_cmd(f, &server.addr, &helper.addr, &f.inputs[..1], &out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "the honest client failed: {}", text(&o));
+    started.elapsed()
+}
+
+/// A client node of the test's own (the attacker), linked to both daemons.
+fn attacker(f: &Files, server: &Daemon, helper: &Daemon) -> Node {
+    let node = Node::start(NodeConfig {
+        identity: Identity::from_dir(Role::Client, &f.dir.join("certs")).unwrap(),
+        listen: None,
+        program_hash: f.program.content_hash(),
+        timeout: Duration::from_secs(5),
+        max_payload: 1 << 20,
+        max_message: 1 << 30,
+        limits: Default::default(),
+    })
+    .unwrap();
+    node.connect(Role::Server, server.addr.parse().unwrap())
+        .unwrap();
+    node.connect(Role::Helper, helper.addr.parse().unwrap())
+        .unwrap();
+    node
+}
+
+fn wait_for_log(d: &Daemon, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = d.log_text();
+        if log.contains(what) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no `{what}` in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn check_survived(d: &mut Daemon, what: &str) {
+    assert!(d.alive(), "{what}: the daemon exited:\n{}", d.log_text());
+    let rss = d.rss_kib();
+    eprintln!("{what}: RSS {} MiB", rss >> 10);
+    assert!(rss < RSS_BOUND_KIB, "{what}: RSS {} MiB", rss >> 10);
+}
+
+#[test]
+fn a_session_flood_is_refused_beyond_the_limits() {
+    let f = files("flood", true, 1);
+    let (mut server, mut helper) =
+        cluster_with(&f, "max_sessions_per_client = 4\nmax_sessions = 16\n");
+    let normal = honest(&f, &server, &helper);
+    // 100 opens on one connection, never establishing keys or reading.
+    let node = attacker(&f, &server, &helper);
+    let sessions: Vec<_> = (0..100).map(|_| node.open_session().unwrap()).collect();
+    let log = wait_for_log(&server, "sessions are open on this connection (limit 4)");
+    assert!(!log.contains("Resource temporarily unavailable"), "{log}");
+    let during = honest(&f, &server, &helper);
+    eprintln!("honest client: {normal:?} alone, {during:?} during the flood");
+    assert!(
+        during < 2 * normal + Duration::from_secs(1),
+        "{during:?} vs {normal:?}"
+    );
+    check_survived(&mut server, "P1 after the session flood");
+    check_survived(&mut helper, "P2 after the session flood");
+    drop(sessions);
+    node.shutdown();
+}
+
+#[test]
+fn an_unfinished_message_before_the_greeting_is_cut_off() {
+    let f = files("unfinished", true, 1);
+    let (mut server, helper) = cluster_with(&f, "");
+    let id = Identity::from_dir(Role::Client, &f.dir.join("certs")).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("p1.ksnn").unwrap();
+    let conn = rustls::ClientConnection::new(id.client_config().unwrap(), name).unwrap();
+    let sock = TcpStream::connect(&server.addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    // No greeting: frames of one message that never ends, 60 KiB each, up to 256 MiB.
+    let chunk = vec![7u8; 60 << 10];
+    let mut sent = 0usize;
+    let cut = (0..(256 << 20) / chunk.len()).any(|_| {
+        let mut frame = FrameHeader {
+            session: 9,
+            seq: 0,
+            depth: 0,
+            kind: FrameKind::Ring,
+            more: true,
+            len: chunk.len() as u32,
+        }
+        .encode()
+        .to_vec();
+        frame.extend_from_slice(&chunk);
+        let failed = tls.write_all(&frame).and_then(|_| tls.flush()).is_err();
+        sent += chunk.len();
+        failed
+    });
+    assert!(cut, "the server took {} MiB before a greeting", sent >> 20);
+    eprintln!("cut off after {} KiB sent", sent >> 10);
+    let mut buf = [0u8; 1024];
+    while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
+    wait_for_log(&server, "exceeds the limit of 4096");
+    check_survived(&mut server, "P1 after an unfinished message");
+    honest(&f, &server, &helper);
+}
+
+#[test]
+fn silent_connections_are_closed_and_do_not_lock_clients_out() {
+    let f = files("silent", true, 1);
+    // The daemons run with 1,024 descriptors, as in the report that found the lock-out.
+    let serve = |cfg: &Path| -> Daemon {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "ulimit -n 1024 && exec {BIN} serve --config {}",
+            cfg.display()
+        ));
+        daemon_from(c, cfg)
+    };
+    let mut server = serve(&config(
+        &f,
+        "server",
+        "weights = \"weights.ksnw\"\nlisten = \"127.0.0.1:0\"\nhandshake_seconds = 2\n",
+    ));
+    let helper = serve(&config(
+        &f,
+        "helper",
+        &format!("listen = \"127.0.0.1:0\"\nserver = \"{}\"\n", server.addr),
+    ));
+    let normal = honest(&f, &server, &helper);
+    // 1,100 TCP connections that never start TLS.
+    let silent: Vec<TcpStream> = (0..1100)
+        .filter_map(|_| TcpStream::connect(&server.addr).ok())
+        .collect();
+    assert!(silent.len() >= 1000, "only {} connections", silent.len());
+    let during = honest(&f, &server, &helper);
+    eprintln!("honest client: {normal:?} alone, {during:?} among 1,100 silent connections");
+    assert!(
+        during < 2 * normal + Duration::from_secs(1),
+        "{during:?} vs {normal:?}"
+    );
+    // Every silent connection is closed: refused, evicted, or past the handshake deadline.
+    std::thread::sleep(Duration::from_secs(3));
+    let open = silent
+        .iter()
+        .filter(|s| {
+            let mut s = *s;
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            let mut b = [0u8; 16];
+            matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+        })
+        .count();
+    assert_eq!(open, 0, "{open} silent connections still open");
+    let log = server.log_text();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(
+        log.contains("no TLS handshake and greeting within 2 s") || log.contains("evicted"),
+        "{log}"
+    );
+    check_survived(&mut server, "P1 after 1,100 silent connections");
+}
+
+#[test]
+fn a_huge_abort_reason_is_cut_escaped_and_not_relayed() {
+    let f = files("reason", true, 1);
+    let (mut server, mut helper) = cluster_with(&f, "");
+    let node = attacker(&f, &server, &helper);
+    let (_, mut transport) = node.open_session().unwrap().establish().unwrap();
+    // 64 KiB of reason with forged log lines in it.
+    let mut reason = b"[P1 (server)] FORGED line\n".repeat(2600);
+    reason.truncate(64 << 10);
+    transport
+        .send(
+            Role::Server,
+            Message {
+                kind: FrameKind::Abort,
+                depth: 0,
+                payload: reason,
+            },
+        )
+        .unwrap();
+    let log = wait_for_log(&server, "bytes cut)");
+    assert!(log.len() < 16 << 10, "P1's log grew to {} bytes", log.len());
+    assert!(
+        !log.contains("\n[P1 (server)] FORGED"),
+        "a forged line: {log}"
+    );
+    let p2 = wait_for_log(&helper, "aborted");
+    assert!(!p2.contains("FORGED"), "the reason was relayed to P2: {p2}");
+    check_survived(&mut server, "P1 after a 64 KiB reason");
+    check_survived(&mut helper, "P2 after a 64 KiB reason");
+    node.shutdown();
+    honest(&f, &server, &helper);
+}
