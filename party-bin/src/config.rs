@@ -32,6 +32,8 @@ Configuration file keys (TOML):
   max_unverified  connections still in their handshake or greeting; when full the oldest
                   is closed (default 64)
   handshake_seconds  time for a new connection's TLS handshake and greeting (default 5)
+  idle_seconds    a client connection with no session and no message for this long is
+                  closed (default 300)
   max_queued_mib  bytes queued for a peer that does not read before it is dropped (default 1024)
 Relative paths are taken from the configuration file's directory.";
 
@@ -56,6 +58,7 @@ struct Raw {
     max_connections: Option<usize>,
     max_unverified: Option<usize>,
     handshake_seconds: Option<f64>,
+    idle_seconds: Option<f64>,
     max_queued_mib: Option<usize>,
 }
 
@@ -144,7 +147,12 @@ impl Config {
         if !(handshake > 0.0 && handshake <= 600.0) {
             bail!("`handshake_seconds` must be between 0 and 600");
         }
+        let idle = raw.idle_seconds.unwrap_or(d.idle.as_secs_f64());
+        if !(idle > 0.0 && idle <= 86_400.0) {
+            bail!("`idle_seconds` must be between 0 and 86400");
+        }
         let limits = Limits {
+            idle: Duration::from_secs_f64(idle),
             max_sessions: at_least_one(raw.max_sessions, d.max_sessions, "max_sessions")?,
             max_sessions_per_client: at_least_one(
                 raw.max_sessions_per_client,

@@ -36,6 +36,7 @@ pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
 
 /// The event loop's configuration for this party.
 pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
+    warn_if_readable(&cfg.key);
     Ok(NodeConfig {
         identity: Identity::load(cfg.role, &cfg.cert, &cfg.key, &cfg.ca)?,
         listen: cfg.listen,
@@ -45,4 +46,18 @@ pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
         max_message: cfg.max_message,
         limits: cfg.limits.clone(),
     })
+}
+
+/// Warns when a private key can be read by others than its owner (`keygen` writes 0600).
+fn warn_if_readable(key: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(key) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: the private key {} can be read by others (mode {mode:o}); run `chmod 600` on it",
+                key.display()
+            );
+        }
+    }
 }

@@ -238,3 +238,20 @@ fn a_huge_abort_reason_is_cut_escaped_and_not_relayed() {
     node.shutdown();
     honest(&f, &server, &helper);
 }
+
+#[test]
+fn an_idle_client_connection_is_closed() {
+    let f = files("idle", true, 1);
+    let (mut server, helper) = cluster_with(&f, "idle_seconds = 1\n");
+    let node = attacker(&f, &server, &helper);
+    assert!(node.linked(Role::Server));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.linked(Role::Server) {
+        assert!(Instant::now() < deadline, "an idle connection stayed open");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for_log(&server, "idle for 1 s with no session");
+    check_survived(&mut server, "P1 after an idle client");
+    node.shutdown();
+    honest(&f, &server, &helper);
+}

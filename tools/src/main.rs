@@ -42,11 +42,24 @@ enum Command {
     },
     /// Write a certificate authority and one certificate and key per party (ca.pem, p0.pem,
     /// p0.key, p1.…, p2.…) for mutual TLS between the parties. Copy ca.pem and a party's own
-    /// pair to each host; keep ca.key offline.
+    /// pair to each host; keep ca.key offline. Keys are written readable by their owner only.
+    ///
+    /// With `--renew`, re-issue p0/p1/p2 from the existing ca.key (ca.pem stays valid, so no
+    /// host needs a new one). With `--client NAME`, issue one client its own P0 certificate
+    /// (clients/NAME.pem and .key); the daemons' logs name the client.
     Keygen {
-        /// Directory to write into (created).
+        /// Directory to write into (created), or that holds ca.key for --renew / --client.
         #[arg(long)]
         out: PathBuf,
+        /// Days the certificates are valid.
+        #[arg(long, default_value_t = ksnn_runtime::net::tls::DEFAULT_DAYS)]
+        days: u32,
+        /// Re-issue the three party certificates with the existing CA.
+        #[arg(long, conflicts_with = "client")]
+        renew: bool,
+        /// Issue a named client certificate with the existing CA.
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
     },
     /// Benchmarks that print numbers.
     #[command(subcommand)]
@@ -87,7 +100,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { file, program } => inspect::run(&file, program.as_deref()),
         Command::Sample { out, seed } => sample::run(&out, seed),
-        Command::Keygen { out } => keygen(&out),
+        Command::Keygen {
+            out,
+            days,
+            renew,
+            client,
+        } => keygen(&out, days, renew, client.as_deref()),
         Command::Bench(Bench::Net { mib }) => bench::net(mib),
         Command::Bench(Bench::Knapsack { seed, exact }) => bench_knapsack::run(seed, exact),
     };
@@ -100,12 +118,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn keygen(out: &std::path::Path) -> anyhow::Result<()> {
-    for path in ksnn_runtime::net::tls::generate(out)? {
+fn keygen(
+    out: &std::path::Path,
+    days: u32,
+    renew: bool,
+    client: Option<&str>,
+) -> anyhow::Result<()> {
+    use ksnn_runtime::net::tls;
+    let written = match (renew, client) {
+        (true, _) => tls::renew(out, days)?,
+        (false, Some(name)) => tls::issue_client(out, name, days)?,
+        (false, None) => tls::generate_for(out, days)?,
+    };
+    for path in written {
         println!("wrote {}", path.display());
     }
-    println!(
-        "copy ca.pem plus p0.*, p1.* or p2.* to the client, server and helper hosts; keep ca.key offline"
-    );
+    println!("valid for {days} days");
+    if client.is_none() {
+        println!(
+            "copy ca.pem plus p0.*, p1.* or p2.* to the client, server and helper hosts; keep ca.key offline"
+        );
+    }
     Ok(())
 }

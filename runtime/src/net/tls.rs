@@ -151,38 +151,270 @@ pub fn peer_role(certs: Option<&[CertificateDer<'_>]>, allowed: &[Role]) -> Opti
     })
 }
 
+/// How long certificates from [`generate`] are valid unless told otherwise.
+pub const DEFAULT_DAYS: u32 = 365;
+
+/// The DNS-name suffix that carries a client certificate's name (`alice.client.ksnn`).
+const CLIENT_SUFFIX: &str = ".client.ksnn";
+
+/// The name in a client certificate from [`issue_client`], if it has one.
+pub fn client_name(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
+    let leaf = webpki::EndEntityCert::try_from(certs?.first()?).ok()?;
+    leaf.valid_dns_names()
+        .find_map(|n| n.strip_suffix(CLIENT_SUFFIX).map(str::to_string))
+}
+
 /// Writes a fresh CA (`ca.pem`; its key `ca.key`) and a certificate and key per role
-/// (`p0.pem`/`p0.key`, …) into `dir`.
+/// (`p0.pem`/`p0.key`, …) into `dir`, valid for [`DEFAULT_DAYS`].
 pub fn generate(dir: &Path) -> Result<Vec<PathBuf>, TlsError> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let err = |e: rcgen::Error| TlsError::Config(format!("certificate generation: {e}"));
+    generate_for(dir, DEFAULT_DAYS)
+}
+
+/// [`generate`] with a validity of `days`. Private keys are written readable by the owner only.
+pub fn generate_for(dir: &Path, days: u32) -> Result<Vec<PathBuf>, TlsError> {
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
+    let ca_key = rcgen::KeyPair::generate().map_err(gen_err)?;
+    let ca_cert = ca_params()?.self_signed(&ca_key).map_err(gen_err)?;
+    let mut written = vec![
+        write_file(&dir.join("ca.pem"), &ca_cert.pem(), false)?,
+        write_file(&dir.join("ca.key"), &ca_key.serialize_pem(), true)?,
+    ];
+    written.extend(issue_roles(dir, ca_key, days)?);
+    Ok(written)
+}
+
+/// Re-issues the three role certificates (new keys, a new validity of `days`) with the CA in
+/// `dir`, which stays the same, so peers need no new `ca.pem`.
+pub fn renew(dir: &Path, days: u32) -> Result<Vec<PathBuf>, TlsError> {
+    let ca_key = read_ca_key(dir)?;
+    issue_roles(dir, ca_key, days)
+}
+
+/// Issues a certificate for one client (a P0 identity with its own name, shown in the
+/// daemons' logs) with the CA in `dir`: `clients/NAME.pem` and `clients/NAME.key`.
+pub fn issue_client(dir: &Path, name: &str, days: u32) -> Result<Vec<PathBuf>, TlsError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !ok {
+        return Err(TlsError::Config(format!(
+            "client name `{name}`: use 1 to 63 lowercase letters, digits and inner hyphens"
+        )));
+    }
+    let ca_key = read_ca_key(dir)?;
+    let issuer = rcgen::Issuer::new(ca_params()?, ca_key);
+    let out = dir.join("clients");
+    std::fs::create_dir_all(&out).map_err(|e| file_err(&out, e))?;
+    let names = vec![
+        role_name(Role::Client).to_string(),
+        format!("{name}{CLIENT_SUFFIX}"),
+    ];
+    let (cert, key) = leaf(
+        names,
+        &format!("ksnn P0 {name}"),
+        Role::Client,
+        days,
+        &issuer,
+    )?;
+    Ok(vec![
+        write_file(&out.join(format!("{name}.pem")), &cert, false)?,
+        write_file(&out.join(format!("{name}.key")), &key, true)?,
+    ])
+}
+
+fn gen_err(e: rcgen::Error) -> TlsError {
+    TlsError::Config(format!("certificate generation: {e}"))
+}
+
+/// The CA's parameters. Its name and constraints are fixed, so an issuer rebuilt from them
+/// and `ca.key` signs certificates that chain to the `ca.pem` written first.
+fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.distinguished_name
         .push(DnType::CommonName, "ksnn parties CA");
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+    // The CA outlives the certificates it signs, so renewing them needs no new ca.pem.
+    set_validity(&mut p, 10 * 365);
+    Ok(p)
+}
+
+fn read_ca_key(dir: &Path) -> Result<rcgen::KeyPair, TlsError> {
+    let path = dir.join("ca.key");
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|e| file_err(&path, format!("cannot read the CA key: {e}")))?;
+    rcgen::KeyPair::from_pem(&pem).map_err(|e| file_err(&path, format!("not a key: {e}")))
+}
+
+fn issue_roles(dir: &Path, ca_key: rcgen::KeyPair, days: u32) -> Result<Vec<PathBuf>, TlsError> {
+    let issuer = rcgen::Issuer::new(ca_params()?, ca_key);
     let mut written = Vec::new();
-    let mut write = |name: &str, text: String| -> Result<(), TlsError> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| file_err(&path, e))?;
-        written.push(path);
-        Ok(())
-    };
-    write("ca.pem", ca_cert.pem())?;
-    write("ca.key", ca_key.serialize_pem())?;
-    let issuer = Issuer::new(ca_params, ca_key);
     for role in Role::ALL {
-        let key = KeyPair::generate().map_err(err)?;
-        let mut params = CertificateParams::new(vec![role_name(role).to_string()]).map_err(err)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("ksnn {}", role.short()));
-        let cert = params.signed_by(&key, &issuer).map_err(err)?;
-        write(&format!("{}.pem", role_file(role)), cert.pem())?;
-        write(&format!("{}.key", role_file(role)), key.serialize_pem())?;
+        let names = vec![role_name(role).to_string()];
+        let (cert, key) = leaf(
+            names,
+            &format!("ksnn {}", role.short()),
+            role,
+            days,
+            &issuer,
+        )?;
+        written.push(write_file(
+            &dir.join(format!("{}.pem", role_file(role))),
+            &cert,
+            false,
+        )?);
+        written.push(write_file(
+            &dir.join(format!("{}.key", role_file(role))),
+            &key,
+            true,
+        )?);
     }
     Ok(written)
+}
+
+/// A certificate and key (PEM) for `role` with `names`, valid for `days`, with the extended
+/// key usages the role needs: P0 only connects, P1 only accepts, P2 does both.
+fn leaf(
+    names: Vec<String>,
+    common_name: &str,
+    role: Role,
+    days: u32,
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+) -> Result<(String, String), TlsError> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose as Eku, KeyPair};
+    let key = KeyPair::generate().map_err(gen_err)?;
+    let mut params = CertificateParams::new(names).map_err(gen_err)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = match role {
+        Role::Client => vec![Eku::ClientAuth],
+        Role::Server => vec![Eku::ServerAuth],
+        Role::Helper => vec![Eku::ServerAuth, Eku::ClientAuth],
+    };
+    set_validity(&mut params, days);
+    let cert = params.signed_by(&key, issuer).map_err(gen_err)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Valid from yesterday (clock skew) to `days` from now.
+fn set_validity(p: &mut rcgen::CertificateParams, days: u32) {
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0) as i64;
+    let at = |day: i64| {
+        let (y, m, d) = civil_from_days(day);
+        rcgen::date_time_ymd(y, m, d)
+    };
+    p.not_before = at(today - 1);
+    p.not_after = at(today + i64::from(days));
+}
+
+/// The calendar date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i32, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+    (y, m, d)
+}
+
+/// Writes `text` to `path`; a private key readable and writable by its owner only.
+fn write_file(path: &Path, text: &str, private: bool) -> Result<PathBuf, TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(path)
+        .map_err(|e| file_err(path, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| file_err(path, e))?;
+    Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A full TLS 1.3 handshake between two identities, in memory; panics if refused.
+    fn handshake(server: &Identity, client: &Identity) {
+        let mut s = rustls::ServerConnection::new(server.server_config().unwrap()).unwrap();
+        let name = ServerName::try_from(role_name(server.role)).unwrap();
+        let mut c = rustls::ClientConnection::new(client.client_config().unwrap(), name).unwrap();
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            c.write_tls(&mut buf).unwrap();
+            s.read_tls(&mut &buf[..]).unwrap();
+            s.process_new_packets()
+                .expect("the server accepts the client");
+            let mut buf = Vec::new();
+            s.write_tls(&mut buf).unwrap();
+            c.read_tls(&mut &buf[..]).unwrap();
+            c.process_new_packets()
+                .expect("the client accepts the server");
+            if !s.is_handshaking() && !c.is_handshaking() {
+                return;
+            }
+        }
+        panic!("the handshake did not finish");
+    }
+
+    #[test]
+    fn dates_from_day_counts() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_787), (2026, 11, 30));
+    }
+
+    #[test]
+    fn keys_are_private_and_renewal_and_clients_chain_to_the_same_ca() {
+        let dir = std::env::temp_dir().join(format!("ksnn-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        generate_for(&dir, 30).unwrap();
+        for key in ["ca.key", "p0.key", "p1.key", "p2.key"] {
+            let mode = std::fs::metadata(dir.join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+        let before = std::fs::read(dir.join("p1.pem")).unwrap();
+        renew(&dir, 30).unwrap();
+        assert_ne!(before, std::fs::read(dir.join("p1.pem")).unwrap());
+        issue_client(&dir, "alice", 30).unwrap();
+        assert!(issue_client(&dir, "Bad Name", 30).is_err());
+        // The renewed server and the named client still trust each other through ca.pem.
+        let server = Identity::from_dir(Role::Server, &dir).unwrap();
+        let alice = Identity::load(
+            Role::Client,
+            &dir.join("clients/alice.pem"),
+            &dir.join("clients/alice.key"),
+            &dir.join("ca.pem"),
+        )
+        .unwrap();
+        handshake(&server, &alice);
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("clients/alice.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(client_name(Some(&chain)), Some("alice".to_string()));
+        assert_eq!(peer_role(Some(&chain), &[Role::Client]), Some(Role::Client));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -60,6 +60,8 @@ pub struct Conn {
     pub tls: rustls::Connection,
     /// The peer's role, once its certificate is checked.
     pub peer: Option<Role>,
+    /// A named client's name (from its certificate), for the logs.
+    pub name: Option<String>,
     /// The peer's greeting was received and accepted.
     pub greeted: bool,
     /// Our greeting is queued.
@@ -68,6 +70,8 @@ pub struct Conn {
     pub closing: bool,
     /// When the connection was accepted or made (the greeting deadline counts from here).
     pub opened: std::time::Instant,
+    /// When the last complete message arrived (idle client connections are closed).
+    pub last_active: std::time::Instant,
     /// Bytes waiting in `out`: a peer that does not read is dropped past a limit.
     pub queued: usize,
     out: VecDeque<(FrameHeader, Vec<u8>)>,
@@ -92,10 +96,12 @@ impl Conn {
             sock,
             tls,
             peer: None,
+            name: None,
             greeted: false,
             greet_sent: false,
             closing: false,
             opened: std::time::Instant::now(),
+            last_active: std::time::Instant::now(),
             queued: 0,
             out: VecDeque::new(),
             out_off: 0,
@@ -227,6 +233,9 @@ impl Conn {
             }
         }
         let messages = self.parse()?;
+        if !messages.is_empty() {
+            self.last_active = std::time::Instant::now();
+        }
         if eof && messages.is_empty() {
             return Err(ConnError::Closed);
         }

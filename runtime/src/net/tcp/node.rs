@@ -48,6 +48,8 @@ pub struct Limits {
     pub max_unverified: usize,
     /// Time allowed for the TLS handshake and the greeting.
     pub handshake: Duration,
+    /// A client connection with no open session and no message for this long is closed.
+    pub idle: Duration,
     /// Bytes queued for one peer before it counts as not reading and is dropped.
     pub max_queued: usize,
     /// Bytes of frames parked for sessions that are not open yet, and how long they are kept.
@@ -63,6 +65,7 @@ impl Default for Limits {
             max_connections: 512,
             max_unverified: 64,
             handshake: Duration::from_secs(5),
+            idle: Duration::from_secs(300),
             max_queued: 1 << 30,
             max_pending_bytes: 64 << 20,
             pending_ttl: Duration::from_secs(30),
@@ -460,6 +463,28 @@ impl Loop {
                 ),
             );
         }
+        if self.role != Role::Client {
+            let idle: Vec<Token> = self
+                .conns
+                .iter()
+                .filter(|(t, c)| {
+                    c.greeted
+                        && c.peer == Some(Role::Client)
+                        && c.last_active.elapsed() > limits.idle
+                        && !self.sessions.values().any(|s| s.client == Some(**t))
+                })
+                .map(|(t, _)| *t)
+                .collect();
+            for t in idle {
+                self.close(
+                    t,
+                    format!(
+                        "idle for {:.0} s with no session",
+                        limits.idle.as_secs_f64()
+                    ),
+                );
+            }
+        }
         let stale: Vec<u64> = self
             .pending
             .iter()
@@ -777,6 +802,7 @@ impl Loop {
             );
         };
         c.peer = Some(role);
+        c.name = crate::net::tls::client_name(c.tls.peer_certificates());
     }
 
     fn refuse(&mut self, t: Token, reason: String) {
@@ -870,6 +896,13 @@ impl Loop {
                     }
                     match self.new_session(m.session, Some(t)) {
                         Ok(s) => {
+                            let who = self.conns.get(&t).and_then(|c| c.name.clone());
+                            if let Some(name) = who {
+                                self.log(format!(
+                                    "session {} opened by client `{name}`",
+                                    short_id(m.session)
+                                ));
+                            }
                             let _ = self.events.send(NodeEvent::Session(s));
                         }
                         Err(e) => {
@@ -1030,7 +1063,12 @@ impl Loop {
             self.last_refusal = Some(format!("dropped an unidentified connection: {reason}"));
             return;
         };
-        self.log(format!("lost {peer}: {reason}"));
+        let who = c
+            .name
+            .as_deref()
+            .map(|n| format!(" `{n}`"))
+            .unwrap_or_default();
+        self.log(format!("lost {peer}{who}: {reason}"));
         let was_link = self.links[peer.index()] == Some(t);
         if was_link {
             self.links[peer.index()] = None;
