@@ -50,6 +50,38 @@ impl Program {
             .collect())
     }
 
+    /// An upper bound on the bytes of the largest message any party sends for one layer of
+    /// this program, per the protocols' message sizes (`docs/security.md` §3): masked weights
+    /// 8 per weight; openings and shares 8 per element, two vectors at most; a wrap run 8 + 64
+    /// per compared bit-width instance, two instances (f and 64 bits) per truncated element;
+    /// comparisons 64 per DReLU. Receivers refuse anything larger, so a peer cannot make one
+    /// buffer a message the program never needs.
+    pub fn max_layer_message(&self) -> Result<u64, FormatError> {
+        let shapes = self.validate()?;
+        let mut max = 0u64;
+        for (index, layer) in self.layers.iter().enumerate() {
+            let y = shapes[index + 1];
+            let n = layer
+                .inputs
+                .iter()
+                .map(|&t| shapes[t as usize].elements())
+                .chain([y.elements()])
+                .max()
+                .unwrap_or(0);
+            let weights: u64 = layer
+                .op
+                .weight_shapes()
+                .iter()
+                .map(|(_, s)| s.iter().map(|&d| u64::from(d)).product::<u64>())
+                .sum();
+            let x = shapes[layer.inputs[0] as usize];
+            let drelus = layer_drelus(&layer.op, x, y);
+            let bound = (8 * weights).max(136 * n).max(64 * drelus + 16 * n);
+            max = max.max(bound);
+        }
+        Ok(max)
+    }
+
     /// DReLUs of the block-ReLU layers only: what a block spec's budget counts.
     pub fn spec_drelus(&self) -> Result<u64, FormatError> {
         Ok(self

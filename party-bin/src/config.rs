@@ -25,7 +25,8 @@ Configuration file keys (TOML):
   timeout_seconds how long to wait for a peer before giving up (default 10)
   threads         compute threads (default: all cores)
   max_frame_mib   largest frame accepted from a peer (default 64)
-  max_message_mib largest message accepted from a peer (default 4096)
+  max_message_mib largest message accepted from a peer (default: what the program can
+                  need, from its layer sizes, plus headroom)
   max_sessions    sessions open at once on a daemon (default 64)
   max_sessions_per_client  sessions open at once on one client connection (default 8)
   max_connections connections at once; more are closed on accept (default 512)
@@ -77,7 +78,8 @@ pub struct Config {
     pub timeout: Duration,
     pub threads: Option<usize>,
     pub max_frame: u32,
-    pub max_message: usize,
+    /// `None`: derived from the program.
+    pub max_message: Option<usize>,
     pub limits: Limits,
 }
 
@@ -187,7 +189,7 @@ impl Config {
             timeout: Duration::from_secs_f64(timeout),
             threads: raw.threads,
             max_frame: raw.max_frame_mib.unwrap_or(64).clamp(1, 1024) << 20,
-            max_message: raw.max_message_mib.unwrap_or(4096).max(1) << 20,
+            max_message: raw.max_message_mib.map(|m| m.max(1) << 20),
             limits,
         })
     }

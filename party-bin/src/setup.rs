@@ -43,7 +43,14 @@ pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
         program_hash: program.content_hash(),
         timeout: cfg.timeout,
         max_payload: cfg.max_frame,
-        max_message: cfg.max_message,
+        max_message: match cfg.max_message {
+            Some(m) => m,
+            None => {
+                // The largest message the program needs, plus room for control messages.
+                let need = program.max_layer_message().context("sizing messages")? as usize;
+                need + need / 8 + (1 << 20)
+            }
+        },
         limits: cfg.limits.clone(),
     })
 }

@@ -173,6 +173,14 @@ pub fn generate(dir: &Path) -> Result<Vec<PathBuf>, TlsError> {
 /// [`generate`] with a validity of `days`. Private keys are written readable by the owner only.
 pub fn generate_for(dir: &Path, days: u32) -> Result<Vec<PathBuf>, TlsError> {
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let existing = dir.join("ca.key");
+    if existing.exists() {
+        return Err(file_err(
+            &existing,
+            "a CA is already here; renew its certificates (--renew), add a client (--client), \
+             or write a new CA into another directory",
+        ));
+    }
     let ca_key = rcgen::KeyPair::generate().map_err(gen_err)?;
     let ca_cert = ca_params()?.self_signed(&ca_key).map_err(gen_err)?;
     let mut written = vec![

@@ -499,3 +499,52 @@ fn client_view_is_independent_of_the_weights() {
         found.join("\n")
     );
 }
+
+/// The program's message bound (what receivers enforce) covers every message a whole
+/// inference sends, with either truncation, and is not loose by orders of magnitude.
+#[test]
+fn every_message_fits_the_program_bound() {
+    use crate::exec::engine::Engine;
+    use crate::exec::model::{Model, encode_input};
+    use crate::net::counting::CountingTransport;
+    use crate::net::recording::RecordingTransport;
+    use ksnn_formats::example::{tiny_cnn, with_weights};
+
+    for truncation in [Truncation::LocalShift, Truncation::HelperExact] {
+        let (mut p, _) = tiny_cnn(4);
+        p.protocol.truncation = truncation;
+        let (program, weights) = with_weights(p, 4, 0.3);
+        let bound = program.max_layer_message().unwrap() as usize;
+        let client = Model::new(&program, None).unwrap();
+        let server = Model::new(&program, Some(&weights)).unwrap();
+        let input = encode_input(&program, &vec![0.5; 784]);
+        let (largest, _) = crate::protocol::testing::on_three(|k, net| {
+            let model = if k.role() == Role::Server {
+                &server
+            } else {
+                &client
+            };
+            let role = k.role();
+            let mut engine = Engine::new(model, k.clone());
+            let mut net = CountingTransport::new(RecordingTransport::new(net));
+            engine.setup(&mut net).unwrap();
+            engine
+                .infer(&mut net, 1, (role == Role::Client).then_some(&input[..]))
+                .unwrap();
+            let view = net.inner_mut().take_view();
+            view.iter()
+                .map(|m| m.message.payload.len())
+                .max()
+                .unwrap_or(0)
+        });
+        let largest = largest.into_iter().max().unwrap();
+        assert!(
+            largest <= bound,
+            "{truncation:?}: a {largest}-byte message over the bound {bound}"
+        );
+        assert!(
+            bound <= 16 * largest,
+            "{truncation:?}: bound {bound} for at most {largest}"
+        );
+    }
+}
