@@ -35,6 +35,10 @@ Configuration file keys (TOML):
   handshake_seconds  time for a new connection's TLS handshake and greeting (default 5)
   idle_seconds    a client connection with no session and no message for this long is
                   closed (default 300)
+  heartbeat_seconds  a heartbeat goes out on a connection quiet for this long (default 1)
+  dead_after_seconds a peer that sends nothing, not even a heartbeat, for this long is
+                  taken for dead; its sessions fail naming it (default 8)
+  session_seconds longest a session may last, however active (default 86400)
   max_queued_mib  bytes queued for a peer that does not read before it is dropped (default 1024)
 Relative paths are taken from the configuration file's directory.";
 
@@ -60,6 +64,9 @@ struct Raw {
     max_unverified: Option<usize>,
     handshake_seconds: Option<f64>,
     idle_seconds: Option<f64>,
+    heartbeat_seconds: Option<f64>,
+    dead_after_seconds: Option<f64>,
+    session_seconds: Option<f64>,
     max_queued_mib: Option<usize>,
 }
 
@@ -153,8 +160,39 @@ impl Config {
         if !(idle > 0.0 && idle <= 86_400.0) {
             bail!("`idle_seconds` must be between 0 and 86400");
         }
+        let seconds =
+            |v: Option<f64>, default: Duration, key: &str, max: f64| -> Result<Duration> {
+                let v = v.unwrap_or(default.as_secs_f64());
+                if !(v > 0.0 && v <= max) {
+                    bail!("`{key}` must be between 0 and {max}");
+                }
+                Ok(Duration::from_secs_f64(v))
+            };
+        let heartbeat = seconds(
+            raw.heartbeat_seconds,
+            d.heartbeat,
+            "heartbeat_seconds",
+            3600.0,
+        )?;
+        let dead_after = seconds(
+            raw.dead_after_seconds,
+            d.dead_after,
+            "dead_after_seconds",
+            86_400.0,
+        )?;
+        if dead_after <= heartbeat {
+            bail!("`dead_after_seconds` must be longer than `heartbeat_seconds`");
+        }
         let limits = Limits {
             idle: Duration::from_secs_f64(idle),
+            heartbeat,
+            dead_after,
+            session_deadline: seconds(
+                raw.session_seconds,
+                d.session_deadline,
+                "session_seconds",
+                31_536_000.0,
+            )?,
             max_sessions: at_least_one(raw.max_sessions, d.max_sessions, "max_sessions")?,
             max_sessions_per_client: at_least_one(
                 raw.max_sessions_per_client,

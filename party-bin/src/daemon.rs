@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use ksnn_runtime::exec::engine::Engine;
 use ksnn_runtime::exec::model::Model;
 use ksnn_runtime::exec::session;
+use ksnn_runtime::net::NetError;
 use ksnn_runtime::net::counting::CountingTransport;
 use ksnn_runtime::net::tcp::node::short_id;
 use ksnn_runtime::net::tcp::{Node, NodeEvent, Session};
@@ -30,6 +31,7 @@ pub fn serve(cfg: Config) -> Result<()> {
             node_cfg.limits.max_connections
         );
     }
+    let node_deadline = node_cfg.limits.session_deadline;
     let node = Node::start(node_cfg).context("starting the network")?;
     let addr = node.local_addr.context("no listen address")?;
     // The first line of stdout is the address, for launchers that asked for port 0.
@@ -44,15 +46,30 @@ pub fn serve(cfg: Config) -> Result<()> {
         _ => None,
     };
     let mut last_try: Option<Instant> = None;
+    let mut connecting: Option<std::sync::mpsc::Receiver<Result<(), NetError>>> = None;
+    let deadline = node_deadline;
     loop {
-        // The helper keeps its link to the server up.
+        // The helper keeps its link to the server up, without ever waiting for it here.
         if let Some(addr) = server
+            && connecting.is_none()
             && !node.linked(Role::Server)
             && last_try.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
         {
             last_try = Some(Instant::now());
-            if let Err(e) = node.connect(Role::Server, addr) {
-                eprintln!("[{role}] cannot reach the server at {addr}: {e}; retrying");
+            connecting = Some(node.connect_in_background(Role::Server, addr));
+        }
+        if let Some(rx) = &connecting {
+            match rx.try_recv() {
+                Ok(Ok(())) => connecting = None,
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "[{role}] cannot reach the server at {}: {e}; retrying",
+                        server.expect("only the helper connects")
+                    );
+                    connecting = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => connecting = None,
             }
         }
         match node.next_event(Duration::from_millis(200)) {
@@ -64,7 +81,7 @@ pub fn serve(cfg: Config) -> Result<()> {
                     .name(format!("session-{}", short_id(s.id)))
                     .spawn(move || {
                         if let Ok(s) = rx.recv() {
-                            run_session(role, model, s);
+                            run_session(role, model, s, deadline);
                         }
                     });
                 match spawned {
@@ -89,7 +106,7 @@ pub fn serve(cfg: Config) -> Result<()> {
 }
 
 /// One session on its own thread: fresh keys, set-up, inferences until the client closes.
-fn run_session(role: Role, model: &'static Model<'static>, s: Session) {
+fn run_session(role: Role, model: &'static Model<'static>, s: Session, deadline: Duration) {
     let id = short_id(s.id);
     let (keys, transport) = match s.establish() {
         Ok(k) => k,
@@ -97,7 +114,7 @@ fn run_session(role: Role, model: &'static Model<'static>, s: Session) {
     };
     let mut engine = Engine::new(model, keys);
     let mut net = CountingTransport::new(transport);
-    match session::serve(&mut engine, &mut net) {
+    match session::serve_for(&mut engine, &mut net, Some(deadline)) {
         Ok(n) => eprintln!("[{role}] session {id}: served {n} inferences"),
         Err(e) => {
             eprintln!("[{role}] session {id} failed: {e}");

@@ -255,3 +255,91 @@ fn an_idle_client_connection_is_closed() {
     node.shutdown();
     honest(&f, &server, &helper);
 }
+
+#[test]
+fn a_stopped_helper_is_blamed_and_relinks_when_it_resumes() {
+    use std::io::BufRead;
+    let f = files("stopped", true, 40);
+    let (server, helper) = cluster_with(&f, "dead_after_seconds = 3\n");
+    // The client waits long for any one message, so only liveness can end it early.
+    let cfg = config(
+        &f,
+        "client",
+        &format!(
+            "server = \"{}\"\nhelper = \"{}\"\ntimeout_seconds = 60\ndead_after_seconds = 3\n",
+            server.addr, helper.addr
+        ),
+    );
+    let mut client = Command::new(BIN)
+        .args(["infer", "--config"])
+        .arg(&cfg)
+        .arg("--input")
+        .args(&f.inputs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(client.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let stop = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &helper.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    stop("-STOP");
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = client.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            stop("-CONT");
+            let _ = client.kill();
+            panic!(
+                "the client still waits {:?} after the helper stopped",
+                stopped.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = stopped.elapsed();
+    let mut err = String::new();
+    client
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    stop("-CONT");
+    eprintln!(
+        "client ended {took:?} after the helper stopped: {}",
+        err.lines().last().unwrap_or("")
+    );
+    assert!(!status.success());
+    assert!(
+        err.contains("P2 (helper) disconnected"),
+        "the helper must be named: {err}"
+    );
+    assert!(
+        !err.contains("no message from P1"),
+        "the server was blamed: {err}"
+    );
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    // The helper resumes, links again, and serves.
+    let resumed = Instant::now();
+    while !server.log_text().matches("linked with P2").count().ge(&2) {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(20),
+            "P2 never linked again:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    honest(&f, &server, &helper);
+}

@@ -60,8 +60,14 @@ pub fn config(f: &Files, role: &str, extra: &str) -> PathBuf {
         "server" => "p1",
         _ => "p2",
     };
+    // Three seconds unless the caller sets its own timeout.
+    let timeout = if extra.contains("timeout_seconds") {
+        ""
+    } else {
+        "timeout_seconds = 3\n"
+    };
     let text = format!(
-        "role = \"{role}\"\nmodel = \"model.ksnn\"\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = 3\n{extra}"
+        "role = \"{role}\"\nmodel = \"model.ksnn\"\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\n{timeout}{extra}"
     );
     // A fresh name each time: clients started together must not share a file being rewritten.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -118,6 +118,17 @@ pub fn serve<T: Transport>(
     engine: &mut Engine,
     net: &mut CountingTransport<T>,
 ) -> Result<u64, ExecError> {
+    serve_for(engine, net, None)
+}
+
+/// [`serve`], refusing further commands once the session has lasted `deadline`, however
+/// active it is (the per-message timeout alone would let one session live forever).
+pub fn serve_for<T: Transport>(
+    engine: &mut Engine,
+    net: &mut CountingTransport<T>,
+    deadline: Option<std::time::Duration>,
+) -> Result<u64, ExecError> {
+    let started = std::time::Instant::now();
     let role = net.role();
     let commander = if role == Role::Helper {
         Role::Server
@@ -129,6 +140,17 @@ pub fn serve<T: Transport>(
     let mut last: Option<u64> = None;
     loop {
         let cmd = expect_cmd(net, role, commander)?;
+        if let Some(d) = deadline
+            && started.elapsed() > d
+        {
+            return Err(step_err(role, "checking the session's deadline")(
+                NetError::Unexpected {
+                    peer: commander,
+                    expected: format!("the session to end within {:.0} s", d.as_secs_f64()),
+                    got: "another command after the deadline; open a new session".into(),
+                },
+            ));
+        }
         if let SessionCmd::Infer { id } = cmd
             && last.is_some_and(|l| id <= l)
         {

@@ -70,8 +70,13 @@ pub struct Conn {
     pub closing: bool,
     /// When the connection was accepted or made (the greeting deadline counts from here).
     pub opened: std::time::Instant,
-    /// When the last complete message arrived (idle client connections are closed).
+    /// When the last message other than a heartbeat arrived (set by the node; idle client
+    /// connections are closed).
     pub last_active: std::time::Instant,
+    /// When any bytes last arrived: a peer silent for too long is dead, not slow.
+    pub last_heard: std::time::Instant,
+    /// When anything was last queued for the peer (a heartbeat goes out after a quiet spell).
+    pub last_sent: std::time::Instant,
     /// Bytes waiting in `out`: a peer that does not read is dropped past a limit.
     pub queued: usize,
     out: VecDeque<(FrameHeader, Vec<u8>)>,
@@ -102,6 +107,8 @@ impl Conn {
             closing: false,
             opened: std::time::Instant::now(),
             last_active: std::time::Instant::now(),
+            last_heard: std::time::Instant::now(),
+            last_sent: std::time::Instant::now(),
             queued: 0,
             out: VecDeque::new(),
             out_off: 0,
@@ -137,6 +144,7 @@ impl Conn {
         };
         self.seq = self.seq.wrapping_add(1);
         self.queued += FRAME_HEADER_LEN + payload.len();
+        self.last_sent = std::time::Instant::now();
         self.out.push_back((header, payload));
     }
 
@@ -209,6 +217,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
+                    self.last_heard = std::time::Instant::now();
                     let state = self.tls.process_new_packets().map_err(|e| {
                         // Tell the peer why before we go.
                         let _ = self.tls.write_tls(&mut self.sock);
@@ -233,9 +242,6 @@ impl Conn {
             }
         }
         let messages = self.parse()?;
-        if !messages.is_empty() {
-            self.last_active = std::time::Instant::now();
-        }
         if eof && messages.is_empty() {
             return Err(ConnError::Closed);
         }

@@ -24,6 +24,9 @@ pub enum Control {
     /// First message of every session on each connection: the sender's fresh nonce for the
     /// pair secret (see [`super::keying`]).
     Nonce { nonce: [u8; 32] },
+    /// Liveness, outside any session: sent on a connection that has been quiet for a while,
+    /// so a silent peer is dead, not slow.
+    Ping,
 }
 
 impl Control {

@@ -50,6 +50,13 @@ pub struct Limits {
     pub handshake: Duration,
     /// A client connection with no open session and no message for this long is closed.
     pub idle: Duration,
+    /// A heartbeat goes out on a connection quiet for this long ...
+    pub heartbeat: Duration,
+    /// ... and a peer that sends nothing at all for this long is taken for dead: its
+    /// connection is closed and every session that needs it fails, naming it.
+    pub dead_after: Duration,
+    /// A session may last at most this long, however active (daemons).
+    pub session_deadline: Duration,
     /// Bytes queued for one peer before it counts as not reading and is dropped.
     pub max_queued: usize,
     /// Bytes of frames parked for sessions that are not open yet, and how long they are kept.
@@ -66,6 +73,9 @@ impl Default for Limits {
             max_unverified: 64,
             handshake: Duration::from_secs(5),
             idle: Duration::from_secs(300),
+            heartbeat: Duration::from_secs(1),
+            dead_after: Duration::from_secs(8),
+            session_deadline: Duration::from_secs(24 * 3600),
             max_queued: 1 << 30,
             max_pending_bytes: 64 << 20,
             pending_ttl: Duration::from_secs(30),
@@ -212,15 +222,26 @@ impl Node {
         let _ = self.waker.wake();
     }
 
-    /// Connects to `role` at `addr` and waits for its greeting (or its refusal).
-    pub fn connect(&self, role: Role, addr: SocketAddr) -> Result<(), NetError> {
+    /// Starts connecting to `role` at `addr` and returns at once; the receiver gets the
+    /// outcome (the greeting, a refusal or a timeout). A daemon keeps serving meanwhile.
+    pub fn connect_in_background(
+        &self,
+        role: Role,
+        addr: SocketAddr,
+    ) -> Receiver<Result<(), NetError>> {
         let (tx, rx) = channel();
         self.command(Cmd::Connect {
             role,
             addr,
             reply: tx,
         });
-        match rx.recv_timeout(self.timeout) {
+        rx
+    }
+
+    /// Connects to `role` at `addr` and waits for its greeting (or its refusal).
+    pub fn connect(&self, role: Role, addr: SocketAddr) -> Result<(), NetError> {
+        let rx = self.connect_in_background(role, addr);
+        match rx.recv_timeout(self.timeout + Duration::from_secs(1)) {
             Ok(r) => r,
             Err(_) => Err(NetError::Timeout {
                 peer: role,
@@ -463,6 +484,28 @@ impl Loop {
                 ),
             );
         }
+        // Liveness: heartbeats out on quiet connections, silent peers closed.
+        let ping = Control::Ping.message();
+        let mut dead = Vec::new();
+        for (t, c) in self.conns.iter_mut() {
+            if !c.greeted {
+                continue;
+            }
+            if c.last_heard.elapsed() > limits.dead_after {
+                dead.push(*t);
+            } else if c.last_sent.elapsed() >= limits.heartbeat {
+                c.queue(0, ping.kind, 0, ping.payload.clone());
+            }
+        }
+        for t in dead {
+            self.close(
+                t,
+                format!(
+                    "nothing heard for {:.0} s, not even a heartbeat: taken for dead",
+                    limits.dead_after.as_secs_f64()
+                ),
+            );
+        }
         if self.role != Role::Client {
             let idle: Vec<Token> = self
                 .conns
@@ -575,6 +618,7 @@ impl Loop {
         let t = Token(self.next);
         self.next += 1;
         let _ = sock.set_nodelay(true);
+        keepalive(&sock);
         if let Err(e) =
             self.poll
                 .registry()
@@ -830,6 +874,11 @@ impl Loop {
         let Some(peer) = self.conns.get(&t).and_then(|c| c.peer) else {
             return;
         };
+        if m.session != 0
+            && let Some(c) = self.conns.get_mut(&t)
+        {
+            c.last_active = Instant::now();
+        }
         let greeted = self.conns[&t].greeted;
         if !greeted {
             return self.greeting(t, peer, m);
@@ -1080,8 +1129,13 @@ impl Loop {
             .filter(|(_, s)| was_link || s.client == Some(t))
             .map(|(id, _)| *id)
             .collect();
+        // Every inbox of the session hears it: a thread waiting on another party (which in
+        // turn waits on this one) learns at once who is gone, instead of timing out and
+        // blaming the party it was waiting on.
         for id in affected {
-            self.deliver_error(id, peer, NetError::Disconnected { peer });
+            for from in Role::ALL {
+                self.deliver_error(id, from, NetError::Disconnected { peer });
+            }
         }
     }
 
@@ -1099,4 +1153,29 @@ impl Loop {
 /// A session id for logs: enough to tell sessions apart, not enough to address one.
 pub fn short_id(session: u64) -> String {
     format!("{:04x}…", session >> 48)
+}
+
+/// TCP keepalive on a connection: the kernel probes a silent peer after 30 s, every 10 s, and
+/// gives up after 3 unanswered probes. Heartbeats already tell a dead peer from a slow one;
+/// this also clears connections whose peer vanished without a FIN under a stopped loop.
+fn keepalive(sock: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: setsockopt reads one c_int from the pointer for the given length, on a
+        // descriptor this connection owns.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
 }
