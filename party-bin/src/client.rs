@@ -21,15 +21,27 @@ use crate::config::{Config, resolve};
 use crate::input::{Sample, write_npy};
 use crate::setup::{load_party, node_config};
 
-/// Connects, retrying while the peer may still be starting (up to the timeout).
+/// Whether a failed connect may succeed if tried again: the peer was not listening yet, or
+/// closed the connection before its greeting (a busy daemon turns new connections away
+/// under a flood). Refusals with a reason and TLS errors are final.
+fn transient(e: &ksnn_runtime::net::NetError) -> bool {
+    use ksnn_runtime::net::NetError;
+    match e {
+        NetError::Io { .. } | NetError::Disconnected { .. } => true,
+        NetError::ConnectFailed { reason, .. } => !reason.starts_with("TLS error"),
+        _ => false,
+    }
+}
+
+/// Connects, retrying while the peer may still be starting or is turning connections away
+/// (up to the timeout).
 fn connect(node: &Node, role: Role, addr: &str, timeout: Duration) -> Result<()> {
     let at = resolve(&format!("{role}"), addr)?;
     let started = Instant::now();
     loop {
         match node.connect(role, at) {
             Ok(()) => return Ok(()),
-            Err(e @ ksnn_runtime::net::NetError::Io { .. }) if started.elapsed() < timeout => {
-                let _ = e;
+            Err(e) if transient(&e) && started.elapsed() < timeout => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => return Err(e).with_context(|| format!("connecting to {role} at {addr}")),

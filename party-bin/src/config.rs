@@ -22,6 +22,7 @@ Configuration file keys (TOML):
   ca              the CA certificate (PEM) from `ksnn-tools keygen`            required
   cert            this party's certificate (PEM)                             required
   key             this party's private key (PEM)                             required
+  crl             a revocation list (PEM, `ksnn-tools keygen --revoke`)      optional
   timeout_seconds how long to wait for a peer before giving up (default 10)
   threads         compute threads (default: all cores)
   max_frame_mib   largest frame accepted from a peer (default 64)
@@ -54,6 +55,7 @@ struct Raw {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    crl: Option<PathBuf>,
     timeout_seconds: Option<f64>,
     threads: Option<usize>,
     max_frame_mib: Option<u32>,
@@ -82,6 +84,7 @@ pub struct Config {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub crl: Option<PathBuf>,
     pub timeout: Duration,
     pub threads: Option<usize>,
     pub max_frame: u32,
@@ -224,6 +227,7 @@ impl Config {
             ca: abs(raw.ca),
             cert: abs(raw.cert),
             key: abs(raw.key),
+            crl: raw.crl.map(abs),
             timeout: Duration::from_secs_f64(timeout),
             threads: raw.threads,
             max_frame: raw.max_frame_mib.unwrap_or(64).clamp(1, 1024) << 20,

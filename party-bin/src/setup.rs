@@ -38,7 +38,13 @@ pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
 pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
     warn_if_readable(&cfg.key);
     Ok(NodeConfig {
-        identity: Identity::load(cfg.role, &cfg.cert, &cfg.key, &cfg.ca)?,
+        identity: {
+            let id = Identity::load(cfg.role, &cfg.cert, &cfg.key, &cfg.ca)?;
+            match &cfg.crl {
+                Some(crl) => id.with_crl(crl)?,
+                None => id,
+            }
+        },
         listen: cfg.listen,
         program_hash: program.content_hash(),
         timeout: cfg.timeout,

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_knapsack;
+mod bench_soak;
 mod inspect;
 mod sample;
 
@@ -46,7 +47,8 @@ enum Command {
     ///
     /// With `--renew`, re-issue p0/p1/p2 from the existing ca.key (ca.pem stays valid, so no
     /// host needs a new one). With `--client NAME`, issue one client its own P0 certificate
-    /// (clients/NAME.pem and .key); the daemons' logs name the client.
+    /// (clients/NAME.pem and .key); the daemons' logs name the client. With `--revoke NAME`,
+    /// add that certificate to the revocation list crl.pem.
     Keygen {
         /// Directory to write into (created), or that holds ca.key for --renew / --client.
         #[arg(long)]
@@ -60,6 +62,10 @@ enum Command {
         /// Issue a named client certificate with the existing CA.
         #[arg(long, value_name = "NAME")]
         client: Option<String>,
+        /// Revoke a client's certificate (NAME from --client, or p0): rewrites crl.pem, which
+        /// daemons read at start (`crl` in their configuration).
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["client", "renew"])]
+        revoke: Option<String>,
     },
     /// Benchmarks that print numbers.
     #[command(subcommand)]
@@ -84,6 +90,17 @@ enum Bench {
         #[arg(long, default_value_t = 256)]
         mib: usize,
     },
+    /// Honest clients and a hostile one at once against real daemons on loopback (needs
+    /// ksnn-party next to this binary): every honest answer must equal the reference; prints
+    /// the daemons' memory before, at peak and after.
+    Soak {
+        /// Honest clients running at the same time.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Inferences per honest client.
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+    },
     /// Knapsack solvers on synthetic instances with the seed's real shapes and budgets.
     Knapsack {
         /// Seed for the synthetic distortions.
@@ -105,9 +122,11 @@ fn main() -> ExitCode {
             days,
             renew,
             client,
-        } => keygen(&out, days, renew, client.as_deref()),
+            revoke,
+        } => keygen(&out, days, renew, client.as_deref(), revoke.as_deref()),
         Command::Bench(Bench::Net { mib }) => bench::net(mib),
         Command::Bench(Bench::Knapsack { seed, exact }) => bench_knapsack::run(seed, exact),
+        Command::Bench(Bench::Soak { clients, n }) => bench_soak::run(clients, n),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,18 +142,23 @@ fn keygen(
     days: u32,
     renew: bool,
     client: Option<&str>,
+    revoke: Option<&str>,
 ) -> anyhow::Result<()> {
     use ksnn_runtime::net::tls;
-    let written = match (renew, client) {
-        (true, _) => tls::renew(out, days)?,
-        (false, Some(name)) => tls::issue_client(out, name, days)?,
-        (false, None) => tls::generate_for(out, days)?,
+    let written = match (renew, client, revoke) {
+        (_, _, Some(name)) => tls::revoke(out, name, days)?,
+        (true, _, _) => tls::renew(out, days)?,
+        (false, Some(name), _) => tls::issue_client(out, name, days)?,
+        (false, None, None) => tls::generate_for(out, days)?,
     };
+
     for path in written {
         println!("wrote {}", path.display());
     }
     println!("valid for {days} days");
-    if client.is_none() {
+    if revoke.is_some() {
+        println!("copy crl.pem to the server and the helper and restart them");
+    } else if client.is_none() {
         println!(
             "copy ca.pem plus p0.*, p1.* or p2.* to the client, server and helper hosts; keep ca.key offline"
         );

@@ -31,6 +31,8 @@ pub enum NetError {
     Timeout { peer: Role, seconds: f64 },
     #[error("{peer} aborted the session: {reason}")]
     Aborted { peer: Role, reason: String },
+    #[error("could not connect to {peer}: {reason}")]
+    ConnectFailed { peer: Role, reason: String },
     #[error("malformed frame from {peer}: {source}")]
     Frame { peer: Role, source: FrameError },
     #[error("unexpected message from {peer}: expected {expected}, got {got}")]

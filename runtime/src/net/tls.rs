@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use thiserror::Error;
@@ -47,6 +47,8 @@ pub struct Identity {
     chain: Vec<CertificateDer<'static>>,
     key: Arc<PrivateKeyDer<'static>>,
     roots: Arc<RootCertStore>,
+    /// Revocation lists peers' certificates are checked against.
+    crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 fn file_err(path: &Path, reason: impl ToString) -> TlsError {
@@ -97,7 +99,23 @@ impl Identity {
             chain,
             key: Arc::new(key),
             roots: Arc::new(roots),
+            crls: Vec::new(),
         })
+    }
+
+    /// Also refuses peers whose certificates the revocation list at `path` (PEM, from
+    /// `keygen --revoke`) names.
+    pub fn with_crl(mut self, path: &Path) -> Result<Self, TlsError> {
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            CertificateRevocationListDer::pem_file_iter(path)
+                .map_err(|e| file_err(path, format!("cannot read the revocation list: {e}")))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| file_err(path, format!("bad PEM revocation list: {e}")))?;
+        if crls.is_empty() {
+            return Err(file_err(path, "no revocation list in the file"));
+        }
+        self.crls = crls;
+        Ok(self)
     }
 
     /// Loads `role`'s files from a directory written by [`generate`].
@@ -119,6 +137,7 @@ impl Identity {
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let verifier =
             WebPkiClientVerifier::builder_with_provider(self.roots.clone(), Self::provider())
+                .with_crls(self.crls.clone())
                 .build()
                 .map_err(|e| TlsError::Config(e.to_string()))?;
         let cfg = ServerConfig::builder_with_provider(Self::provider())
@@ -234,6 +253,63 @@ pub fn issue_client(dir: &Path, name: &str, days: u32) -> Result<Vec<PathBuf>, T
     ])
 }
 
+/// Revokes the client certificate `clients/NAME.pem` (or a role's, `p0`): adds its serial to
+/// `revoked.list` and rewrites `crl.pem`, signed by the CA, valid for `days`. Daemons given
+/// the list (`crl` in their configuration) refuse the certificate from their next start.
+pub fn revoke(dir: &Path, name: &str, days: u32) -> Result<Vec<PathBuf>, TlsError> {
+    let cert_path = if Role::ALL.iter().any(|r| role_file(*r) == name) {
+        dir.join(format!("{name}.pem"))
+    } else {
+        dir.join("clients").join(format!("{name}.pem"))
+    };
+    let der = CertificateDer::from_pem_file(&cert_path)
+        .map_err(|e| file_err(&cert_path, format!("cannot read the certificate: {e}")))?;
+    let leaf = webpki::EndEntityCert::try_from(&der)
+        .map_err(|e| file_err(&cert_path, format!("unreadable certificate: {e}")))?;
+    let serial: String = leaf.serial().iter().map(|b| format!("{b:02x}")).collect();
+    let list = dir.join("revoked.list");
+    let mut entries = std::fs::read_to_string(&list).unwrap_or_default();
+    if !entries
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(serial.as_str()))
+    {
+        entries.push_str(&format!("{serial} {name}\n"));
+    }
+    let revoked = entries
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|hex| {
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect();
+            let bytes = bytes.ok_or_else(|| file_err(&list, format!("bad serial `{hex}`")))?;
+            Ok(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(&bytes),
+                revocation_time: day(today() - 1),
+                reason_code: Some(rcgen::RevocationReason::CessationOfOperation),
+                invalidity_date: None,
+            })
+        })
+        .collect::<Result<Vec<_>, TlsError>>()?;
+    let issuer = rcgen::Issuer::new(ca_params()?, read_ca_key(dir)?);
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: day(today() - 1),
+        next_update: day(today() + i64::from(days)),
+        crl_number: rcgen::SerialNumber::from(today() as u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .map_err(gen_err)?;
+    let pem = crl.pem().map_err(gen_err)?;
+    Ok(vec![
+        write_file(&list, &entries, false)?,
+        write_file(&dir.join("crl.pem"), &pem, false)?,
+    ])
+}
+
 fn gen_err(e: rcgen::Error) -> TlsError {
     TlsError::Config(format!("certificate generation: {e}"))
 }
@@ -310,18 +386,24 @@ fn leaf(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-/// Valid from yesterday (clock skew) to `days` from now.
-fn set_validity(p: &mut rcgen::CertificateParams, days: u32) {
-    let today = std::time::SystemTime::now()
+/// Days since 1970-01-01.
+fn today() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0) as i64;
-    let at = |day: i64| {
-        let (y, m, d) = civil_from_days(day);
-        rcgen::date_time_ymd(y, m, d)
-    };
-    p.not_before = at(today - 1);
-    p.not_after = at(today + i64::from(days));
+        .unwrap_or(0) as i64
+}
+
+/// Day `n` since 1970-01-01 as a certificate time.
+fn day(n: i64) -> time::OffsetDateTime {
+    let (y, m, d) = civil_from_days(n);
+    rcgen::date_time_ymd(y, m, d)
+}
+
+/// Valid from yesterday (clock skew) to `days` from now.
+fn set_validity(p: &mut rcgen::CertificateParams, days: u32) {
+    p.not_before = day(today() - 1);
+    p.not_after = day(today() + i64::from(days));
 }
 
 /// The calendar date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -359,8 +441,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// A full TLS 1.3 handshake between two identities, in memory; panics if refused.
-    fn handshake(server: &Identity, client: &Identity) {
+    /// A full TLS 1.3 handshake between two identities, in memory.
+    fn try_handshake(server: &Identity, client: &Identity) -> Result<(), rustls::Error> {
         let mut s = rustls::ServerConnection::new(server.server_config().unwrap()).unwrap();
         let name = ServerName::try_from(role_name(server.role)).unwrap();
         let mut c = rustls::ClientConnection::new(client.client_config().unwrap(), name).unwrap();
@@ -368,18 +450,50 @@ mod tests {
             let mut buf = Vec::new();
             c.write_tls(&mut buf).unwrap();
             s.read_tls(&mut &buf[..]).unwrap();
-            s.process_new_packets()
-                .expect("the server accepts the client");
+            s.process_new_packets()?;
             let mut buf = Vec::new();
             s.write_tls(&mut buf).unwrap();
             c.read_tls(&mut &buf[..]).unwrap();
-            c.process_new_packets()
-                .expect("the client accepts the server");
+            c.process_new_packets()?;
             if !s.is_handshaking() && !c.is_handshaking() {
-                return;
+                return Ok(());
             }
         }
         panic!("the handshake did not finish");
+    }
+
+    fn handshake(server: &Identity, client: &Identity) {
+        try_handshake(server, client).expect("the handshake succeeds");
+    }
+
+    #[test]
+    fn a_revoked_client_is_refused_and_the_others_are_not() {
+        let dir = std::env::temp_dir().join(format!("ksnn-crl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        generate_for(&dir, 30).unwrap();
+        issue_client(&dir, "alice", 30).unwrap();
+        issue_client(&dir, "bob", 30).unwrap();
+        revoke(&dir, "alice", 30).unwrap();
+        revoke(&dir, "alice", 30).unwrap(); // twice is once
+        let client = |name: &str| {
+            Identity::load(
+                Role::Client,
+                &dir.join(format!("clients/{name}.pem")),
+                &dir.join(format!("clients/{name}.key")),
+                &dir.join("ca.pem"),
+            )
+            .unwrap()
+        };
+        let server = Identity::from_dir(Role::Server, &dir)
+            .unwrap()
+            .with_crl(&dir.join("crl.pem"))
+            .unwrap();
+        let err = try_handshake(&server, &client("alice")).unwrap_err();
+        assert!(err.to_string().contains("Revoked"), "{err}");
+        handshake(&server, &client("bob"));
+        let list = std::fs::read_to_string(dir.join("revoked.list")).unwrap();
+        assert_eq!(list.lines().count(), 1, "{list}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct Conn {
     pub last_active: std::time::Instant,
     /// When any bytes last arrived: a peer silent for too long is dead, not slow.
     pub last_heard: std::time::Instant,
+    /// Whether any bytes arrived at all (a silent connection is evicted before a handshake
+    /// in progress).
+    pub heard: bool,
     /// When anything was last queued for the peer (a heartbeat goes out after a quiet spell).
     pub last_sent: std::time::Instant,
     /// Bytes waiting in `out`: a peer that does not read is dropped past a limit.
@@ -108,6 +111,7 @@ impl Conn {
             opened: std::time::Instant::now(),
             last_active: std::time::Instant::now(),
             last_heard: std::time::Instant::now(),
+            heard: false,
             last_sent: std::time::Instant::now(),
             queued: 0,
             out: VecDeque::new(),
@@ -218,6 +222,7 @@ impl Conn {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     self.last_heard = std::time::Instant::now();
+                    self.heard = true;
                     let state = self.tls.process_new_packets().map_err(|e| {
                         // Tell the peer why before we go.
                         let _ = self.tls.write_tls(&mut self.sock);

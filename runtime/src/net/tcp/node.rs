@@ -432,7 +432,18 @@ impl Loop {
             }
             self.expire_waiting();
             self.tick();
-            let tokens: Vec<Token> = self.conns.keys().copied().collect();
+            // Only connections with something to do: output, a greeting due, or a close.
+            let tokens: Vec<Token> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    c.has_output()
+                        || c.closing
+                        || (c.peer.is_some() && !c.greet_sent)
+                        || c.tls.is_handshaking()
+                })
+                .map(|(t, _)| *t)
+                .collect();
             for t in tokens {
                 self.flush(t);
             }
@@ -564,25 +575,39 @@ impl Loop {
         frames
     }
 
-    /// Closes the oldest connection that has not greeted yet if they are at their limit.
-    fn make_room_for_unverified(&mut self) {
-        let unverified: Vec<(Token, Instant)> = self
+    /// Makes room for one more connection that has not greeted yet, if they are at their
+    /// limit, by closing the oldest that has sent nothing for a grace period (an honest peer
+    /// starts its handshake at once, so a flood of silent connections evicts itself), else the
+    /// oldest that has. False when every waiting connection is new: then the new one is refused.
+    fn make_room_for_unverified(&mut self) -> bool {
+        const GRACE: Duration = Duration::from_millis(250);
+        let unverified: Vec<(Token, bool, Instant)> = self
             .conns
             .iter()
             .filter(|(_, c)| !c.greeted)
-            .map(|(t, c)| (*t, c.opened))
+            .map(|(t, c)| (*t, c.heard, c.opened))
             .collect();
-        if unverified.len() >= self.config.limits.max_unverified
-            && let Some((t, _)) = unverified.iter().min_by_key(|(_, at)| *at)
-        {
-            self.refused += 1;
-            self.last_refusal =
-                Some("evicted a connection: too many waiting for their greeting".into());
-            self.close(
-                *t,
-                "evicted: too many connections waiting for their greeting".into(),
-            );
+        if unverified.len() < self.config.limits.max_unverified {
+            return true;
         }
+        let oldest = |silent: bool| {
+            unverified
+                .iter()
+                .filter(|(_, heard, at)| *heard != silent && (!silent || at.elapsed() > GRACE))
+                .min_by_key(|(_, _, at)| *at)
+                .map(|(t, _, _)| *t)
+        };
+        let Some(t) = oldest(true).or_else(|| oldest(false)) else {
+            return false;
+        };
+        self.refused += 1;
+        self.last_refusal =
+            Some("evicted a connection: too many waiting for their greeting".into());
+        self.close(
+            t,
+            "evicted: too many connections waiting for their greeting".into(),
+        );
+        true
     }
 
     fn accept(&mut self) {
@@ -601,7 +626,13 @@ impl Loop {
                         ));
                         continue;
                     }
-                    self.make_room_for_unverified();
+                    if !self.make_room_for_unverified() {
+                        self.refused += 1;
+                        self.last_refusal = Some(format!(
+                            "closed a connection from {addr}: too many new ones waiting for their greeting"
+                        ));
+                        continue;
+                    }
                     let tls = match rustls::ServerConnection::new(self.server_tls.clone()) {
                         Ok(c) => c,
                         Err(e) => return self.log(format!("TLS set-up for {addr} failed: {e}")),
@@ -1142,7 +1173,7 @@ impl Loop {
     fn fail_waiting_after_close(&mut self, t: Token, reason: &str, peer: Option<Role>) {
         if let Some(i) = self.waiting.iter().position(|(w, _, _)| *w == t) {
             let (_, reply, _) = self.waiting.swap_remove(i);
-            let _ = reply.send(Err(NetError::Aborted {
+            let _ = reply.send(Err(NetError::ConnectFailed {
                 peer: peer.unwrap_or(Role::Server),
                 reason: reason.to_string(),
             }));
