@@ -343,3 +343,97 @@ fn a_stopped_helper_is_blamed_and_relinks_when_it_resumes() {
     }
     honest(&f, &server, &helper);
 }
+
+/// Threads of a process, from /proc.
+fn threads(d: &Daemon) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_thousand_opens_from_a_client_that_never_reads_stay_bounded() {
+    use ksnn_runtime::net::tcp::control::{Control, PROTOCOL_VERSION};
+    let f = files("noread", true, 1);
+    let (mut server, helper) = cluster_with(&f, "");
+    let normal = honest(&f, &server, &helper);
+    let id = Identity::from_dir(Role::Client, &f.dir.join("certs")).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("p1.ksnn").unwrap();
+    let conn = rustls::ClientConnection::new(id.client_config().unwrap(), name).unwrap();
+    let sock = TcpStream::connect(&server.addr).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let frame = |session: u64, m: Message| {
+        let mut b = FrameHeader {
+            session,
+            seq: 0,
+            depth: 0,
+            kind: m.kind,
+            more: false,
+            len: m.payload.len() as u32,
+        }
+        .encode()
+        .to_vec();
+        b.extend_from_slice(&m.payload);
+        b
+    };
+    let mut bytes = frame(
+        0,
+        Control::Hello {
+            role: Role::Client as u8,
+            program: f.program.content_hash().0,
+            protocol: PROTOCOL_VERSION,
+        }
+        .message(),
+    );
+    for k in 0..2000u64 {
+        bytes.extend(frame(
+            0x9000_0000_0000_0001 + 2 * k,
+            Control::Open.message(),
+        ));
+    }
+    eprintln!("sending {} KB of opens, never reading", bytes.len() >> 10);
+    tls.write_all(&bytes).unwrap();
+    tls.flush().unwrap();
+    wait_for_log(&server, "sessions are open on this connection (limit 8)");
+    let during = honest(&f, &server, &helper);
+    eprintln!("honest client: {normal:?} alone, {during:?} during the attack");
+    assert!(
+        during < 2 * normal + Duration::from_secs(1),
+        "{during:?} vs {normal:?}"
+    );
+    let t = threads(&server);
+    eprintln!("P1 threads during the attack: {t}");
+    assert!(t < 40, "{t} threads");
+    check_survived(&mut server, "P1 with 2,000 opens unread");
+    drop(tls);
+    std::thread::sleep(Duration::from_secs(4));
+    check_survived(&mut server, "P1 after the unread client left");
+}
+
+#[test]
+fn opens_sent_to_the_helper_only_stay_bounded() {
+    use ksnn_runtime::net::tcp::control::Control;
+    let f = files("parked", true, 1);
+    let (mut server, mut helper) = cluster_with(&f, "");
+    let node = attacker(&f, &server, &helper);
+    // Sessions that will never open at the server: the helper's nonces for them reach P1
+    // before (and without) any open.
+    for k in 0..1000u64 {
+        node.send_raw(
+            0x7000_0000_0000_0001 + 2 * k,
+            Role::Helper,
+            Control::Open.message(),
+        );
+    }
+    wait_for_log(&helper, "sessions are open on this connection (limit 8)");
+    honest(&f, &server, &helper);
+    check_survived(
+        &mut server,
+        "P1 with frames parked for sessions that never open",
+    );
+    check_survived(&mut helper, "P2 after 1,000 opens");
+    node.shutdown();
+}

@@ -68,6 +68,8 @@ pub struct Conn {
     pub greet_sent: bool,
     /// Close once the queue is flushed.
     pub closing: bool,
+    /// Not read from until its output drains (backpressure on a peer that does not read).
+    pub paused: bool,
     /// When the connection was accepted or made (the greeting deadline counts from here).
     pub opened: std::time::Instant,
     /// When the last message other than a heartbeat arrived (set by the node; idle client
@@ -108,6 +110,7 @@ impl Conn {
             greeted: false,
             greet_sent: false,
             closing: false,
+            paused: false,
             opened: std::time::Instant::now(),
             last_active: std::time::Instant::now(),
             last_heard: std::time::Instant::now(),
@@ -153,10 +156,12 @@ impl Conn {
     }
 
     pub fn interest(&self) -> Interest {
-        if self.tls.wants_write() || (!self.out.is_empty() && !self.tls.is_handshaking()) {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
+        let write = self.tls.wants_write() || (!self.out.is_empty() && !self.tls.is_handshaking());
+        match (write, self.paused) {
+            (true, true) => Interest::WRITABLE,
+            (true, false) => Interest::READABLE | Interest::WRITABLE,
+            // Paused with nothing left to write cannot last: reading resumes at the next flush.
+            (false, _) => Interest::READABLE,
         }
     }
 

@@ -576,10 +576,10 @@ impl Loop {
     }
 
     /// Makes room for one more connection that has not greeted yet, if they are at their
-    /// limit, by closing the oldest that has sent nothing for a grace period (an honest peer
+    /// limit (or `always`), by closing the oldest that has sent nothing for a grace period (an honest peer
     /// starts its handshake at once, so a flood of silent connections evicts itself), else the
     /// oldest that has. False when every waiting connection is new: then the new one is refused.
-    fn make_room_for_unverified(&mut self) -> bool {
+    fn make_room_for_unverified(&mut self, always: bool) -> bool {
         const GRACE: Duration = Duration::from_millis(250);
         let unverified: Vec<(Token, bool, Instant)> = self
             .conns
@@ -587,7 +587,7 @@ impl Loop {
             .filter(|(_, c)| !c.greeted)
             .map(|(t, c)| (*t, c.heard, c.opened))
             .collect();
-        if unverified.len() < self.config.limits.max_unverified {
+        if !always && unverified.len() < self.config.limits.max_unverified {
             return true;
         }
         let oldest = |silent: bool| {
@@ -617,7 +617,11 @@ impl Loop {
             };
             match l.accept() {
                 Ok((sock, addr)) => {
-                    if self.conns.len() >= self.config.limits.max_connections {
+                    // At the total limit, an unverified connection makes way if one can, so
+                    // verified peers (the P1–P2 link among them) can always come back.
+                    if self.conns.len() >= self.config.limits.max_connections
+                        && !self.make_room_for_unverified(true)
+                    {
                         // Dropping the socket closes it.
                         self.refused += 1;
                         self.last_refusal = Some(format!(
@@ -626,7 +630,7 @@ impl Loop {
                         ));
                         continue;
                     }
-                    if !self.make_room_for_unverified() {
+                    if !self.make_room_for_unverified(false) {
                         self.refused += 1;
                         self.last_refusal = Some(format!(
                             "closed a connection from {addr}: too many new ones waiting for their greeting"
@@ -838,6 +842,14 @@ impl Loop {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
+        // Backpressure: a client that does not drain what it is sent is not read from until
+        // it does (its queue is bounded by `max_queued`, then it is dropped).
+        if c.peer == Some(Role::Client) && self.role != Role::Client {
+            c.paused = c.queued > self.config.limits.max_queued / 4;
+        }
+        if c.paused {
+            return;
+        }
         let result = c.on_readable();
         match result {
             Ok((messages, more)) => {
@@ -878,6 +890,27 @@ impl Loop {
         };
         c.peer = Some(role);
         c.name = crate::net::tls::client_name(c.tls.peer_certificates());
+        // Clients never take the last slots: they are the links' (P1–P2) to come back in.
+        const LINK_ROOM: usize = 2;
+        if role == Role::Client && self.role != Role::Client {
+            let clients = self
+                .conns
+                .values()
+                .filter(|c| c.peer == Some(Role::Client))
+                .count();
+            let cap = self
+                .config
+                .limits
+                .max_connections
+                .saturating_sub(LINK_ROOM)
+                .max(1);
+            if clients > cap {
+                self.refuse(
+                    t,
+                    format!("{clients} client connections are open (limit {cap})"),
+                );
+            }
+        }
     }
 
     fn refuse(&mut self, t: Token, reason: String) {
@@ -1121,6 +1154,10 @@ impl Loop {
         }
         if let Err(e) = c.on_writable() {
             return self.close(t, e.to_string());
+        }
+        if c.paused && c.queued <= self.config.limits.max_queued / 8 {
+            // Drained: reading resumes (re-registering reports input that waited).
+            c.paused = false;
         }
         if c.closing && !c.has_output() {
             return self.close(t, "closed after flushing".into());
