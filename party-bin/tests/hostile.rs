@@ -233,6 +233,20 @@ fn a_huge_abort_reason_is_cut_escaped_and_not_relayed() {
     );
     let p2 = wait_for_log(&helper, "aborted");
     assert!(!p2.contains("FORGED"), "the reason was relayed to P2: {p2}");
+    // 64 MiB of reason: far over what the program's messages need, so the connection goes.
+    let (_, mut transport) = node.open_session().unwrap().establish().unwrap();
+    transport
+        .send(
+            Role::Server,
+            Message {
+                kind: FrameKind::Abort,
+                depth: 0,
+                payload: vec![b'x'; 64 << 20],
+            },
+        )
+        .unwrap();
+    let log = wait_for_log(&server, "exceeds the limit");
+    assert!(log.len() < 32 << 10, "P1's log grew to {} bytes", log.len());
     check_survived(&mut server, "P1 after a 64 KiB reason");
     check_survived(&mut helper, "P2 after a 64 KiB reason");
     node.shutdown();
@@ -436,4 +450,53 @@ fn opens_sent_to_the_helper_only_stay_bounded() {
     );
     check_survived(&mut helper, "P2 after 1,000 opens");
     node.shutdown();
+}
+
+#[test]
+fn frames_from_a_second_client_with_the_shared_certificate_cannot_end_a_session() {
+    let f = files("shared", true, 1);
+    let (mut server, helper) = cluster_with(&f, "");
+    // The victim: an in-process client with a live session on the daemons.
+    let victim = attacker(&f, &server, &helper);
+    let s = victim.open_session().unwrap();
+    let id = s.id;
+    let (keys, transport) = s.establish().unwrap();
+    // The intruder holds the same P0 certificate and knows the session id.
+    let intruder = attacker(&f, &server, &helper);
+    for to in [Role::Server, Role::Helper] {
+        intruder.send_raw(
+            id,
+            to,
+            Message {
+                kind: FrameKind::Abort,
+                depth: 0,
+                payload: b"forged".to_vec(),
+            },
+        );
+    }
+    wait_for_log(&server, "not the session's");
+    // The victim's session runs to the end and equals the reference.
+    let model = ksnn_runtime::exec::model::Model::new(&f.program, None).unwrap();
+    let full_w = std::fs::read(f.dir.join("weights.ksnw")).unwrap();
+    let weights = ksnn_formats::Weights::decode(&full_w).unwrap();
+    let full = ksnn_runtime::exec::model::Model::new(&f.program, Some(&weights)).unwrap();
+    let x = ksnn_runtime::exec::model::encode_input(&f.program, &f.pixels[0]);
+    let mut engine = ksnn_runtime::exec::engine::Engine::new(&model, keys);
+    let mut net = ksnn_runtime::net::counting::CountingTransport::new(transport);
+    let mut seen = 0;
+    ksnn_runtime::exec::session::run_client(
+        &mut engine,
+        &mut net,
+        std::iter::once(x.clone()),
+        |_, r| {
+            assert_eq!(r.inference.outputs, ksnn_runtime::reference::run(&full, &x));
+            seen += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, 1);
+    check_survived(&mut server, "P1 after forged frames");
+    intruder.shutdown();
+    victim.shutdown();
 }
