@@ -71,6 +71,15 @@ fn attacker(f: &Files, server: &Daemon, helper: &Daemon) -> Node {
     node
 }
 
+/// An `Abort` frame with `reason`, as a hostile client sends it.
+fn abort(reason: Vec<u8>) -> Message {
+    Message {
+        kind: FrameKind::Abort,
+        depth: 0,
+        payload: reason,
+    }
+}
+
 fn wait_for_log(d: &Daemon, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -215,16 +224,7 @@ fn a_huge_abort_reason_is_cut_escaped_and_not_relayed() {
     // 64 KiB of reason with forged log lines in it.
     let mut reason = b"[P1 (server)] FORGED line\n".repeat(2600);
     reason.truncate(64 << 10);
-    transport
-        .send(
-            Role::Server,
-            Message {
-                kind: FrameKind::Abort,
-                depth: 0,
-                payload: reason,
-            },
-        )
-        .unwrap();
+    transport.send(Role::Server, abort(reason)).unwrap();
     let log = wait_for_log(&server, "bytes cut)");
     assert!(log.len() < 16 << 10, "P1's log grew to {} bytes", log.len());
     assert!(
@@ -236,14 +236,7 @@ fn a_huge_abort_reason_is_cut_escaped_and_not_relayed() {
     // 64 MiB of reason: far over what the program's messages need, so the connection goes.
     let (_, mut transport) = node.open_session().unwrap().establish().unwrap();
     transport
-        .send(
-            Role::Server,
-            Message {
-                kind: FrameKind::Abort,
-                depth: 0,
-                payload: vec![b'x'; 64 << 20],
-            },
-        )
+        .send(Role::Server, abort(vec![b'x'; 64 << 20]))
         .unwrap();
     let log = wait_for_log(&server, "exceeds the limit");
     assert!(log.len() < 32 << 10, "P1's log grew to {} bytes", log.len());
@@ -464,15 +457,7 @@ fn frames_from_a_second_client_with_the_shared_certificate_cannot_end_a_session(
     // The intruder holds the same P0 certificate and knows the session id.
     let intruder = attacker(&f, &server, &helper);
     for to in [Role::Server, Role::Helper] {
-        intruder.send_raw(
-            id,
-            to,
-            Message {
-                kind: FrameKind::Abort,
-                depth: 0,
-                payload: b"forged".to_vec(),
-            },
-        );
+        intruder.send_raw(id, to, abort(b"forged".to_vec()));
     }
     wait_for_log(&server, "not the session's");
     // The victim's session runs to the end and equals the reference.
