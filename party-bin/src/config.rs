@@ -33,6 +33,7 @@ Configuration file keys (TOML):
   max_connections connections at once; more are closed on accept (default 512)
   max_unverified  connections still in their handshake or greeting; when full the oldest
                   is closed (default 64)
+  max_unverified_per_address  the same, per remote address (default 16)
   handshake_seconds  time for a new connection's TLS handshake and greeting (default 5)
   idle_seconds    a client connection with no session and no message for this long is
                   closed (default 300)
@@ -64,6 +65,7 @@ struct Raw {
     max_sessions_per_client: Option<usize>,
     max_connections: Option<usize>,
     max_unverified: Option<usize>,
+    max_unverified_per_address: Option<usize>,
     handshake_seconds: Option<f64>,
     idle_seconds: Option<f64>,
     heartbeat_seconds: Option<f64>,
@@ -208,6 +210,11 @@ impl Config {
                 "max_connections",
             )?,
             max_unverified: at_least_one(raw.max_unverified, d.max_unverified, "max_unverified")?,
+            max_unverified_per_address: at_least_one(
+                raw.max_unverified_per_address,
+                d.max_unverified_per_address,
+                "max_unverified_per_address",
+            )?,
             handshake: Duration::from_secs_f64(handshake),
             max_queued: at_least_one(raw.max_queued_mib, d.max_queued >> 20, "max_queued_mib")?
                 << 20,

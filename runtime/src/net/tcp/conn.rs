@@ -62,6 +62,8 @@ pub struct Conn {
     pub peer: Option<Role>,
     /// A named client's name (from its certificate), for the logs.
     pub name: Option<String>,
+    /// The remote address of an accepted connection (per-address limits).
+    pub ip: Option<std::net::IpAddr>,
     /// The peer's greeting was received and accepted.
     pub greeted: bool,
     /// Our greeting is queued.
@@ -107,6 +109,7 @@ impl Conn {
             tls,
             peer: None,
             name: None,
+            ip: None,
             greeted: false,
             greet_sent: false,
             closing: false,

@@ -46,6 +46,8 @@ pub struct Limits {
     /// Connections still in their TLS handshake or greeting; when full, the oldest is closed,
     /// so a flood of silent connections cannot lock honest peers (or the P1–P2 link) out.
     pub max_unverified: usize,
+    /// The same, per remote address: a flood from one address evicts only its own.
+    pub max_unverified_per_address: usize,
     /// Time allowed for the TLS handshake and the greeting.
     pub handshake: Duration,
     /// A client connection with no open session and no message for this long is closed.
@@ -71,6 +73,7 @@ impl Default for Limits {
             max_sessions_per_client: 8,
             max_connections: 512,
             max_unverified: 64,
+            max_unverified_per_address: 16,
             handshake: Duration::from_secs(5),
             idle: Duration::from_secs(300),
             heartbeat: Duration::from_secs(1),
@@ -575,27 +578,34 @@ impl Loop {
         frames
     }
 
-    /// Makes room for one more connection that has not greeted yet, if they are at their
-    /// limit (or `always`), by closing the oldest that has sent nothing for a grace period (an honest peer
-    /// starts its handshake at once, so a flood of silent connections evicts itself), else the
-    /// oldest that has. False when every waiting connection is new: then the new one is refused.
-    fn make_room_for_unverified(&mut self, always: bool) -> bool {
+    /// Makes room for one more connection that has not greeted yet, from `from`: if the
+    /// waiting ones are at their limit (in total, or from that address; or `always`), closes
+    /// the oldest that has sent nothing for a grace period (an honest peer starts its handshake
+    /// at once, so a flood of silent connections evicts itself), else the oldest that has. A
+    /// flood from one address evicts only its own. False when every candidate is new: then the
+    /// new connection is refused.
+    fn make_room_for_unverified(&mut self, from: std::net::IpAddr, always: bool) -> bool {
         const GRACE: Duration = Duration::from_millis(250);
-        let unverified: Vec<(Token, bool, Instant)> = self
+        let limits = &self.config.limits;
+        let unverified: Vec<(Token, bool, Instant, bool)> = self
             .conns
             .iter()
             .filter(|(_, c)| !c.greeted)
-            .map(|(t, c)| (*t, c.heard, c.opened))
+            .map(|(t, c)| (*t, c.heard, c.opened, c.ip == Some(from)))
             .collect();
-        if !always && unverified.len() < self.config.limits.max_unverified {
+        let same = unverified.iter().filter(|u| u.3).count();
+        let per_address = same >= limits.max_unverified_per_address;
+        if !always && !per_address && unverified.len() < limits.max_unverified {
             return true;
         }
         let oldest = |silent: bool| {
             unverified
                 .iter()
-                .filter(|(_, heard, at)| *heard != silent && (!silent || at.elapsed() > GRACE))
-                .min_by_key(|(_, _, at)| *at)
-                .map(|(t, _, _)| *t)
+                .filter(|(_, heard, at, same)| {
+                    (*same || !per_address) && *heard != silent && (!silent || at.elapsed() > GRACE)
+                })
+                .min_by_key(|(_, _, at, _)| *at)
+                .map(|(t, _, _, _)| *t)
         };
         let Some(t) = oldest(true).or_else(|| oldest(false)) else {
             return false;
@@ -620,7 +630,7 @@ impl Loop {
                     // At the total limit, an unverified connection makes way if one can, so
                     // verified peers (the P1–P2 link among them) can always come back.
                     if self.conns.len() >= self.config.limits.max_connections
-                        && !self.make_room_for_unverified(true)
+                        && !self.make_room_for_unverified(addr.ip(), true)
                     {
                         // Dropping the socket closes it.
                         self.refused += 1;
@@ -630,7 +640,7 @@ impl Loop {
                         ));
                         continue;
                     }
-                    if !self.make_room_for_unverified(false) {
+                    if !self.make_room_for_unverified(addr.ip(), false) {
                         self.refused += 1;
                         self.last_refusal = Some(format!(
                             "closed a connection from {addr}: too many new ones waiting for their greeting"
@@ -641,7 +651,10 @@ impl Loop {
                         Ok(c) => c,
                         Err(e) => return self.log(format!("TLS set-up for {addr} failed: {e}")),
                     };
-                    self.add(sock, rustls::Connection::Server(tls), None);
+                    let t = self.add(sock, rustls::Connection::Server(tls), None);
+                    if let Some(c) = self.conns.get_mut(&t) {
+                        c.ip = Some(addr.ip());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => return self.log(format!("accept failed: {e}")),
