@@ -72,7 +72,7 @@ fn tch_and_runtime_reference_agree() {
             .collect();
         // k/64 + 2^-12: exact in fixed point (f = 12), and a block of n < 64 pixels sums to
         // m/64 + n·2^-12 ≠ 0, so no block sits on the tie the two semantics break
-        // differently (seed-spec §3.2).
+        // differently (docs/original.md §3.2).
         assert_eq!(example::tiny_cnn(1).0.fixed_point.frac_bits, 12);
         let x: Vec<f32> = (0..s.elements())
             .map(|_| (next(127) as f32 - 63.0) / 64.0 + 1.0 / 4096.0)
@@ -101,7 +101,7 @@ fn partial_border_blocks_average_in_bounds_pixels() {
     let m: Vec<f32> = block_mask(&x, 2, 2).flatten(0, -1).try_into().unwrap();
     // top-left block mean 1 > 0; top-right (-5,-5) < 0; bottom-left (-1,-1) < 0; (2) > 0.
     assert_eq!(m, [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
-    // A zero mean counts as negative in plaintext (seed-spec §3.2).
+    // A zero mean counts as negative in plaintext (docs/original.md §3.2).
     let z = Tensor::from_slice(&[1.0f32, -1.0]).view([1, 1, 1, 2]);
     let m: Vec<f32> = block_mask(&z, 1, 2).flatten(0, -1).try_into().unwrap();
     assert_eq!(m, [0.0, 0.0]);

@@ -1,4 +1,4 @@
-//! Zoo models: shapes, the seed's ReLU layer tables (seed-spec §3.3, §3.5), parameter
+//! Zoo models: shapes, the seed's ReLU layer tables (docs/original.md §3.3, §3.5), parameter
 //! counts against the published ones and libtorch's, and that training steps run and learn.
 
 use std::collections::HashSet;
@@ -108,7 +108,7 @@ fn shape_of(g: &Graph, shapes: &[Shape], name: &str) -> Shape {
 }
 
 /// Checks the default-size graph: the output shape, and against the seed's tables the ReLU
-/// names in order, their total channels and DReLUs (Σ C·H·W, seed-spec §3.3) and a few
+/// names in order, their total channels and DReLUs (Σ C·H·W, docs/original.md §3.3) and a few
 /// `(name, C, H=W)` rows of §3.5; node names are unique.
 fn check_model(
     name: &str,
@@ -309,7 +309,7 @@ fn mobilenetv2() {
         ("layer7_0_1", 960, 7),
         ("conv2", 1280, 7),
     ];
-    // The DeepLab backbone's 14,272 channels (seed-spec §3.3: 17,344 less the head's 6 × 512)
+    // The DeepLab backbone's 14,272 channels (docs/original.md §3.3: 17,344 less the head's 6 × 512)
     // plus `conv2`; DReLUs summed by hand over the torchvision strides.
     check_model(
         "mobilenetv2",

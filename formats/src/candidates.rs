@@ -1,4 +1,4 @@
-//! Candidate block sizes (seed-spec §3.4): the original's list per activation size, in its
+//! Candidate block sizes (docs/original.md §3.4): the original's list per activation size, in its
 //! order (duplicates included, ending with `0x1` identity and `1x0` zero), and the options a
 //! channel of a real, possibly non-square activation may take. The eight base lists below
 //! are copied from the spec; the other eight are derived by the spec's stated rules (8 from
@@ -118,7 +118,7 @@ pub fn for_shape(h: u32, w: u32) -> Vec<Block> {
     out
 }
 
-/// What one channel may choose (seed-spec §3.4: the list without the `1x0` zero code,
+/// What one channel may choose (docs/original.md §3.4: the list without the `1x0` zero code,
 /// which the knapsack never emits).
 pub fn options(h: u32, w: u32) -> Vec<Block> {
     let mut v = for_shape(h, w);

@@ -69,7 +69,7 @@ pub enum DreluProtocol {
     Fss,
 }
 
-/// Approximate comparison (seed-spec §7.9): shift the compared value right by `k` bits,
+/// Approximate comparison (docs/original.md §7.9): shift the compared value right by `k` bits,
 /// then compare only its top `64 - g` bits. `k = g = 0` is exact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApproxCompare {

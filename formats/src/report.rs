@@ -1,5 +1,5 @@
 //! `report.json`: what every secure run and every benchmark writes, in the schema of
-//! DESIGN.md, so runs can be compared by tools and by people.
+//! `docs/design.md` §9, so runs can be compared by tools and by people.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;

@@ -1,4 +1,4 @@
-//! The candidate lists have the lengths and entries seed-spec §3.4 states.
+//! The candidate lists have the lengths and entries docs/original.md §3.4 states.
 
 use ksnn_formats::candidates::{SIZES, extend, for_shape, options, restrict, seed_list};
 use ksnn_formats::spec::Block;

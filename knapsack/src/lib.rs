@@ -1,4 +1,4 @@
-//! The multiple-choice knapsack behind block-size selection (seed-spec §5): every channel of
+//! The multiple-choice knapsack behind block-size selection (docs/original.md §5): every channel of
 //! every ReLU layer is a [`Row`], every candidate block size an [`Item`] with weight = DReLU
 //! count and value = −distortion. Choose exactly one option per row to maximise Σ value with
 //! Σ weight ≤ budget.
@@ -89,7 +89,7 @@ pub enum KnapsackError {
 impl Problem {
     /// Per row, the best option per distinct weight (ties: the lower original index), sorted by
     /// weight: options of identical cost can never both be useful, and fewer options make
-    /// every solver faster (seed-spec §5.2).
+    /// every solver faster (docs/original.md §5.2).
     pub fn merged(&self) -> Merged {
         let mut rows = Vec::with_capacity(self.rows.len());
         let mut origin = Vec::with_capacity(self.rows.len());

@@ -1,4 +1,4 @@
-//! `ksnn-tools bench knapsack`: the knapsack solvers at the seed's real scale (seed-spec §3.3,
+//! `ksnn-tools bench knapsack`: the knapsack solvers at the seed's real scale (docs/original.md §3.3,
 //! §3.5): one row per channel of every ReLU layer, the layer's candidate block sizes as
 //! options (weight = DReLUs, value = synthetic −distortion), the README's 6% budgets.
 
@@ -177,7 +177,7 @@ pub fn run(seed: u64, exact_all: bool) -> Result<()> {
         let drelus: u64 = net.layers.iter().map(|l| l.1 * u64::from(l.2 * l.2)).sum();
         ensure!(
             rows == net.channels && drelus == net.drelus,
-            "{}: layer table gives {rows} channels / {drelus} DReLUs, seed-spec §3.3 says {} / {}",
+            "{}: layer table gives {rows} channels / {drelus} DReLUs, docs/original.md §3.3 says {} / {}",
             net.name,
             net.channels,
             net.drelus

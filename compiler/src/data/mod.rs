@@ -69,7 +69,7 @@ impl Classification {
         self.pixels.truncate(n * per);
     }
 
-    /// `n` images in a fixed pseudo-random order (the distortion sample: seed-spec §4 takes a
+    /// `n` images in a fixed pseudo-random order (the distortion sample: docs/original.md §4 takes a
     /// seeded shuffle of the training split; this is a SplitMix64 Fisher–Yates, not NumPy's).
     pub fn sample(&self, n: usize, seed: u64) -> Classification {
         let mut order: Vec<usize> = (0..self.len()).collect();

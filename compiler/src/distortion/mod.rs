@@ -1,4 +1,4 @@
-//! Distortion extraction (seed-spec §4): for every ReLU layer, channel and candidate block
+//! Distortion extraction (docs/original.md §4): for every ReLU layer, channel and candidate block
 //! size, the mean squared error of the network's final outputs against the clean network on
 //! a fixed sample of training images. Each measurement starts from the cached clean
 //! activations and runs only the rest of the network. The unit of work is a *row*, one
@@ -33,7 +33,7 @@ pub struct LayerOptions {
     pub options: Vec<Block>,
 }
 
-/// Every ReLU layer of `graph` with its candidates (seed-spec §3.4, for the real shape).
+/// Every ReLU layer of `graph` with its candidates (docs/original.md §3.4, for the real shape).
 pub fn layers(graph: &Graph) -> Vec<LayerOptions> {
     let shapes = graph.shapes().expect("a checked graph");
     graph

@@ -1,6 +1,6 @@
 //! Graph rewrites that keep the IR's SSA numbering: batch-norm folding (before lowering),
 //! zero-pad folding (programs pad only inside convolutions and pools), and the two opt-in
-//! substitutions of seed-spec §1 / §7.10 (MaxPool → AvgPool, ReLU6 → ReLU).
+//! substitutions of docs/original.md §1 / §7.10 (MaxPool → AvgPool, ReLU6 → ReLU).
 
 use ksnn_formats::layer::{AvgPool, Padding};
 use thiserror::Error;
@@ -177,7 +177,7 @@ pub fn fold_pad(graph: &mut Graph) -> usize {
     folded
 }
 
-/// Max pools become average pools with the same window, padding counted (seed-spec §7.10:
+/// Max pools become average pools with the same window, padding counted (docs/original.md §7.10:
 /// the secure average pool is local; the network is fine-tuned afterwards).
 pub fn maxpool_to_avgpool(graph: &mut Graph) -> usize {
     let mut n = 0;
@@ -197,7 +197,7 @@ pub fn maxpool_to_avgpool(graph: &mut Graph) -> usize {
 }
 
 /// ReLU6 (a clip to [0, 6]) becomes a ReLU position, so the knapsack can budget it
-/// (seed-spec §7.10: ReLU6 has no secure counterpart; the model is fine-tuned after).
+/// (docs/original.md §7.10: ReLU6 has no secure counterpart; the model is fine-tuned after).
 pub fn relu6_to_relu(graph: &mut Graph) -> usize {
     let mut n = 0;
     for node in &mut graph.nodes {

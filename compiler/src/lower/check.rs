@@ -1,6 +1,6 @@
 //! Compile-time checks on calibration images: the runtime's cleartext fixed-point reference
 //! (what the secure run must equal) against the tch float model, and every tensor's range
-//! against the ring and the approximate comparison's limit (seed-spec §7.9).
+//! against the ring and the approximate comparison's limit (docs/original.md §7.9).
 
 use ksnn_formats::Program;
 use ksnn_formats::layer::Op;

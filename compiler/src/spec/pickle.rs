@@ -1,4 +1,4 @@
-//! Reads the original's block-spec pickles (seed-spec §3.1: a dict from layer name to a
+//! Reads the original's block-spec pickles (docs/original.md §3.1: a dict from layer name to a
 //! NumPy int array of shape `[C, 2]`, row `[bh, bw]`).
 //!
 //! A small pickle machine for protocols 2–5 that builds NumPy arrays itself. The only globals

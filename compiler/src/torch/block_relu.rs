@@ -1,4 +1,4 @@
-//! Block ReLU with the original's plaintext semantics (seed-spec §3.2): each channel's map
+//! Block ReLU with the original's plaintext semantics (docs/original.md §3.2): each channel's map
 //! is tiled from the top-left corner into `bh×bw` blocks (partial blocks at the border), a
 //! block is kept when its mean is strictly positive, and the kept/dropped decision is copied
 //! to every pixel of the block. `[1,1]` is a ReLU, `[0,1]` identity, `[1,0]` zero. The mask

@@ -15,7 +15,7 @@ pub enum Optimizer {
     Sgd { momentum: f64, weight_decay: f64 },
 }
 
-/// Learning-rate schedules of the seed (seed-spec §6).
+/// Learning-rate schedules of the seed (docs/original.md §6).
 #[derive(Clone, Debug)]
 pub enum Schedule {
     Constant,

@@ -1,6 +1,6 @@
 //! How a block-ReLU layer tiles its activation: which pixels belong to sized blocks, which
 //! block each one falls in, and which channels are zeroed. Tiles start at the top-left
-//! corner; border blocks are partial (seed-spec §3.2).
+//! corner; border blocks are partial (docs/original.md §3.2).
 
 use ksnn_formats::{Block, BlockKind, Shape};
 

@@ -1,6 +1,6 @@
 //! mmseg DeepLabV3 segmentors: a backbone with output stride 8, the ASPP decode head, and a
 //! bilinear resize of the logits to the input. The head's ReLUs are `decode_0` (image pool)
-//! to `decode_5` (bottleneck), as the seed's parameter files name them (seed-spec §3.5).
+//! to `decode_5` (bottleneck), as the seed's parameter files name them (docs/original.md §3.5).
 //! The auxiliary FCN head is training-only and left out.
 
 use super::{Builder, Conv, IMAGENET, ZooOptions, mobilenet, resnet};

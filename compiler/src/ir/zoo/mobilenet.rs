@@ -1,6 +1,6 @@
 //! MobileNetV2 (width 1.0) as torchvision/mmcls build it for ImageNet and mmseg for
 //! DeepLabV3. Activations are ReLU, not ReLU6: the seed's secure protocol has no ReLU6 and
-//! its "relu" configs fine-tune with ReLU (seed-spec §7.10). Names follow mmseg: `conv1`,
+//! its "relu" configs fine-tune with ReLU (docs/original.md §7.10). Names follow mmseg: `conv1`,
 //! `layerS_B_k` (the k-th activated conv of inverted-residual block B of stage S) and the
 //! classifier's final 1×1 conv `conv2`.
 

@@ -1,6 +1,6 @@
 //! Built-in models. `mnist-cnn` is the demo default: small, several ReLU layers and a
-//! residual connection. The others are the seed's four networks (seed-spec §8) plus the
-//! ImageNet MobileNetV2; their ReLU nodes carry the seed's layer names (seed-spec §3.5), so
+//! residual connection. The others are the seed's four networks (docs/original.md §8) plus the
+//! ImageNet MobileNetV2; their ReLU nodes carry the seed's layer names (docs/original.md §3.5), so
 //! the original's block specs apply unchanged.
 
 mod deeplab;

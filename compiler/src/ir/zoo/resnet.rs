@@ -1,7 +1,7 @@
 //! ResNets: mmcls's CIFAR ResNet-18, the torchvision/mmcls ImageNet ResNet-50 with the seed's
 //! average-pool stem variant, and mmseg's dilated ResNet50-V1c backbone for DeepLabV3. The
 //! ReLU positions are `stem` (or the deep stem's `stem_2/5/8`) and `layerS_B_k`: the seed's
-//! custom ResNets make each block's k-th ReLU a module `relu_k` (seed-spec §3.5, §8).
+//! custom ResNets make each block's k-th ReLU a module `relu_k` (docs/original.md §3.5, §8).
 
 use ksnn_formats::layer::{AvgPool, MaxPool, Padding};
 

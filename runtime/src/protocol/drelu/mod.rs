@@ -7,7 +7,7 @@
 //! DReLU(−1) comes out 1 — and it needs 8 rounds; this one is exact for every value,
 //! 4 rounds, 26 + 3·(63 − g) bytes.
 //!
-//! Approximate comparison (seed-spec §7.9): each party first shifts its share right by k
+//! Approximate comparison (docs/original.md §7.9): each party first shifts its share right by k
 //! (local truncation) and left by g; then only the top 64 − g bits are compared. Correct
 //! while |a| < 2^(63 − g + k), up to the ±1 of the local shift.
 
