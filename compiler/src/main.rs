@@ -1,6 +1,7 @@
 //! `ksnn`: the offline compiler. It imports or builds a model, trains it, measures what
 //! each block-ReLU choice costs in accuracy (distortion), picks the block sizes with a
-//! knapsack under a DReLU budget, fine-tunes, and (next) lowers the result to a program.
+//! knapsack under a DReLU budget, fine-tunes, lowers the result to a program (`ksnn compile`),
+//! and runs the whole flow with secure evaluation (`ksnn pipeline`).
 
 mod cmd;
 

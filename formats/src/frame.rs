@@ -6,7 +6,7 @@
 //!      2    1 wire version
 //!      3    1 payload kind; the high bit says another frame of the same message follows
 //!      4    8 session id           (which inference session; daemons multiplex many)
-//!     12    4 sequence number      (per sender and session, starting at 0)
+//!     12    4 sequence number      (per sender and connection, from 0; receivers ignore it)
 //!     16    4 sender depth         (longest chain of dependent messages so far: rounds)
 //!     20    4 payload length in bytes
 //! ```

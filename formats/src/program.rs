@@ -63,7 +63,8 @@ pub struct Output {
 /// Which secure comparison the DReLUs use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DreluProtocol {
-    /// SecureNN: ShareConvert, PrivateCompare mod 67, ComputeMSB (112 + 6·NB bytes).
+    /// SecureNN-style: the wrap-bit protocol on PrivateCompare mod 67 with a zero-sharing
+    /// (26 + 3·(63 − g) bytes and 4 rounds per DReLU; `docs/design-notes.md` item 1).
     SecureNn,
     /// Function secret sharing: helper-dealt DCF keys, one online round.
     Fss,
