@@ -35,6 +35,18 @@ pub fn serve(cfg: Config) -> Result<()> {
     let node = Node::start(node_cfg).context("starting the network")?;
     let addr = node.local_addr.context("no listen address")?;
     // The first line of stdout is the address, for launchers that asked for port 0.
+    // The helper links to the server before it announces itself, so a launcher that starts a
+    // client as soon as both daemons listen never finds the helper unlinked. If the server is
+    // not up within the timeout, the helper starts anyway and keeps trying in the background.
+    if role == Role::Helper {
+        let at = resolve("server", cfg.server.as_deref().expect("checked"))?;
+        let deadline = Instant::now() + cfg.timeout;
+        while !node.linked(Role::Server) && Instant::now() < deadline {
+            if node.connect(Role::Server, at).is_err() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
     println!("listening {addr}");
     eprintln!(
         "[{role}] serving `{}` ({}) on {addr}",
