@@ -10,6 +10,7 @@ use ksnn_runtime::kernels::conv2d;
 use ksnn_runtime::net::counting::{CountingTransport, Phase};
 use ksnn_runtime::net::mem;
 use ksnn_runtime::prf::Keys;
+use ksnn_runtime::prf::{Addr, Label, Scope};
 use ksnn_runtime::protocol::Party;
 use ksnn_runtime::protocol::drelu::drelu;
 
@@ -29,8 +30,7 @@ fn three_party_drelu(n: usize) {
                     role: k.role(),
                     keys: k,
                     net: &mut net,
-                    inference: 0,
-                    layer: 0,
+                    at: Addr::root(Scope::Inference(0)).child(Label::Layer(0)),
                     config: ProtocolConfig::default(),
                     frac_bits: 12,
                 };
@@ -39,7 +39,7 @@ fn three_party_drelu(n: usize) {
                 } else {
                     values
                 };
-                drelu(&mut p, 0, x, n).unwrap();
+                drelu(&mut p, x, n).unwrap();
             });
         }
     });

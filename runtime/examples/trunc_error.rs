@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ksnn_formats::{ProtocolConfig, Truncation};
 use ksnn_runtime::net::counting::{CountingTransport, Phase};
 use ksnn_runtime::net::mem;
-use ksnn_runtime::prf::{Keys, Purpose};
+use ksnn_runtime::prf::{Addr, Keys, Label, Purpose, Scope};
 use ksnn_runtime::protocol::Party;
 use ksnn_runtime::protocol::trunc::{local_shift, truncate};
 use ksnn_runtime::ring::trunc_exact;
@@ -20,7 +20,11 @@ fn main() {
         .map_or(10_000_000, |s| s.parse().expect("N"));
     let f = 12;
     let [k0, ..] = Keys::random_triple();
-    let mut st = k0.stream(Pair::ClientServer, 0, 0, Purpose::InputShare, 0);
+    let mut st = k0.stream(
+        Pair::ClientServer,
+        &Addr::root(Scope::Session),
+        Purpose::InputShare,
+    );
     // Products of realistic activations and weights at 2f = 24 fractional bits: reals in
     // about ±64 (|y| < 2^30), with a random split into shares.
     let raw: Vec<u64> = st.ring(n);
@@ -78,8 +82,7 @@ fn main() {
                             role: k.role(),
                             keys: k,
                             net: &mut net,
-                            inference: b as u64,
-                            layer: 0,
+                            at: Addr::root(Scope::Inference(b as u64)).child(Label::Layer(0)),
                             config,
                             frac_bits: f as u8,
                         };
@@ -92,7 +95,7 @@ fn main() {
                                 .collect(),
                             Role::Helper => Vec::new(),
                         };
-                        out.extend(truncate(&mut p, 0, share, chunk.len()).unwrap());
+                        out.extend(truncate(&mut p, share, chunk.len()).unwrap());
                     }
                     out
                 })

@@ -1,9 +1,13 @@
 //! Correlated randomness: ChaCha20 streams keyed by a pairwise secret.
 //!
-//! Every stream is derived from (pair secret, inference id, layer, purpose, index), so it is
-//! *position-addressed*: a party draws exactly the values it needs for one layer and purpose,
-//! in the order that purpose defines, and never has to mirror another party's call order.
-//! The helper can therefore run ahead. Secrets are 256-bit, fresh per session (the network
+//! Every stream is derived from (pair secret, [`Addr`], purpose), so it is *position-addressed*:
+//! a party draws exactly the values it needs for one step and purpose, in the order that
+//! purpose defines, and never has to mirror another party's call order. The helper can
+//! therefore run ahead. An [`Addr`] is a scope (one inference, or the whole session) and a
+//! path of [`Label`]s from the program down — `[Layer(3), Compare(1)]` is the second DReLU
+//! batch of layer 3 — built by `Party::sub` the way mpz forks a `Context`: each sub-protocol
+//! gets its own child, so no two steps share an address by accident, and no protocol picks
+//! index constants. Secrets are 256-bit, fresh per session (the network
 //! layer derives them from each pair's TLS exporter and per-session nonces, see
 //! `net::tcp::keying`); nothing here has a fixed seed. A stream address must serve one use
 //! only: the daemons refuse repeated inference ids for that reason (`exec::session`).
@@ -15,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::role::{Pair, Role};
 
 /// What a stream is used for. Distinct purposes give independent streams.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum Purpose {
     /// (P0,P1): P1's share of the input.
@@ -30,8 +34,10 @@ pub enum Purpose {
     MulTriple = 5,
     /// (P0,P1): the masks, permutations and flips of the wrap-bit comparison.
     WrapCommon = 6,
-    /// (P0,P2): P0's shares of the masked value's bits mod 67, and of the result.
-    WrapClient = 7,
+    /// (P0,P2): P0's shares of the masked value's bits mod 67.
+    WrapBits = 7,
+    /// (P0,P2): P0's share of the comparison's result.
+    WrapResult = 8,
 }
 
 /// A 256-bit secret shared by one pair of parties.
@@ -59,9 +65,6 @@ pub struct Keys {
     role: Role,
     secrets: [Option<PairSecret>; 3],
 }
-
-/// Inference id used for streams that live for a whole session (the weight masks B).
-pub const SESSION_SCOPE: u64 = u64::MAX;
 
 impl Keys {
     /// Keys for `role` from the secrets of its two pairs.
@@ -101,29 +104,162 @@ impl Keys {
         self.role
     }
 
-    /// The stream for (`pair`, `inference`, `layer`, `purpose`, `index`).
+    /// The stream for (`pair`, `at`, `purpose`).
     ///
     /// Panics if this party is not in `pair`: protocol code must never ask for a stream it
     /// cannot have, and tests catch it.
-    pub fn stream(
-        &self,
-        pair: Pair,
-        inference: u64,
-        layer: u32,
-        purpose: Purpose,
-        index: u32,
-    ) -> Stream {
+    pub fn stream(&self, pair: Pair, at: &Addr, purpose: Purpose) -> Stream {
         let secret = self.secrets[pair.index()]
             .as_ref()
             .unwrap_or_else(|| panic!("{} has no secret for {pair:?}", self.role));
+        #[cfg(any(test, feature = "test-utils"))]
+        audit::note(pair, at, purpose);
         let mut h = Sha256::new();
-        h.update(b"ksnn prf v1");
+        h.update(b"ksnn prf v2");
         h.update(secret.0);
-        h.update(inference.to_le_bytes());
-        h.update(layer.to_le_bytes());
+        at.hash_into(&mut h);
         h.update((purpose as u32).to_le_bytes());
-        h.update(index.to_le_bytes());
         Stream(ChaCha20Rng::from_seed(h.finalize().into()))
+    }
+}
+
+/// How long a stream lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// One inference (its id): masks that must never be reused.
+    Inference(u64),
+    /// The whole session: the weight masks B, which the server sends masked once.
+    Session,
+}
+
+/// One step of a stream address, named by what the step is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Label {
+    /// Sharing the client's input.
+    Input,
+    /// Layer `i` of the program.
+    Layer(u32),
+    /// A DReLU batch within a step; the number tells batches of one step apart (max-pool
+    /// levels).
+    Compare(u32),
+    /// A Beaver product, numbered like [`Label::Compare`].
+    Product(u32),
+    /// The truncation after a product.
+    Truncate,
+    /// A linear layer's masks (the bilinear triple).
+    Linear,
+}
+
+impl Label {
+    /// Fixed-width encoding (tag, value), so distinct paths hash distinct inputs.
+    fn encode(self) -> [u8; 5] {
+        let (tag, v) = match self {
+            Label::Input => (1u8, 0u32),
+            Label::Layer(i) => (2, i),
+            Label::Compare(i) => (3, i),
+            Label::Product(i) => (4, i),
+            Label::Truncate => (5, 0),
+            Label::Linear => (6, 0),
+        };
+        let mut out = [tag, 0, 0, 0, 0];
+        out[1..].copy_from_slice(&v.to_le_bytes());
+        out
+    }
+}
+
+/// How deep a path may go: program → layer → step → sub-step, with room to spare.
+pub const MAX_DEPTH: usize = 6;
+
+/// A stream's address: its scope and the path of labels that leads to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Addr {
+    scope: Scope,
+    depth: u8,
+    path: [Option<Label>; MAX_DEPTH],
+}
+
+impl Addr {
+    /// The root of `scope`: the program as a whole.
+    pub const fn root(scope: Scope) -> Self {
+        Self {
+            scope,
+            depth: 0,
+            path: [None; MAX_DEPTH],
+        }
+    }
+
+    /// The child `label` of this address.
+    ///
+    /// Panics past [`MAX_DEPTH`]: paths are fixed by the code, not by input, so a test run
+    /// finds any that is too deep.
+    pub fn child(mut self, label: Label) -> Self {
+        let d = self.depth as usize;
+        assert!(d < MAX_DEPTH, "stream path {self:?} is full");
+        self.path[d] = Some(label);
+        self.depth += 1;
+        self
+    }
+
+    /// The same path in another scope.
+    pub fn in_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// The scope.
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// The labels from the root down.
+    pub fn path(&self) -> impl Iterator<Item = Label> + '_ {
+        self.path.iter().map_while(|l| *l)
+    }
+
+    fn hash_into(&self, h: &mut Sha256) {
+        match self.scope {
+            Scope::Inference(id) => {
+                h.update([1u8]);
+                h.update(id.to_le_bytes());
+            }
+            Scope::Session => h.update([2u8; 9]),
+        }
+        h.update([self.depth]);
+        for l in self.path() {
+            h.update(l.encode());
+        }
+    }
+}
+
+/// Test-only record of every stream this thread opens, to check that one inference never
+/// opens the same address twice for two different uses.
+#[cfg(any(test, feature = "test-utils"))]
+pub mod audit {
+    use std::cell::RefCell;
+
+    use super::{Addr, Purpose};
+    use crate::role::Pair;
+
+    thread_local! {
+        static LOG: RefCell<Option<Vec<(Pair, Addr, Purpose)>>> = const { RefCell::new(None) };
+    }
+
+    /// Starts recording this thread's stream openings (clears an earlier record).
+    pub fn start() {
+        LOG.with(|l| *l.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Stops recording and returns what this thread opened, in order.
+    pub fn take() -> Vec<(Pair, Addr, Purpose)> {
+        LOG.with(|l| l.borrow_mut().take().unwrap_or_default())
+    }
+
+    pub(super) fn note(pair: Pair, at: &Addr, purpose: Purpose) {
+        LOG.with(|l| {
+            if let Some(v) = l.borrow_mut().as_mut() {
+                v.push((pair, *at, purpose));
+            }
+        });
     }
 }
 
@@ -228,30 +364,34 @@ pub const fn mask(bits: u32) -> u64 {
 mod tests {
     use super::*;
 
+    fn at(inference: u64, layer: u32) -> Addr {
+        Addr::root(Scope::Inference(inference)).child(Label::Layer(layer))
+    }
+
     #[test]
     fn pairs_agree_and_purposes_differ() {
         let [p0, p1, p2] = Keys::random_triple();
         let a = p0
-            .stream(Pair::ClientServer, 3, 1, Purpose::InputShare, 0)
+            .stream(Pair::ClientServer, &at(3, 1), Purpose::InputShare)
             .ring(4);
         let b = p1
-            .stream(Pair::ClientServer, 3, 1, Purpose::InputShare, 0)
+            .stream(Pair::ClientServer, &at(3, 1), Purpose::InputShare)
             .ring(4);
         assert_eq!(a, b);
         let c = p0
-            .stream(Pair::ClientServer, 4, 1, Purpose::InputShare, 0)
+            .stream(Pair::ClientServer, &at(4, 1), Purpose::InputShare)
             .ring(4);
         assert_ne!(a, c, "inference id changes the stream");
         let d = p0
-            .stream(Pair::ClientServer, 3, 1, Purpose::LinearA, 0)
+            .stream(Pair::ClientServer, &at(3, 1), Purpose::LinearA)
             .ring(4);
         assert_ne!(a, d, "purpose changes the stream");
         let e = p2
-            .stream(Pair::ClientHelper, 3, 1, Purpose::LinearA, 0)
+            .stream(Pair::ClientHelper, &at(3, 1), Purpose::LinearA)
             .ring(4);
         assert_eq!(
             e,
-            p0.stream(Pair::ClientHelper, 3, 1, Purpose::LinearA, 0)
+            p0.stream(Pair::ClientHelper, &at(3, 1), Purpose::LinearA)
                 .ring(4)
         );
     }
@@ -261,9 +401,9 @@ mod tests {
         let [a, ..] = Keys::random_triple();
         let [b, ..] = Keys::random_triple();
         assert_ne!(
-            a.stream(Pair::ClientServer, 0, 0, Purpose::InputShare, 0)
+            a.stream(Pair::ClientServer, &at(0, 0), Purpose::InputShare)
                 .ring(2),
-            b.stream(Pair::ClientServer, 0, 0, Purpose::InputShare, 0)
+            b.stream(Pair::ClientServer, &at(0, 0), Purpose::InputShare)
                 .ring(2)
         );
     }
@@ -272,13 +412,13 @@ mod tests {
     #[should_panic(expected = "has no secret")]
     fn a_party_cannot_open_a_stream_of_another_pair() {
         let [p0, ..] = Keys::random_triple();
-        p0.stream(Pair::ServerHelper, 0, 0, Purpose::LinearB, 0);
+        p0.stream(Pair::ServerHelper, &at(0, 0), Purpose::LinearB);
     }
 
     #[test]
     fn samplers_stay_in_range_and_are_roughly_uniform() {
         let [p0, ..] = Keys::random_triple();
-        let mut s = p0.stream(Pair::ClientServer, 0, 0, Purpose::WrapCommon, 0);
+        let mut s = p0.stream(Pair::ClientServer, &at(0, 0), Purpose::WrapCommon);
         let v = s.mod_p(67_000);
         let mut counts = [0u32; 67];
         v.iter().for_each(|&x| counts[x as usize] += 1);

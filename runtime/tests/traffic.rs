@@ -5,8 +5,9 @@
 use ksnn_formats::example::tiny_cnn;
 use ksnn_formats::layer::Op;
 use ksnn_runtime::exec::local::{LocalOptions, run_three};
+use ksnn_runtime::exec::model::Model;
 use ksnn_runtime::exec::model::encode_input;
-use ksnn_runtime::exec::model::{Model, Plan};
+use ksnn_runtime::exec::step::Step;
 use ksnn_runtime::net::counting::{Phase, rounds};
 use ksnn_runtime::prf::Keys;
 
@@ -53,7 +54,7 @@ fn per_layer_traffic_matches_the_cost_model() {
         );
         let x = model.input_shape(i).elements();
         let y = model.output_shape(i).elements();
-        match (&layer.op, &model.plans[i]) {
+        match (&layer.op, &model.steps[i]) {
             // One activation-sized message online; the helper's C0 offline.
             (Op::Conv2d(_) | Op::Linear(_), _) => {
                 assert_eq!(on, 8 * x, "{}: 8 bytes per input element", layer.name);
@@ -63,7 +64,7 @@ fn per_layer_traffic_matches_the_cost_model() {
                     "one message, which may overlap the previous layer"
                 );
             }
-            (Op::BlockRelu(_), Plan::Blocks(l)) => {
+            (Op::BlockRelu(_), Step::BlockRelu { layout: l, .. }) => {
                 let (pix, blocks) = (l.pixels.len() as u64, l.blocks as u64);
                 assert_eq!(blocks, costs[i].drelus);
                 assert_eq!(
@@ -79,7 +80,7 @@ fn per_layer_traffic_matches_the_cost_model() {
                 assert_eq!(rounds(Phase::Online, slot), 2 * 5, "2x2 window: 2 levels")
             }
             (Op::Clip(_), _) => assert_eq!(on, 2 * y * drelu_bytes + 16 * (2 * y + 2 * y)),
-            (_, _) if model.local(i).is_some() => assert_eq!(on, 0, "{} is local", layer.name),
+            (_, Step::Local { .. }) => assert_eq!(on, 0, "{} is local", layer.name),
             _ => {}
         }
     }

@@ -5,15 +5,14 @@
 
 use std::time::Instant;
 
-use ksnn_formats::layer::Op;
 use thiserror::Error;
 
-use crate::exec::model::{Model, Plan};
+use crate::exec::model::Model;
+use crate::exec::secure::{Pass, Pre, Secure};
 use crate::net::Transport;
 use crate::net::counting::{CountingTransport, Phase, Stats};
-use crate::prf::Keys;
-use crate::protocol::linear::{self, ClientPre};
-use crate::protocol::{Party, ProtocolError, clip, maxpool, relu, share, trunc};
+use crate::prf::{Addr, Keys, Label, Scope};
+use crate::protocol::{Party, ProtocolError, linear, share};
 use crate::role::Role;
 
 /// An inference failed somewhere; says who, where and what.
@@ -56,9 +55,6 @@ impl ExecError {
     }
 }
 
-/// Index of the truncation's randomness within a layer (apart from its other sub-protocols).
-const TRUNC_INDEX: u32 = 1000;
-
 /// What one inference gave this party.
 #[derive(Debug, Default)]
 pub struct Inference {
@@ -77,14 +73,6 @@ pub struct Record {
     /// Per-layer online seconds.
     pub layer_seconds: Vec<f64>,
     pub stats: Stats,
-}
-
-/// Per-layer offline material.
-enum Pre {
-    None,
-    Linear(Option<ClientPre>),
-    Mul(Option<Vec<u64>>),
-    Levels(Vec<Option<Vec<u64>>>),
 }
 
 /// One party's interpreter for one session.
@@ -109,16 +97,21 @@ impl<'m> Engine<'m> {
         }
     }
 
-    fn party<'a>(&'a self, net: &'a mut dyn Transport, inference: u64, layer: usize) -> Party<'a> {
+    /// This party at `label` of inference `inference`'s address tree.
+    fn party<'a>(&'a self, net: &'a mut dyn Transport, inference: u64, label: Label) -> Party<'a> {
         Party {
             role: self.role,
             keys: &self.keys,
             net,
-            inference,
-            layer: layer as u32,
+            at: Addr::root(Scope::Inference(inference)).child(label),
             config: self.model.program.protocol,
             frac_bits: self.model.program.fixed_point.frac_bits,
         }
+    }
+
+    /// P0's masked weights of layer `i`, from set-up.
+    fn masked(&self, i: usize) -> Option<&[u64]> {
+        self.masked_weights[i].as_deref()
     }
 
     fn layer_err(&self, phase: Phase, index: usize) -> impl Fn(ProtocolError) -> ExecError + '_ {
@@ -141,15 +134,15 @@ impl<'m> Engine<'m> {
         net: &mut CountingTransport<T>,
     ) -> Result<Stats, ExecError> {
         net.start_phase(Phase::Setup);
-        for i in 0..self.model.program.layers.len() {
-            let Some(map) = self.model.linear_map(i) else {
+        for (i, step) in self.model.steps.iter().enumerate() {
+            let Some(map) = step.linear_map() else {
                 continue;
             };
             net.set_slot((Phase::Setup, Some(i as u32)));
-            let params = &self.model.params[i];
-            let w = params.weight.as_deref().or(params.scale.as_deref());
-            let mut p = self.party(net, 0, i);
-            let f = linear::setup(&mut p, &map, w).map_err(self.layer_err(Phase::Setup, i))?;
+            // The weight masks live for the session: `linear` draws them in session scope.
+            let mut p = self.party(net, 0, Label::Layer(i as u32));
+            let f = linear::setup(&mut p, map, step.weight())
+                .map_err(self.layer_err(Phase::Setup, i))?;
             self.masked_weights[i] = f;
         }
         Ok(net.take_stats())
@@ -175,127 +168,43 @@ impl<'m> Engine<'m> {
             });
         }
 
-        // Offline: everything that does not depend on the input.
+        // Offline: every step with nothing to compute on, dealing and precomputing what
+        // does not depend on the input.
         let started = Instant::now();
         net.start_phase(Phase::Offline);
-        let mut pre = Vec::with_capacity(layers.len());
-        for (i, layer) in layers.iter().enumerate() {
+        let mut stashes: Vec<Vec<Pre>> = Vec::with_capacity(layers.len());
+        for (i, step) in model.steps.iter().enumerate() {
             net.set_slot((Phase::Offline, Some(i as u32)));
-            let mut p = self.party(net, inference, i);
-            let err = self.layer_err(Phase::Offline, i);
-            let x = model.input_shape(i);
-            let item = if let Some(map) = model.linear_map(i) {
-                Pre::Linear(
-                    linear::offline(&mut p, &map, self.masked_weights[i].as_deref())
-                        .map_err(err)?,
-                )
-            } else {
-                match (&layer.op, &model.plans[i]) {
-                    (Op::BlockRelu(_), Plan::Blocks(layout)) => {
-                        Pre::Mul(relu::offline(&mut p, layout).map_err(err)?)
-                    }
-                    (Op::Clip(_), _) => {
-                        Pre::Mul(clip::offline(&mut p, x.elements() as usize).map_err(err)?)
-                    }
-                    (Op::MaxPool(_), Plan::MaxTaps(taps)) => {
-                        let n = model.output_shape(i).elements() as usize;
-                        Pre::Levels(maxpool::offline(&mut p, taps.len(), n).map_err(err)?)
-                    }
-                    _ => Pre::None,
-                }
-            };
-            pre.push(item);
+            let mut stash = Vec::new();
+            let p = self.party(net, inference, Label::Layer(i as u32));
+            let mut a = Secure::new(p, Pass::Offline(&mut stash), self.masked(i));
+            let empty = vec![&[][..]; layers[i].inputs.len()];
+            step.eval(&mut a, &empty)
+                .map_err(self.layer_err(Phase::Offline, i))?;
+            stashes.push(stash);
         }
         let offline_seconds = started.elapsed().as_secs_f64();
 
-        // Online.
+        // Online: the same steps on the shares.
         let started = Instant::now();
         net.start_phase(Phase::Online);
         let mut tensors: Vec<Vec<u64>> = Vec::with_capacity(model.shapes.len());
         {
-            let mut p = self.party(net, inference, 0);
+            let mut p = self.party(net, inference, Label::Input);
             tensors.push(share::share_input(&mut p, input, n_in));
         }
         let mut layer_seconds = Vec::with_capacity(layers.len());
-        let helper = self.role == Role::Helper;
-        for (i, pre_i) in pre.into_iter().enumerate() {
+        for (i, (step, stash)) in model.steps.iter().zip(stashes).enumerate() {
             let t0 = Instant::now();
             net.set_slot((Phase::Online, Some(i as u32)));
-            let layer = &layers[i];
-            let xs = model.input_shape(i);
-            let n_out = model.output_shape(i).elements() as usize;
-            let err = self.layer_err(Phase::Online, i);
-            let mut p = self.party(net, inference, i);
-            let inputs: Vec<&[u64]> = layer
-                .inputs
-                .iter()
-                .map(|&t| tensors[t as usize].as_slice())
-                .collect();
-            let params = &model.params[i];
-            let add_bias = |role: Role, mut v: Vec<u64>| {
-                if role == Role::Server
-                    && let Some(b) = &params.bias
-                {
-                    let per = v.len() / b.len();
-                    v.iter_mut()
-                        .enumerate()
-                        .for_each(|(k, e)| *e = e.wrapping_add(b[k / per]));
-                }
-                v
-            };
-            let y = if let Some(map) = model.linear_map(i) {
-                let Pre::Linear(lp) = pre_i else {
-                    unreachable!("linear layers have linear pre")
-                };
-                let w = params.weight.as_deref().or(params.scale.as_deref());
-                let y = linear::online(&mut p, &map, inputs[0], w, lp).map_err(&err)?;
-                let y = trunc::truncate(&mut p, TRUNC_INDEX, y, n_out).map_err(&err)?;
-                add_bias(self.role, y)
-            } else if let Some(needs_trunc) = model.local(i) {
-                let y = if helper {
-                    Vec::new()
-                } else {
-                    model.eval_local(i, &inputs)
-                };
-                if needs_trunc {
-                    trunc::truncate(&mut p, TRUNC_INDEX, y, n_out).map_err(&err)?
-                } else {
-                    y
-                }
-            } else {
-                match (&layer.op, &model.plans[i], pre_i) {
-                    (Op::ScaleBias(_), _, _) => add_bias(self.role, inputs[0].to_vec()),
-                    (Op::BlockRelu(_), Plan::Blocks(layout), Pre::Mul(c0)) => relu::online(
-                        &mut p,
-                        layout,
-                        inputs[0].to_vec(),
-                        xs.plane() as usize,
-                        c0.as_deref(),
-                    )
-                    .map_err(&err)?,
-                    (Op::Clip(c), _, Pre::Mul(c0)) => {
-                        clip::online(&mut p, inputs[0], n_out, c.min, c.max, c0.as_deref())
-                            .map_err(&err)?
-                    }
-                    (Op::MaxPool(_), Plan::MaxTaps(taps), Pre::Levels(levels)) => {
-                        let gathered = taps
-                            .iter()
-                            .map(|t| {
-                                if helper {
-                                    Vec::new()
-                                } else {
-                                    t.iter().map(|&k| inputs[0][k as usize]).collect()
-                                }
-                            })
-                            .collect();
-                        maxpool::online(&mut p, gathered, n_out, &levels).map_err(&err)?
-                    }
-                    (op, _, _) => unreachable!("no secure evaluation for {}", op.kind()),
-                }
-            };
+            let p = self.party(net, inference, Label::Layer(i as u32));
+            let mut a = Secure::new(p, Pass::Online(stash.into_iter()), self.masked(i));
+            let y = step
+                .eval(&mut a, &model.inputs(i, &tensors))
+                .map_err(self.layer_err(Phase::Online, i))?;
             tensors.push(y);
             if !self.keep_shares {
-                for &t in &layer.inputs {
+                for &t in &layers[i].inputs {
                     if model.last_use[t as usize] == i {
                         tensors[t as usize] = Vec::new();
                     }
@@ -308,7 +217,7 @@ impl<'m> Engine<'m> {
         let mut outputs = Vec::new();
         for o in &model.program.outputs {
             let n = model.shapes[o.tensor as usize].elements() as usize;
-            let mut p = self.party(net, inference, 0);
+            let mut p = self.party(net, inference, Label::Input);
             let share = &tensors[o.tensor as usize];
             let opened =
                 share::reveal_to_client(&mut p, share, n).map_err(|source| ExecError::Step {

@@ -5,4 +5,8 @@ pub mod engine;
 pub mod local;
 pub mod model;
 pub mod report;
+pub mod secure;
 pub mod session;
+pub mod step;
+#[cfg(test)]
+mod stream_addresses;

@@ -2,6 +2,7 @@
 //! server-held coefficients, applied alike to cleartext values (the reference executor) and
 //! to shares (the secure protocols): one implementation for both, so they cannot diverge.
 
+pub mod bilinear;
 pub mod conv;
 pub mod layout;
 pub mod pool;

@@ -85,19 +85,21 @@ pub fn bilinear_scaled(
     y
 }
 
-/// Dispatches on the mode; returns the output and whether it needs truncating by f.
-pub fn upsample(
-    x: &[u64],
-    xs: Shape,
-    ys: Shape,
-    mode: UpsampleMode,
-    frac_bits: u8,
-) -> (Vec<u64>, bool) {
+/// Dispatches on the mode; the output needs truncating by f when [`scales`] says so.
+pub fn upsample(x: &[u64], xs: Shape, ys: Shape, mode: UpsampleMode, frac_bits: u8) -> Vec<u64> {
     match mode {
-        UpsampleMode::Nearest => (nearest(x, xs, ys), false),
+        UpsampleMode::Nearest => nearest(x, xs, ys),
         UpsampleMode::Bilinear { align_corners } => {
-            (bilinear_scaled(x, xs, ys, align_corners, frac_bits), true)
+            bilinear_scaled(x, xs, ys, align_corners, frac_bits)
         }
+    }
+}
+
+/// Whether `mode` multiplies by fractional weights, so its output has 2f fractional bits.
+pub fn scales(mode: UpsampleMode) -> bool {
+    match mode {
+        UpsampleMode::Nearest => false,
+        UpsampleMode::Bilinear { .. } => true,
     }
 }
 

@@ -31,29 +31,25 @@ impl MulShape {
         }
     }
 
-    fn y_of(&self, i: usize) -> usize {
+    /// The `y` index multiplied with `x[i]`.
+    pub fn y_of(&self, i: usize) -> usize {
         self.map.as_ref().map_or(i, |m| m[i] as usize)
     }
 }
 
-fn draws(
-    p: &Party,
-    index: u32,
-    shape: &MulShape,
-    pair: Pair,
-) -> (Vec<u64>, Vec<u64>, crate::prf::Stream) {
-    let mut st = p.stream(pair, Purpose::MulTriple, index);
+fn draws(p: &Party, shape: &MulShape, pair: Pair) -> (Vec<u64>, Vec<u64>, crate::prf::Stream) {
+    let mut st = p.stream(pair, Purpose::MulTriple);
     let a = st.ring(shape.n_x);
     let b = st.ring(shape.n_y);
     (a, b, st)
 }
 
 /// Offline: P2 deals; P0 receives and returns its `C0`; P1 returns nothing.
-pub fn offline(p: &mut Party, index: u32, shape: &MulShape) -> Result<Option<Vec<u64>>> {
+pub fn offline(p: &mut Party, shape: &MulShape) -> Result<Option<Vec<u64>>> {
     match p.role {
         Role::Helper => {
-            let (a0, b0, _) = draws(p, index, shape, Pair::ClientHelper);
-            let (a1, b1, mut st) = draws(p, index, shape, Pair::ServerHelper);
+            let (a0, b0, _) = draws(p, shape, Pair::ClientHelper);
+            let (a1, b1, mut st) = draws(p, shape, Pair::ServerHelper);
             let c1 = st.ring(shape.n_x);
             let c0: Vec<u64> = (0..shape.n_x)
                 .map(|i| {
@@ -77,7 +73,6 @@ pub fn offline(p: &mut Party, index: u32, shape: &MulShape) -> Result<Option<Vec
 /// Online: shares of `x ⊙ expand(y)`. `c0` is P0's offline result. P2 returns an empty vector.
 pub fn online(
     p: &mut Party,
-    index: u32,
     shape: &MulShape,
     x: &[u64],
     y: &[u64],
@@ -86,11 +81,11 @@ pub fn online(
     let (a, b, c) = match p.role {
         Role::Helper => return Ok(Vec::new()),
         Role::Client => {
-            let (a, b, _) = draws(p, index, shape, Pair::ClientHelper);
+            let (a, b, _) = draws(p, shape, Pair::ClientHelper);
             (a, b, c0.expect("P0 has its offline triple share").to_vec())
         }
         Role::Server => {
-            let (a, b, mut st) = draws(p, index, shape, Pair::ServerHelper);
+            let (a, b, mut st) = draws(p, shape, Pair::ServerHelper);
             let c = st.ring(shape.n_x);
             (a, b, c)
         }
@@ -114,9 +109,9 @@ pub fn online(
 
 /// Offline and online in one call, for protocols whose product is not preprocessed.
 #[cfg(test)]
-pub fn mul(p: &mut Party, index: u32, shape: &MulShape, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
-    let c0 = offline(p, index, shape)?;
-    online(p, index, shape, x, y, c0.as_deref())
+pub fn mul(p: &mut Party, shape: &MulShape, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
+    let c0 = offline(p, shape)?;
+    online(p, shape, x, y, c0.as_deref())
 }
 
 #[cfg(test)]
@@ -137,7 +132,7 @@ mod tests {
         };
         let (xs, ys) = (split(&x), split(&y));
         let out = run3(ProtocolConfig::default(), |p| {
-            mul(p, 2, &shape, &mine(p.role, &xs), &mine(p.role, &ys)).unwrap()
+            mul(p, &shape, &mine(p.role, &xs), &mine(p.role, &ys)).unwrap()
         });
         let z = crate::ring::add(&out[0].0, &out[1].0);
         for i in 0..50 {

@@ -7,17 +7,10 @@
 //! The shares sum to `X ⊛ W` (at 2f fractional bits; the caller truncates).
 //! The original sends masked inputs and masked weights both ways every inference.
 
+use crate::kernels::bilinear::Bilinear;
 use crate::prf::Purpose;
 use crate::protocol::{Party, Result};
 use crate::role::{Pair, Role};
-
-/// A bilinear map in `X` and `W`, with its sizes.
-pub trait Bilinear: Sync {
-    fn x_len(&self) -> usize;
-    fn w_len(&self) -> usize;
-    fn y_len(&self) -> usize;
-    fn apply(&self, x: &[u64], w: &[u64]) -> Vec<u64>;
-}
 
 /// Session set-up. P1 passes its weights and returns nothing; P0 returns `F`.
 pub fn setup(
@@ -29,7 +22,7 @@ pub fn setup(
         Role::Server => {
             let w = weights.expect("the server holds the weights");
             let b = p
-                .session_stream(Pair::ServerHelper, Purpose::LinearB, 0)
+                .session_stream(Pair::ServerHelper, Purpose::LinearB)
                 .ring(op.w_len());
             p.send_ring(
                 Role::Client,
@@ -58,13 +51,13 @@ pub fn offline(p: &mut Party, op: &dyn Bilinear, f: Option<&[u64]>) -> Result<Op
     match p.role {
         Role::Helper => {
             let a = p
-                .stream(Pair::ClientHelper, Purpose::LinearA, 0)
+                .stream(Pair::ClientHelper, Purpose::LinearA)
                 .ring(op.x_len());
             let b = p
-                .session_stream(Pair::ServerHelper, Purpose::LinearB, 0)
+                .session_stream(Pair::ServerHelper, Purpose::LinearB)
                 .ring(op.w_len());
             let c1 = p
-                .stream(Pair::ServerHelper, Purpose::LinearC1, 0)
+                .stream(Pair::ServerHelper, Purpose::LinearC1)
                 .ring(op.y_len());
             let c0 = crate::ring::sub(&op.apply(&a, &b), &c1);
             p.send_ring(Role::Client, "linear: triple share C0 to P0", &c0)?;
@@ -73,7 +66,7 @@ pub fn offline(p: &mut Party, op: &dyn Bilinear, f: Option<&[u64]>) -> Result<Op
         Role::Client => {
             let c0 = p.recv_ring(Role::Helper, "linear: triple share C0", op.y_len())?;
             let a = p
-                .stream(Pair::ClientHelper, Purpose::LinearA, 0)
+                .stream(Pair::ClientHelper, Purpose::LinearA)
                 .ring(op.x_len());
             let mut y0 = op.apply(&a, f.expect("P0 received F at set-up"));
             crate::ring::add_assign(&mut y0, &c0);
@@ -107,7 +100,7 @@ pub fn online(
             crate::ring::add_assign(&mut e, x);
             let mut y = op.apply(&e, weights.expect("the server holds the weights"));
             let c1 = p
-                .stream(Pair::ServerHelper, Purpose::LinearC1, 0)
+                .stream(Pair::ServerHelper, Purpose::LinearC1)
                 .ring(op.y_len());
             crate::ring::add_assign(&mut y, &c1);
             Ok(y)

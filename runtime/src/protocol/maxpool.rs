@@ -1,14 +1,14 @@
-//! Max pooling by a tree of secure maxima: max(a, b) = a + DReLU(b − a)·(b − a). The window's
+//! Max pooling by a tree of maxima: max(a, b) = a + DReLU(b − a)·(b − a). The window's
 //! kh·kw taps are reduced pairwise, so a 3×3 pool takes 4 levels (each one DReLU batch and
 //! one product) instead of the original's 8 sequential steps; the DReLU count is the same,
 //! kh·kw − 1 per output. Padding taps repeat an in-bounds value, so padding never wins.
 
-use crate::protocol::beaver::{self, MulShape};
-use crate::protocol::drelu::drelu;
-use crate::protocol::{Party, Result};
-use crate::role::Role;
+use crate::prf::Label;
+use crate::protocol::Result;
+use crate::protocol::arith::Arith;
+use crate::protocol::beaver::MulShape;
 
-/// Sizes of the successive reduction levels for `k` taps of `n` outputs: pairs per level.
+/// Sizes of the successive reduction levels for `k` taps: pairs per level.
 pub fn levels(k: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut m = k;
@@ -19,40 +19,31 @@ pub fn levels(k: usize) -> Vec<usize> {
     out
 }
 
-/// Offline: one triple per level.
-pub fn offline(p: &mut Party, k: usize, n: usize) -> Result<Vec<Option<Vec<u64>>>> {
-    levels(k)
-        .iter()
-        .enumerate()
-        .map(|(l, &pairs)| beaver::offline(p, 2 * l as u32 + 1, &MulShape::elementwise(pairs * n)))
-        .collect()
-}
-
-/// Online: `taps[t]` are the t-th window values of every output (shares; P2: empty vectors).
-pub fn online(
-    p: &mut Party,
-    mut taps: Vec<Vec<u64>>,
-    n: usize,
-    pre: &[Option<Vec<u64>>],
-) -> Result<Vec<u64>> {
-    let helper = p.role == Role::Helper;
+/// The maximum over `taps` (`taps[t]`: the t-th window value of each of `n` outputs; empty
+/// vectors for a party that holds nothing). Level `l` is batch `l` of its DReLUs and products.
+pub fn max_tree<A: Arith>(a: &mut A, mut taps: Vec<Vec<u64>>, n: usize) -> Result<Vec<u64>> {
     for (l, &pairs) in levels(taps.len()).iter().enumerate() {
+        let level = l as u32;
         // d = b − a for every pair, all pairs in one batch.
-        let mut d = Vec::with_capacity(pairs * n);
-        if !helper {
+        let mut d = Vec::new();
+        if a.holds() {
+            d.reserve(pairs * n);
             for t in 0..pairs {
                 d.extend(crate::ring::sub(&taps[2 * t + 1], &taps[2 * t]));
             }
         }
-        let bits = drelu(p, 2 * l as u32, &d, pairs * n)?;
+        let bits = a.drelu(Label::Compare(level), &d, pairs * n)?;
         let shape = MulShape::elementwise(pairs * n);
-        let delta = beaver::online(p, 2 * l as u32 + 1, &shape, &d, &bits, pre[l].as_deref())?;
-        let odd = taps.len() % 2 == 1;
-        let last = if odd { taps.pop() } else { None };
-        let mut next = Vec::with_capacity(pairs + odd as usize);
+        let delta = a.mul(Label::Product(level), &shape, &d, &bits)?;
+        let last = if taps.len() % 2 == 1 {
+            taps.pop()
+        } else {
+            None
+        };
+        let mut next = Vec::with_capacity(pairs + 1);
         for t in 0..pairs {
             let mut m = std::mem::take(&mut taps[2 * t]);
-            if !helper {
+            if a.holds() {
                 crate::ring::add_assign(&mut m, &delta[t * n..(t + 1) * n]);
             }
             next.push(m);

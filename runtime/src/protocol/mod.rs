@@ -1,10 +1,12 @@
 //! The three-party protocols. Each is straight-line code run by all three roles, generic over
-//! a [`Transport`]; randomness comes from position-addressed pairwise streams.
+//! a [`Transport`]; randomness comes from position-addressed pairwise streams, and a
+//! protocol that calls another hands it a child address ([`Party::sub`]).
 //!
 //! Conventions: a secret `x` is held as `x0 + x1 (mod 2^64)` by P0 and P1; P2 holds no share
 //! (its slices are empty) and only deals or takes part in comparisons. Functions take the
 //! element count `n` explicitly because P2 has no shares to measure.
 
+pub mod arith;
 pub mod beaver;
 pub mod clip;
 pub mod drelu;
@@ -22,7 +24,7 @@ use ksnn_formats::{FrameKind, ProtocolConfig};
 use thiserror::Error;
 
 use crate::net::{Message, NetError, Transport};
-use crate::prf::{Keys, Purpose, SESSION_SCOPE, Stream};
+use crate::prf::{Addr, Keys, Label, Purpose, Scope, Stream};
 use crate::role::{Pair, Role};
 
 /// A protocol step failed.
@@ -52,38 +54,76 @@ pub enum ProtocolError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("{role}: the offline pass left no {what} for the online pass")]
+    Preprocessing { role: Role, what: &'static str },
+    #[error("the cleartext reference needs the weights; build its model with them")]
+    NoWeights,
 }
 
 pub type Result<T> = std::result::Result<T, ProtocolError>;
 
-/// One party's view while running a protocol: its role, its keys, the network, and which
-/// inference and layer the randomness streams belong to.
+/// One party's view while running a protocol: its role, its keys, the network, and the
+/// address its randomness streams hang from.
 pub struct Party<'a> {
     pub role: Role,
     pub keys: &'a Keys,
     pub net: &'a mut dyn Transport,
-    pub inference: u64,
-    pub layer: u32,
+    /// Where this protocol's streams live: the inference's scope and the path to this step.
+    pub at: Addr,
     pub config: ProtocolConfig,
     pub frac_bits: u8,
 }
 
 impl Party<'_> {
-    /// The stream for `pair` and `purpose` in the current inference and layer.
-    pub fn stream(&self, pair: Pair, purpose: Purpose, index: u32) -> Stream {
+    /// The stream for `pair` and `purpose` at this party's address.
+    pub fn stream(&self, pair: Pair, purpose: Purpose) -> Stream {
         #[cfg(test)]
         if testing::leak() == testing::Leak::ReusedMask {
             // Positive control of the view tests: every inference draws the same masks.
-            return self.keys.stream(pair, 0, self.layer, purpose, index);
+            let at = self.at.in_scope(Scope::Inference(0));
+            return self.keys.stream(pair, &at, purpose);
         }
-        self.keys
-            .stream(pair, self.inference, self.layer, purpose, index)
+        self.keys.stream(pair, &self.at, purpose)
     }
 
-    /// A stream that lives for the whole session (same in every inference).
-    pub fn session_stream(&self, pair: Pair, purpose: Purpose, index: u32) -> Stream {
+    /// A stream that lives for the whole session (same in every inference), at this path.
+    pub fn session_stream(&self, pair: Pair, purpose: Purpose) -> Stream {
         self.keys
-            .stream(pair, SESSION_SCOPE, self.layer, purpose, index)
+            .stream(pair, &self.at.in_scope(Scope::Session), purpose)
+    }
+
+    /// The same party at the same address, borrowing the network again.
+    pub fn reborrow(&mut self) -> Party<'_> {
+        Party {
+            role: self.role,
+            keys: self.keys,
+            net: &mut *self.net,
+            at: self.at,
+            config: self.config,
+            frac_bits: self.frac_bits,
+        }
+    }
+
+    /// The same party one step down, at child `label`: how a protocol hands a sub-protocol
+    /// randomness of its own (mpz's `Context::fork`). The child borrows the network.
+    pub fn sub(&mut self, label: Label) -> Party<'_> {
+        #[cfg(test)]
+        let at = if testing::leak() == testing::Leak::FlatAddress {
+            // Positive control of the address test: sub-protocols share their parent's streams.
+            self.at
+        } else {
+            self.at.child(label)
+        };
+        #[cfg(not(test))]
+        let at = self.at.child(label);
+        Party {
+            role: self.role,
+            keys: self.keys,
+            net: &mut *self.net,
+            at,
+            config: self.config,
+            frac_bits: self.frac_bits,
+        }
     }
 
     /// P0 → 0, P1 → 1: the index SecureNN's formulas use.
@@ -210,6 +250,9 @@ pub(crate) mod testing {
         UnmaskedCompare,
         /// Every inference draws the masks of inference 0.
         ReusedMask,
+        /// Sub-protocols draw from their parent's address, as hand-picked indices that
+        /// collide would.
+        FlatAddress,
     }
 
     thread_local! {
@@ -229,7 +272,7 @@ pub(crate) mod testing {
     use super::Party;
     use crate::net::counting::{CountingTransport, Phase, Stats};
     use crate::net::mem;
-    use crate::prf::Keys;
+    use crate::prf::{Addr, Keys, Label, Scope};
     use crate::role::Role;
 
     pub fn run3<T: Send>(
@@ -243,8 +286,7 @@ pub(crate) mod testing {
                 role: k.role(),
                 keys: k,
                 net: &mut net,
-                inference: 7,
-                layer: 0,
+                at: Addr::root(Scope::Inference(7)).child(Label::Layer(0)),
                 config,
                 frac_bits: 12,
             };

@@ -157,7 +157,11 @@ mod tests {
     #[test]
     fn equals_beta_xor_greater_than() {
         let [k, ..] = Keys::random_triple();
-        let mut st = k.stream(Pair::ClientServer, 0, 0, Purpose::WrapCommon, 0);
+        let mut st = k.stream(
+            Pair::ClientServer,
+            &crate::prf::Addr::root(crate::prf::Scope::Session),
+            Purpose::WrapCommon,
+        );
         for bits in [1u32, 2, 5, 12, 63, 64] {
             let m = crate::prf::mask(bits);
             let mut cases = vec![

@@ -12,9 +12,9 @@ use crate::role::{Pair, Role};
 pub fn share_input(p: &mut Party, x: Option<&[u64]>, n: usize) -> Vec<u64> {
     match p.role {
         Role::Helper => Vec::new(),
-        Role::Server => p.stream(Pair::ClientServer, Purpose::InputShare, 0).ring(n),
+        Role::Server => p.stream(Pair::ClientServer, Purpose::InputShare).ring(n),
         Role::Client => {
-            let r = p.stream(Pair::ClientServer, Purpose::InputShare, 0).ring(n);
+            let r = p.stream(Pair::ClientServer, Purpose::InputShare).ring(n);
             let x = x.expect("the client provides the input");
             crate::ring::sub(x, &r)
         }

@@ -26,28 +26,28 @@ pub fn local_shift(role: Role, v: u64, k: u32) -> u64 {
 }
 
 /// Truncates `n` shared values by the program's f bits with its truncation kind.
-pub fn truncate(p: &mut Party, index: u32, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {
+pub fn truncate(p: &mut Party, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {
     let f = p.frac_bits as u32;
     match p.config.truncation {
         Truncation::LocalShift => Ok(y.into_iter().map(|v| local_shift(p.role, v, f)).collect()),
-        Truncation::HelperExact => exact(p, index, y, n, f),
+        Truncation::HelperExact => exact(p, y, n, f),
     }
 }
 
 const BIAS: u64 = 1 << 62;
 
-fn exact(p: &mut Party, index: u32, mut y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
+fn exact(p: &mut Party, mut y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
     // Element i contributes two wrap instances: its low f bits (2i) and its 64 bits (2i+1).
     let widths: Vec<u32> = (0..n).flat_map(|_| [f, 64]).collect();
     if p.role == Role::Helper {
-        wrap_xor(p, index, &widths, &[], &[])?;
+        wrap_xor(p, &widths, &[], &[])?;
         return Ok(Vec::new());
     }
     if p.role == Role::Client {
         y.iter_mut().for_each(|v| *v = v.wrapping_add(BIAS));
     }
     let u: Vec<u64> = y.iter().flat_map(|&v| [v & mask(f), v]).collect();
-    let carries = wrap_xor(p, index, &widths, &u, &vec![0; 2 * n])?;
+    let carries = wrap_xor(p, &widths, &u, &vec![0; 2 * n])?;
     Ok(y.iter()
         .zip(carries.chunks_exact(2))
         .map(|(&v, c)| {
@@ -74,7 +74,7 @@ mod tests {
             ..Default::default()
         };
         let out = run3(config, |p| {
-            truncate(p, 0, mine(p.role, &shares), values.len()).unwrap()
+            truncate(p, mine(p.role, &shares), values.len()).unwrap()
         });
         crate::ring::add(&out[0].0, &out[1].0)
     }

@@ -76,14 +76,14 @@ fn add_mod(a: u64, b: u64, bits: u32) -> (u64, u8) {
 
 /// Runs the protocol on `n` elements with per-element widths `bits`. P0 and P1 pass their
 /// `u` and `e`; P2 passes empty slices. Returns P0's / P1's shares (P2: empty).
-pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<u64>> {
+pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<u64>> {
     let n = bits.len();
     let total_bits: usize = bits.iter().map(|&b| b as usize).sum();
     if p.role == Role::Helper {
-        return helper(p, index, bits, total_bits);
+        return helper(p, bits, total_bits);
     }
     let j = p.j() as u8;
-    let mut st = p.stream(Pair::ClientServer, Purpose::WrapCommon, index);
+    let mut st = p.stream(Pair::ClientServer, Purpose::WrapCommon);
     let commons: Vec<Common> = bits.iter().map(|&b| common(&mut st, b)).collect();
 
     // Round 1: masked values and masked bits to the helper.
@@ -101,7 +101,7 @@ pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) ->
 
     // Shares mod 67 of the bits of x: P0's from its stream with P2, P1's from P2.
     let x_share = if j == 0 {
-        p.stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index)
+        p.stream(Pair::ClientHelper, Purpose::WrapBits)
             .mod_p(total_bits)
     } else {
         p.recv_bytes(Role::Helper, "wrap: bit shares from P2", total_bits)?
@@ -134,8 +134,7 @@ pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) ->
 
     // The helper's v, shared: P0's part from the stream, P1's sent.
     let v = if j == 0 {
-        p.stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index + 1)
-            .ring(n)
+        p.stream(Pair::ClientHelper, Purpose::WrapResult).ring(n)
     } else {
         p.recv_ring(Role::Helper, "wrap: result share from P2", n)?
     };
@@ -155,7 +154,7 @@ pub fn wrap_xor(p: &mut Party, index: u32, bits: &[u32], u: &[u64], e: &[u8]) ->
         .collect())
 }
 
-fn helper(p: &mut Party, index: u32, bits: &[u32], total_bits: usize) -> Result<Vec<u64>> {
+fn helper(p: &mut Party, bits: &[u32], total_bits: usize) -> Result<Vec<u64>> {
     let n = bits.len();
     let m0 = p.recv_ring(Role::Client, "wrap: masked values from P0", n)?;
     let q0 = p.recv_bytes(Role::Client, "wrap: masked bits from P0", n)?;
@@ -169,7 +168,7 @@ fn helper(p: &mut Party, index: u32, bits: &[u32], total_bits: usize) -> Result<
         x_bits.extend(bits_msb_first(x, bits[i]));
     }
     let x0 = p
-        .stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index)
+        .stream(Pair::ClientHelper, Purpose::WrapBits)
         .mod_p(total_bits);
     let x1: Vec<u8> = x_bits
         .iter()
@@ -179,9 +178,7 @@ fn helper(p: &mut Party, index: u32, bits: &[u32], total_bits: usize) -> Result<
     p.send_bytes(Role::Server, "wrap: bit shares to P1", x1)?;
     let d0 = p.recv_bytes(Role::Client, "wrap: comparison vector from P0", total_bits)?;
     let d1 = p.recv_bytes(Role::Server, "wrap: comparison vector from P1", total_bits)?;
-    let v0 = p
-        .stream(Pair::ClientHelper, Purpose::WrapClient, 2 * index + 1)
-        .ring(n);
+    let v0 = p.stream(Pair::ClientHelper, Purpose::WrapResult).ring(n);
     let mut v1 = Vec::with_capacity(n);
     let mut off = 0;
     for i in 0..n {
@@ -221,7 +218,7 @@ mod tests {
                     Role::Server => (u1.clone(), e1.clone()),
                     Role::Helper => (vec![], vec![]),
                 };
-                wrap_xor(p, 3, &widths, &u, &e).unwrap()
+                wrap_xor(p, &widths, &u, &e).unwrap()
             });
             for i in 0..n {
                 let carry = if bits == 64 {

@@ -13,4 +13,20 @@
 
 pub mod securenn;
 
-pub use securenn::drelu;
+use ksnn_formats::DreluProtocol;
+
+use crate::protocol::{Party, ProtocolError, Result};
+
+/// Shares (over Z_2^64) of `[a ≥ 0]` for `n` shared values `a` (P2: empty slice), by the
+/// program's DReLU protocol. Several batches in one step need distinct addresses: call it
+/// with `p.sub(..)`.
+pub fn drelu(p: &mut Party, a: &[u64], n: usize) -> Result<Vec<u64>> {
+    match p.config.drelu {
+        DreluProtocol::SecureNn => securenn::drelu(p, a, n),
+        // `Model::new` refuses such programs; direct callers get an error, not a panic.
+        DreluProtocol::Fss => Err(ProtocolError::Unsupported(format!(
+            "{}: DReLU protocol `fss` is not implemented in this runtime",
+            p.role
+        ))),
+    }
+}

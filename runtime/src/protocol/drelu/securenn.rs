@@ -1,26 +1,18 @@
 //! DReLU by the wrap-bit protocol; see the module above for why not ShareConvert.
 
-use ksnn_formats::DreluProtocol;
-
 use crate::protocol::trunc::local_shift;
 use crate::protocol::wrap::wrap_xor;
-use crate::protocol::{Party, ProtocolError, Result};
+use crate::protocol::{Party, Result};
 use crate::role::Role;
 
 /// Shares (over Z_2^64) of `[a ≥ 0]` for `n` shared values `a` (P2: empty slice).
-/// `index` separates the randomness of several DReLUs in one layer.
-pub fn drelu(p: &mut Party, index: u32, a: &[u64], n: usize) -> Result<Vec<u64>> {
-    if p.config.drelu != DreluProtocol::SecureNn {
-        return Err(ProtocolError::Unsupported(format!(
-            "{}: DReLU protocol {:?} is not implemented in this runtime; compile the program with `securenn`",
-            p.role, p.config.drelu
-        )));
-    }
+/// Several DReLU batches in one step need distinct addresses: call with `p.sub(..)`.
+pub fn drelu(p: &mut Party, a: &[u64], n: usize) -> Result<Vec<u64>> {
     let (k, g) = (p.config.approx.k as u32, p.config.approx.g as u32);
     let bits = 63 - g;
     let widths = vec![bits; n];
     if p.role == Role::Helper {
-        return wrap_xor(p, index, &widths, &[], &[]);
+        return wrap_xor(p, &widths, &[], &[]);
     }
     let low = crate::prf::mask(63);
     let mut u = Vec::with_capacity(n);
@@ -31,7 +23,7 @@ pub fn drelu(p: &mut Party, index: u32, a: &[u64], n: usize) -> Result<Vec<u64>>
         // P0 flips its MSB bit: DReLU = 1 − MSB = 1 ⊕ MSB.
         e.push((v >> 63) as u8 ^ (p.role == Role::Client) as u8);
     }
-    wrap_xor(p, index, &widths, &u, &e)
+    wrap_xor(p, &widths, &u, &e)
 }
 
 #[cfg(test)]
@@ -45,7 +37,7 @@ mod tests {
         let shares = split(values);
         let out = run3(config, |p| {
             let x = mine(p.role, &shares);
-            drelu(p, 0, &x, values.len()).unwrap()
+            drelu(p, &x, values.len()).unwrap()
         });
         let bits = crate::ring::add(&out[0].0, &out[1].0);
         let bytes = out

@@ -20,7 +20,7 @@ mod tests;
 use ksnn_formats::ProtocolConfig;
 
 use crate::net::recording::{Received, RecordingTransport};
-use crate::prf::Keys;
+use crate::prf::{Addr, Keys, Label, Scope};
 use crate::protocol::Party;
 use crate::protocol::testing::{Leak, on_three, set_leak};
 
@@ -65,8 +65,7 @@ pub fn session<I: Sync>(
                 role: k.role(),
                 keys: k,
                 net: &mut rec,
-                inference: i as u64 + 1,
-                layer: 0,
+                at: Addr::root(Scope::Inference(i as u64 + 1)).child(Label::Layer(0)),
                 config,
                 frac_bits: 12,
             };

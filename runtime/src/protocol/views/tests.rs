@@ -5,10 +5,12 @@ use ksnn_formats::{ApproxCompare, Block, ProtocolConfig, Shape, Truncation};
 use super::attack::{self, Element};
 use super::stats::{Histograms, differing, features};
 use super::{Run, session};
+use crate::exec::secure::both_passes;
+use crate::kernels::bilinear::Bilinear;
 use crate::kernels::layout::BlockLayout;
 use crate::net::recording::Received;
-use crate::prf::{P, Purpose, mask};
-use crate::protocol::linear::{self, Bilinear};
+use crate::prf::{Addr, Label, P, Purpose, Scope, mask};
+use crate::protocol::linear;
 use crate::protocol::private_compare::bits_msb_first;
 use crate::protocol::testing::{Leak, rand_u64, split};
 use crate::protocol::{Party, clip, drelu::drelu, maxpool, relu, share, trunc};
@@ -75,7 +77,7 @@ fn assert_independent(what: &str, found: [Vec<String>; 3]) {
 /// DReLU on `n` copies of a secret: condition A (s1, s1), B (s2, s1).
 fn drelu_views(config: ProtocolConfig, leak: Leak, n: usize, s1: u64, s2: u64) -> [Vec<String>; 3] {
     compare_copies(config, leak, n, (s1, s2), |p, _, x, _| {
-        drelu(p, 0, &x[p.role.index()], n).unwrap();
+        drelu(p, &x[p.role.index()], n).unwrap();
     })
 }
 
@@ -101,8 +103,8 @@ fn joint_views_are_independent_per_protocol() {
         assert_independent(
             "block ReLU",
             compare_copies(exact, Leak::None, n, (s1, s2), |p, _, x, _| {
-                let c0 = relu::offline(p, &layout).unwrap();
-                relu::online(p, &layout, x[p.role.index()].clone(), 64, c0.as_deref()).unwrap();
+                let r = p.role.index();
+                both_passes(p, |a| relu::block_relu(a, &layout, &x[r], 64)).unwrap();
             }),
         );
 
@@ -123,9 +125,12 @@ fn joint_views_are_independent_per_protocol() {
                 || [taps(s2), taps(s1)],
                 &[],
                 |p, _, t, _| {
-                    let pre = maxpool::offline(p, k, n).unwrap();
-                    let mine = t.iter().map(|s| s[p.role.index()].clone()).collect();
-                    maxpool::online(p, mine, n, &pre).unwrap();
+                    let r = p.role.index();
+                    both_passes(p, |a| {
+                        let mine = t.iter().map(|s| s[r].clone()).collect();
+                        maxpool::max_tree(a, mine, n)
+                    })
+                    .unwrap();
                 },
             ),
         );
@@ -135,8 +140,8 @@ fn joint_views_are_independent_per_protocol() {
         assert_independent(
             "clip",
             compare_copies(exact, Leak::None, n, (s1, s2), |p, _, x, _| {
-                let c0 = clip::offline(p, n).unwrap();
-                clip::online(p, &x[p.role.index()], n, 0, 6 << 12, c0.as_deref()).unwrap();
+                let r = p.role.index();
+                both_passes(p, |a| clip::clip(a, &x[r], n, 0, 6 << 12)).unwrap();
             }),
         );
 
@@ -144,7 +149,7 @@ fn joint_views_are_independent_per_protocol() {
         assert_independent(
             "truncation",
             compare_copies(exact, Leak::None, n, (s1, s2), |p, _, y, _| {
-                trunc::truncate(p, 0, y[p.role.index()].clone(), n).unwrap();
+                trunc::truncate(p, y[p.role.index()].clone(), n).unwrap();
             }),
         );
 
@@ -262,10 +267,8 @@ fn helper_knowledge(run: &Run, inf: usize, bits: u32) -> Vec<Known> {
     let x0_all = run.keys[Role::Helper.index()]
         .stream(
             Pair::ClientHelper,
-            inf as u64 + 1,
-            0,
-            Purpose::WrapClient,
-            0,
+            &Addr::root(Scope::Inference(inf as u64 + 1)).child(Label::Layer(0)),
+            Purpose::WrapBits,
         )
         .mod_p(n * w);
     (0..n)
@@ -297,7 +300,7 @@ fn attack_rate(config: ProtocolConfig, leak: Leak, n: usize, budget: usize) -> f
         leak,
         &[shares(&values), shares(&values)],
         |p, _, x, _| {
-            drelu(p, 0, &x[p.role.index()], n).unwrap();
+            drelu(p, &x[p.role.index()], n).unwrap();
         },
     );
     let known = helper_knowledge(&run, 0, bits);
@@ -362,7 +365,7 @@ fn helper_statistics_differ(leak: Leak, s1: i64, s2: i64) -> Vec<String> {
                 leak,
                 &[shares(&x), shares(&x)],
                 |p, _, x, _| {
-                    drelu(p, 0, &x[p.role.index()], n).unwrap();
+                    drelu(p, &x[p.role.index()], n).unwrap();
                 },
             );
             for k in helper_knowledge(&run, 0, 63) {

@@ -1,0 +1,214 @@
+//! The layer plan: what each program layer is to the executors, built once by
+//! [`crate::exec::model::Model::new`]. The secure engine's offline and online passes and the
+//! cleartext reference all run [`Step::eval`], generic over [`Arith`]; the weight, bias and
+//! index structures (block tilings, max-pool taps) are chosen here and nowhere else.
+
+use ksnn_formats::layer::{AvgPool, Layer, Op, UpsampleMode, WeightRole};
+use ksnn_formats::{Shape, Weights};
+
+use crate::kernels::bilinear::LinearMap;
+use crate::kernels::layout::BlockLayout;
+use crate::kernels::{pool, resize};
+use crate::protocol::arith::Arith;
+use crate::protocol::{Result, clip, maxpool, relu};
+
+/// One layer as the executors run it.
+pub enum Step<'a> {
+    /// Convolution, fully connected or per-channel scale: the server-weighted map, truncation
+    /// by f (the product has 2f fractional bits), then the bias.
+    Linear {
+        map: LinearMap<'a>,
+        /// The server's (and the reference's) coefficients; `None` for P0 and P2.
+        weight: Option<Vec<u64>>,
+        bias: Option<Vec<u64>>,
+    },
+    /// A bias alone (scale-bias without scale): the server adds it, no protocol.
+    Bias { bias: Option<Vec<u64>> },
+    /// Linear in the shares with public coefficients: each party applies it to its share;
+    /// truncated when the coefficients are fractional (averages, bilinear weights).
+    Local {
+        op: Local<'a>,
+        x: Shape,
+        y: Shape,
+        frac_bits: u8,
+        truncate: bool,
+    },
+    /// Block ReLU over the input's tiling (`plane` = H·W).
+    BlockRelu { layout: BlockLayout, plane: usize },
+    /// Clamp `n` values to raw fixed-point bounds.
+    Clip { lo: i64, hi: i64, n: usize },
+    /// Max over each output's window: `taps[t][o]` is the input index of output `o`'s
+    /// t-th window value.
+    MaxPool { taps: Vec<Vec<u32>>, n: usize },
+}
+
+/// The local layers.
+pub enum Local<'a> {
+    Add,
+    Concat,
+    Flatten,
+    Upsample(UpsampleMode),
+    AvgPool(&'a AvgPool),
+    GlobalAvgPool,
+}
+
+impl<'a> Step<'a> {
+    /// The step for `layer`, whose inputs have shapes `xs` and output `y`; `weights` are
+    /// given to the server and the reference (already checked against the program).
+    pub fn new(
+        layer: &'a Layer,
+        xs: &[Shape],
+        y: Shape,
+        frac_bits: u8,
+        weights: Option<&Weights>,
+    ) -> Self {
+        let x = xs[0];
+        let tensor = |role| {
+            weights
+                .and_then(|w| w.get(&layer.name, role))
+                .map(|t| t.data.iter().map(|&v| v as u64).collect::<Vec<u64>>())
+        };
+        let local = |op, truncate| Step::Local {
+            op,
+            x,
+            y,
+            frac_bits,
+            truncate,
+        };
+        match &layer.op {
+            Op::Conv2d(op) => Step::Linear {
+                map: LinearMap::Conv { op, x, y },
+                weight: tensor(WeightRole::Weight),
+                bias: tensor(WeightRole::Bias),
+            },
+            Op::Linear(l) => Step::Linear {
+                map: LinearMap::Dense {
+                    x: l.in_features as usize,
+                    y: l.out_features as usize,
+                },
+                weight: tensor(WeightRole::Weight),
+                bias: tensor(WeightRole::Bias),
+            },
+            Op::ScaleBias(s) if s.scale => Step::Linear {
+                map: LinearMap::Scale { x },
+                weight: tensor(WeightRole::Scale),
+                bias: tensor(WeightRole::Bias),
+            },
+            Op::ScaleBias(_) => Step::Bias {
+                bias: tensor(WeightRole::Bias),
+            },
+            Op::BlockRelu(b) => Step::BlockRelu {
+                layout: BlockLayout::new(x, &b.blocks),
+                plane: x.plane() as usize,
+            },
+            Op::Clip(c) => Step::Clip {
+                lo: c.min,
+                hi: c.max,
+                n: y.elements() as usize,
+            },
+            Op::MaxPool(m) => Step::MaxPool {
+                taps: pool::max_pool_taps(x, m, y),
+                n: y.elements() as usize,
+            },
+            Op::Add => local(Local::Add, false),
+            Op::Concat => local(Local::Concat, false),
+            Op::Flatten => local(Local::Flatten, false),
+            Op::Upsample(u) => local(Local::Upsample(u.mode), resize::scales(u.mode)),
+            Op::AvgPool(p) => local(Local::AvgPool(p), true),
+            Op::GlobalAvgPool => local(Local::GlobalAvgPool, true),
+        }
+    }
+
+    /// Runs the step on its inputs (empty slices for a party that holds nothing).
+    pub fn eval<A: Arith>(&self, a: &mut A, inputs: &[&[u64]]) -> Result<Vec<u64>> {
+        match self {
+            Step::Linear { map, weight, bias } => {
+                let y = a.linear(map, weight.as_deref(), inputs[0])?;
+                let mut y = a.truncate(y, crate::kernels::bilinear::Bilinear::y_len(map))?;
+                a.add_bias(&mut y, bias.as_deref());
+                Ok(y)
+            }
+            Step::Bias { bias } => {
+                let mut y = inputs[0].to_vec();
+                a.add_bias(&mut y, bias.as_deref());
+                Ok(y)
+            }
+            Step::Local {
+                op,
+                x,
+                y,
+                frac_bits,
+                truncate,
+            } => {
+                let out = if a.holds() {
+                    op.eval(inputs, *x, *y, *frac_bits)
+                } else {
+                    Vec::new()
+                };
+                if *truncate {
+                    a.truncate(out, y.elements() as usize)
+                } else {
+                    Ok(out)
+                }
+            }
+            Step::BlockRelu { layout, plane } => relu::block_relu(a, layout, inputs[0], *plane),
+            Step::Clip { lo, hi, n } => clip::clip(a, inputs[0], *n, *lo, *hi),
+            Step::MaxPool { taps, n } => {
+                let x = inputs[0];
+                let gathered = taps
+                    .iter()
+                    .map(|t| {
+                        if a.holds() {
+                            t.iter().map(|&k| x[k as usize]).collect()
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                    .collect();
+                maxpool::max_tree(a, gathered, *n)
+            }
+        }
+    }
+
+    /// The server-weighted map, for the session set-up.
+    pub fn linear_map(&self) -> Option<&LinearMap<'a>> {
+        match self {
+            Step::Linear { map, .. } => Some(map),
+            _ => None,
+        }
+    }
+
+    /// The server's coefficients of a linear step.
+    pub fn weight(&self) -> Option<&[u64]> {
+        match self {
+            Step::Linear { weight, .. } => weight.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the step truncates (so local truncation may differ by one from the exact one).
+    pub fn truncates(&self) -> bool {
+        match self {
+            Step::Linear { .. } => true,
+            Step::Local { truncate, .. } => *truncate,
+            Step::Bias { .. } | Step::BlockRelu { .. } | Step::Clip { .. } => false,
+            Step::MaxPool { .. } => false,
+        }
+    }
+}
+
+impl Local<'_> {
+    /// Applies the layer to `inputs` (cleartext or one party's shares alike), before any
+    /// truncation.
+    fn eval(&self, inputs: &[&[u64]], xs: Shape, ys: Shape, f: u8) -> Vec<u64> {
+        let x = inputs[0];
+        match self {
+            Local::Add => crate::ring::add(inputs[0], inputs[1]),
+            Local::Concat => inputs.concat(),
+            Local::Flatten => x.to_vec(),
+            Local::Upsample(mode) => resize::upsample(x, xs, ys, *mode, f),
+            Local::AvgPool(p) => pool::avg_pool_scaled(x, xs, p, ys, f),
+            Local::GlobalAvgPool => pool::global_avg_scaled(x, xs, f),
+        }
+    }
+}
