@@ -1,47 +1,21 @@
 //! `cargo bench -p ksnn-runtime`: DReLU throughput (three parties, in-memory network) and
 //! the ring convolution kernel, 64→64 channels, 3×3, on 32×32.
 
-use std::time::Duration;
-
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ksnn_formats::layer::{Conv2d, Padding};
 use ksnn_formats::{ProtocolConfig, Shape};
 use ksnn_runtime::kernels::conv2d;
-use ksnn_runtime::net::counting::{CountingTransport, Phase};
-use ksnn_runtime::net::mem;
-use ksnn_runtime::prf::Keys;
-use ksnn_runtime::prf::{Addr, Label, Scope};
-use ksnn_runtime::protocol::Party;
 use ksnn_runtime::protocol::drelu::drelu;
+use ksnn_runtime::role::Role;
+use ksnn_runtime::testing::run3;
 
 fn three_party_drelu(n: usize) {
-    let keys = Keys::random_triple();
-    let nets = mem::triple(Duration::from_secs(60));
     let values: Vec<u64> = (0..n as u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .collect();
-    std::thread::scope(|s| {
-        for (net, k) in nets.into_iter().zip(&keys) {
-            let values = &values;
-            s.spawn(move || {
-                let mut net = CountingTransport::new(net);
-                net.start_phase(Phase::Online);
-                let mut p = Party {
-                    role: k.role(),
-                    keys: k,
-                    net: &mut net,
-                    at: Addr::root(Scope::Inference(0)).child(Label::Layer(0)),
-                    config: ProtocolConfig::default(),
-                    frac_bits: 12,
-                };
-                let x: &[u64] = if k.role() == ksnn_runtime::role::Role::Helper {
-                    &[]
-                } else {
-                    values
-                };
-                drelu(&mut p, x, n).unwrap();
-            });
-        }
+    run3(ProtocolConfig::default(), |p| {
+        let x: &[u64] = if p.role == Role::Helper { &[] } else { &values };
+        drelu(p, x, n).unwrap();
     });
 }
 

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use ksnn_formats::{ProtocolConfig, Truncation};
+use ksnn_runtime::exec::local::on_three_with;
 use ksnn_runtime::net::counting::{CountingTransport, Phase};
-use ksnn_runtime::net::mem;
 use ksnn_runtime::prf::{Addr, Keys, Label, Purpose, Scope};
 use ksnn_runtime::protocol::Party;
 use ksnn_runtime::protocol::trunc::{local_shift, truncate};
@@ -60,48 +60,37 @@ fn main() {
 
     // Helper-exact: the real three-party protocol, in batches.
     let t = Instant::now();
-    let keys = Keys::random_triple();
-    let nets = mem::triple(Duration::from_secs(600));
     let batch = 1 << 18;
-    let results: Vec<Vec<u64>> = std::thread::scope(|s| {
-        let hs: Vec<_> = nets
-            .into_iter()
-            .zip(&keys)
-            .map(|(net, k)| {
-                let (values, r) = (&values, &r);
-                s.spawn(move || {
-                    let mut net = CountingTransport::new(net);
-                    net.start_phase(Phase::Online);
-                    let config = ProtocolConfig {
-                        truncation: Truncation::HelperExact,
-                        ..Default::default()
-                    };
-                    let mut out = Vec::new();
-                    for (b, chunk) in values.chunks(batch).enumerate() {
-                        let mut p = Party {
-                            role: k.role(),
-                            keys: k,
-                            net: &mut net,
-                            at: Addr::root(Scope::Inference(b as u64)).child(Label::Layer(0)),
-                            config,
-                            frac_bits: f as u8,
-                        };
-                        let share: Vec<u64> = match k.role() {
-                            Role::Client => r[b * batch..b * batch + chunk.len()].to_vec(),
-                            Role::Server => chunk
-                                .iter()
-                                .zip(&r[b * batch..])
-                                .map(|(v, r0)| v.wrapping_sub(*r0))
-                                .collect(),
-                            Role::Helper => Vec::new(),
-                        };
-                        out.extend(truncate(&mut p, share, chunk.len()).unwrap());
-                    }
-                    out
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    let keys = Keys::random_triple();
+    let results = on_three_with(&keys, Duration::from_secs(600), |k, net| {
+        let mut net = CountingTransport::new(net);
+        net.start_phase(Phase::Online);
+        let config = ProtocolConfig {
+            truncation: Truncation::HelperExact,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for (b, chunk) in values.chunks(batch).enumerate() {
+            let mut p = Party {
+                role: k.role(),
+                keys: k,
+                net: &mut net,
+                at: Addr::root(Scope::Inference(b as u64)).child(Label::Layer(0)),
+                config,
+                frac_bits: f as u8,
+            };
+            let share: Vec<u64> = match k.role() {
+                Role::Client => r[b * batch..b * batch + chunk.len()].to_vec(),
+                Role::Server => chunk
+                    .iter()
+                    .zip(&r[b * batch..])
+                    .map(|(v, r0)| v.wrapping_sub(*r0))
+                    .collect(),
+                Role::Helper => Vec::new(),
+            };
+            out.extend(truncate(&mut p, share, chunk.len()).unwrap());
+        }
+        out
     });
     let wrong = values
         .iter()

@@ -9,3 +9,5 @@ pub mod protocol;
 pub mod reference;
 pub mod ring;
 pub mod role;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;

@@ -9,17 +9,16 @@
 //! - With the same secrets and inference id, two runs are bit-identical (streams are
 //!   position-addressed), and with fresh secrets they are not.
 
-use std::time::Duration;
-
 use ksnn_formats::example::tiny_cnn;
 use ksnn_runtime::exec::engine::Engine;
 use ksnn_runtime::exec::local::{LocalOptions, run_three};
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::net::counting::CountingTransport;
-use ksnn_runtime::net::mem::{self, MemTransport};
+use ksnn_runtime::net::mem::MemTransport;
 use ksnn_runtime::net::{Message, NetError, Transport};
 use ksnn_runtime::prf::{Keys, PairSecret};
 use ksnn_runtime::role::Role;
+use ksnn_runtime::testing::on_three;
 
 /// Records every payload byte received.
 struct Recording {
@@ -48,36 +47,25 @@ fn views(input: &[u64]) -> [[u64; 256]; 3] {
     let (program, weights) = tiny_cnn(9);
     let client = Model::new(&program, None).unwrap();
     let server = Model::new(&program, Some(&weights)).unwrap();
-    let keys = Keys::random_triple();
-    let nets = mem::triple(Duration::from_secs(30));
-    std::thread::scope(|s| {
-        let hs: Vec<_> = nets
-            .into_iter()
-            .zip(keys)
-            .map(|(net, k)| {
-                let model = if k.role() == Role::Server {
-                    &server
-                } else {
-                    &client
-                };
-                s.spawn(move || {
-                    let role = k.role();
-                    let mut engine = Engine::new(model, k);
-                    let mut net = CountingTransport::new(Recording {
-                        inner: net,
-                        histogram: [0; 256],
-                    });
-                    engine.setup(&mut net).unwrap();
-                    engine
-                        .infer(&mut net, 1, (role == Role::Client).then_some(input))
-                        .unwrap();
-                    net.into_inner().histogram
-                })
-            })
-            .collect();
-        let mut it = hs.into_iter().map(|h| h.join().unwrap());
-        [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
+    on_three(|k, net| {
+        let role = k.role();
+        let model = if role == Role::Server {
+            &server
+        } else {
+            &client
+        };
+        let mut engine = Engine::new(model, k.clone());
+        let mut net = CountingTransport::new(Recording {
+            inner: net,
+            histogram: [0; 256],
+        });
+        engine.setup(&mut net).unwrap();
+        engine
+            .infer(&mut net, 1, (role == Role::Client).then_some(input))
+            .unwrap();
+        net.into_inner().histogram
     })
+    .0
 }
 
 /// Two-sample chi-square statistic over the bins either sample uses, and its degrees of freedom.

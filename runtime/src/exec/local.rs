@@ -46,6 +46,31 @@ impl Default for LocalOptions {
     }
 }
 
+/// Runs `f` once per role, each on its own thread over a fresh in-memory network, and
+/// returns the three results in role order: the one three-party harness of the crate
+/// (`run_three`, the tests' `testing::on_three`, benchmarks).
+pub fn on_three_with<T: Send>(
+    keys: &[Keys; 3],
+    timeout: Duration,
+    f: impl Fn(&Keys, mem::MemTransport) -> T + Sync,
+) -> [T; 3] {
+    let nets = mem::triple(timeout);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nets
+            .into_iter()
+            .zip(keys)
+            .map(|(net, k)| {
+                let f = &f;
+                s.spawn(move || f(k, net))
+            })
+            .collect();
+        let mut it = handles
+            .into_iter()
+            .map(|h| h.join().expect("party thread panicked"));
+        [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
+    })
+}
+
 /// Runs one session with one inference per input (encoded) and returns each party's record,
 /// or the first error (a party's own error is preferred over the "disconnected" it causes).
 pub fn run_three(
@@ -57,41 +82,29 @@ pub fn run_three(
 ) -> Result<[PartyRun; 3], ExecError> {
     let client_model = Model::new(program, None).expect("validated program");
     let server_model = Model::new(program, Some(weights)).expect("weights checked by the caller");
-    let nets = mem::triple(options.timeout);
-    let results: Vec<Result<PartyRun, ExecError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = nets
-            .into_iter()
-            .zip(keys)
-            .map(|(net, k)| {
-                let model = if k.role() == Role::Server {
-                    &server_model
-                } else {
-                    &client_model
-                };
-                s.spawn(move || {
-                    let role = k.role();
-                    let mut engine = Engine::new(model, k);
-                    engine.keep_shares = options.keep_shares;
-                    let mut net = CountingTransport::new(net);
-                    let setup = engine.setup(&mut net)?;
-                    let mut inferences = Vec::with_capacity(inputs.len());
-                    for (i, x) in inputs.iter().enumerate() {
-                        let input = (role == Role::Client).then_some(x.as_slice());
-                        inferences.push(engine.infer(&mut net, i as u64, input)?);
-                    }
-                    Ok(PartyRun {
-                        role,
-                        setup,
-                        inferences,
-                    })
-                })
+    let results: [Result<PartyRun, ExecError>; 3] =
+        on_three_with(&keys, options.timeout, |k, net| {
+            let role = k.role();
+            let model = if role == Role::Server {
+                &server_model
+            } else {
+                &client_model
+            };
+            let mut engine = Engine::new(model, k.clone());
+            engine.keep_shares = options.keep_shares;
+            let mut net = CountingTransport::new(net);
+            let setup = engine.setup(&mut net)?;
+            let mut inferences = Vec::with_capacity(inputs.len());
+            for (i, x) in inputs.iter().enumerate() {
+                let input = (role == Role::Client).then_some(x.as_slice());
+                inferences.push(engine.infer(&mut net, i as u64, input)?);
+            }
+            Ok(PartyRun {
+                role,
+                setup,
+                inferences,
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("party thread panicked"))
-            .collect()
-    });
+        });
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     for r in results {

@@ -12,8 +12,8 @@ use crate::exec::engine::Engine;
 use crate::exec::model::Model;
 use crate::net::counting::CountingTransport;
 use crate::prf::{Addr, Purpose, audit};
-use crate::protocol::testing::{Leak, on_three, set_leak};
 use crate::role::{Pair, Role};
+use crate::testing::{Leak, on_three, set_leak};
 
 type Opened = Vec<(Pair, Addr, Purpose)>;
 

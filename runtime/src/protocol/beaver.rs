@@ -117,7 +117,7 @@ pub fn mul(p: &mut Party, shape: &MulShape, x: &[u64], y: &[u64]) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::testing::{mine, rand_u64, run3, split};
+    use crate::testing::{mine, rand_u64, run3, split};
     use ksnn_formats::ProtocolConfig;
 
     #[test]

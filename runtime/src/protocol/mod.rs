@@ -78,7 +78,7 @@ impl Party<'_> {
     /// The stream for `pair` and `purpose` at this party's address.
     pub fn stream(&self, pair: Pair, purpose: Purpose) -> Stream {
         #[cfg(test)]
-        if testing::leak() == testing::Leak::ReusedMask {
+        if crate::testing::leak() == crate::testing::Leak::ReusedMask {
             // Positive control of the view tests: every inference draws the same masks.
             let at = self.at.in_scope(Scope::Inference(0));
             return self.keys.stream(pair, &at, purpose);
@@ -108,7 +108,7 @@ impl Party<'_> {
     /// randomness of its own (mpz's `Context::fork`). The child borrows the network.
     pub fn sub(&mut self, label: Label) -> Party<'_> {
         #[cfg(test)]
-        let at = if testing::leak() == testing::Leak::FlatAddress {
+        let at = if crate::testing::leak() == crate::testing::Leak::FlatAddress {
             // Positive control of the address test: sub-protocols share their parent's streams.
             self.at
         } else {
@@ -229,116 +229,5 @@ impl Party<'_> {
         let peer = self.peer();
         self.send_ring(peer, step, mine)?;
         self.recv_ring(peer, step, mine.len())
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod testing {
-    //! Runs one closure per role on three threads over the in-memory network.
-
-    use std::cell::Cell;
-    use std::time::Duration;
-
-    use ksnn_formats::ProtocolConfig;
-
-    /// Deliberately broken variants, the positive controls of the view tests: a test that
-    /// cannot tell them from the protocol has no power. Set per party thread.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Leak {
-        None,
-        /// PrivateCompare without the common zero-sharing (the paper's Algorithm 3 as is).
-        UnmaskedCompare,
-        /// Every inference draws the masks of inference 0.
-        ReusedMask,
-        /// Sub-protocols draw from their parent's address, as hand-picked indices that
-        /// collide would.
-        FlatAddress,
-    }
-
-    thread_local! {
-        static LEAK: Cell<Leak> = const { Cell::new(Leak::None) };
-    }
-
-    /// The leak this thread runs with.
-    pub fn leak() -> Leak {
-        LEAK.with(|l| l.get())
-    }
-
-    /// Makes this thread run the protocols with `leak`.
-    pub fn set_leak(leak: Leak) {
-        LEAK.with(|l| l.set(leak));
-    }
-
-    use super::Party;
-    use crate::net::counting::{CountingTransport, Phase, Stats};
-    use crate::net::mem;
-    use crate::prf::{Addr, Keys, Label, Scope};
-    use crate::role::Role;
-
-    pub fn run3<T: Send>(
-        config: ProtocolConfig,
-        f: impl Fn(&mut Party<'_>) -> T + Sync,
-    ) -> [(T, Stats); 3] {
-        on_three(|k, net| {
-            let mut net = CountingTransport::new(net);
-            net.start_phase(Phase::Online);
-            let mut p = Party {
-                role: k.role(),
-                keys: k,
-                net: &mut net,
-                at: Addr::root(Scope::Inference(7)).child(Label::Layer(0)),
-                config,
-                frac_bits: 12,
-            };
-            let out = f(&mut p);
-            (out, net.take_stats())
-        })
-        .0
-    }
-
-    /// Runs `f` once per role, each on its own thread, with fresh keys and the in-memory
-    /// network; returns the results and the keys.
-    pub fn on_three<T: Send>(
-        f: impl Fn(&Keys, mem::MemTransport) -> T + Sync,
-    ) -> ([T; 3], [Keys; 3]) {
-        let keys = Keys::random_triple();
-        let nets = mem::triple(Duration::from_secs(60));
-        let out = std::thread::scope(|s| {
-            let handles: Vec<_> = nets
-                .into_iter()
-                .zip(&keys)
-                .map(|(net, k)| {
-                    let f = &f;
-                    s.spawn(move || f(k, net))
-                })
-                .collect();
-            let mut it = handles
-                .into_iter()
-                .map(|h| h.join().expect("party thread panicked"));
-            [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
-        });
-        (out, keys)
-    }
-
-    /// Splits `x` into two random shares (test side; the protocols use streams).
-    pub fn split(x: &[u64]) -> (Vec<u64>, Vec<u64>) {
-        let r: Vec<u64> = x.iter().map(|_| rand_u64()).collect();
-        let x1 = x.iter().zip(&r).map(|(a, b)| a.wrapping_sub(*b)).collect();
-        (r, x1)
-    }
-
-    pub fn rand_u64() -> u64 {
-        let mut b = [0u8; 8];
-        getrandom::fill(&mut b).unwrap();
-        u64::from_le_bytes(b)
-    }
-
-    /// The share a role gets from `split`.
-    pub fn mine(role: Role, s: &(Vec<u64>, Vec<u64>)) -> Vec<u64> {
-        match role {
-            Role::Client => s.0.clone(),
-            Role::Server => s.1.clone(),
-            Role::Helper => Vec::new(),
-        }
     }
 }

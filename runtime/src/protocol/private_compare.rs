@@ -47,7 +47,7 @@ pub fn party_vector(
     // control of the view tests).
     let zero_share = |i: usize| -> i32 {
         #[cfg(test)]
-        if crate::protocol::testing::leak() == crate::protocol::testing::Leak::UnmaskedCompare {
+        if crate::testing::leak() == crate::testing::Leak::UnmaskedCompare {
             return 0;
         }
         let m = rnd.m[i] as i32;

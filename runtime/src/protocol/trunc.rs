@@ -63,8 +63,8 @@ fn exact(p: &mut Party, mut y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::testing::{mine, rand_u64, run3, split};
     use crate::ring::trunc_exact;
+    use crate::testing::{mine, rand_u64, run3, split};
     use ksnn_formats::ProtocolConfig;
 
     fn run(values: &[u64], truncation: Truncation) -> Vec<u64> {

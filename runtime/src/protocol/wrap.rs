@@ -196,7 +196,7 @@ fn helper(p: &mut Party, bits: &[u32], total_bits: usize) -> Result<Vec<u64>> {
 mod tests {
     use super::*;
     use crate::net::counting::Phase;
-    use crate::protocol::testing::{rand_u64, run3};
+    use crate::testing::{rand_u64, run3};
     use ksnn_formats::ProtocolConfig;
 
     #[test]

@@ -30,7 +30,7 @@ pub fn drelu(p: &mut Party, a: &[u64], n: usize) -> Result<Vec<u64>> {
 mod tests {
     use super::*;
     use crate::net::counting::Phase;
-    use crate::protocol::testing::{mine, rand_u64, run3, split};
+    use crate::testing::{mine, rand_u64, run3, split};
     use ksnn_formats::{ApproxCompare, ProtocolConfig};
 
     fn secure(values: &[u64], config: ProtocolConfig) -> (Vec<u64>, u64, u32) {

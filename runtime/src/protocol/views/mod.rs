@@ -22,7 +22,7 @@ use ksnn_formats::ProtocolConfig;
 use crate::net::recording::{Received, RecordingTransport};
 use crate::prf::{Addr, Keys, Label, Scope};
 use crate::protocol::Party;
-use crate::protocol::testing::{Leak, on_three, set_leak};
+use crate::testing::{Leak, on_three, set_leak};
 
 /// Inverses mod 67 (entry 0 unused).
 const INV_MOD_P: [u8; 67] = {

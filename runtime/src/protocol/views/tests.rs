@@ -12,9 +12,9 @@ use crate::net::recording::Received;
 use crate::prf::{Addr, Label, P, Purpose, Scope, mask};
 use crate::protocol::linear;
 use crate::protocol::private_compare::bits_msb_first;
-use crate::protocol::testing::{Leak, rand_u64, split};
 use crate::protocol::{Party, clip, drelu::drelu, maxpool, relu, share, trunc};
 use crate::role::{Pair, Role};
+use crate::testing::{Leak, rand_u64, split};
 
 /// Per-role shares of a vector, split afresh.
 fn shares(x: &[u64]) -> [Vec<u64>; 3] {
@@ -426,7 +426,6 @@ fn client_view_is_independent_of_the_weights() {
     use crate::exec::model::{Model, encode_input};
     use crate::net::counting::CountingTransport;
     use crate::net::recording::RecordingTransport;
-    use crate::prf::Keys;
     use ksnn_formats::example::{tiny_cnn, with_weights};
 
     // Two weight files for one architecture; each binds its own program (the weights' hash
@@ -451,46 +450,30 @@ fn client_view_is_independent_of_the_weights() {
     let mut h: [Histograms; 2] = Default::default();
     for _ in 0..6 {
         for (c, (client, server)) in models.iter().enumerate() {
-            let keys = Keys::random_triple();
-            let nets = crate::net::mem::triple(std::time::Duration::from_secs(60));
-            let views: Vec<[Vec<Received>; 2]> = std::thread::scope(|s| {
-                let hs: Vec<_> = nets
-                    .into_iter()
-                    .zip(keys.clone())
-                    .map(|(net, k)| {
-                        let model = if k.role() == Role::Server {
-                            server
-                        } else {
-                            client
-                        };
-                        let input = &input;
-                        s.spawn(move || {
-                            let role = k.role();
-                            let mut engine = Engine::new(model, k);
-                            let mut net = CountingTransport::new(RecordingTransport::new(net));
-                            engine.setup(&mut net).unwrap();
-                            let mut out: [Vec<Received>; 2] = Default::default();
-                            for (i, o) in out.iter_mut().enumerate() {
-                                engine
-                                    .infer(
-                                        &mut net,
-                                        i as u64 + 1,
-                                        (role == Role::Client).then_some(&input[..]),
-                                    )
-                                    .unwrap();
-                                // The first inference's view starts with the set-up's.
-                                *o = net.inner_mut().take_view();
-                            }
-                            out
-                        })
-                    })
-                    .collect();
-                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            let (views, keys) = crate::testing::on_three(|k, net| {
+                let role = k.role();
+                let model = if role == Role::Server { server } else { client };
+                let mut engine = Engine::new(model, k.clone());
+                let mut net = CountingTransport::new(RecordingTransport::new(net));
+                engine.setup(&mut net).unwrap();
+                let mut out: [Vec<Received>; 2] = Default::default();
+                for (i, o) in out.iter_mut().enumerate() {
+                    engine
+                        .infer(
+                            &mut net,
+                            i as u64 + 1,
+                            (role == Role::Client).then_some(&input[..]),
+                        )
+                        .unwrap();
+                    // The first inference's view starts with the set-up's.
+                    *o = net.inner_mut().take_view();
+                }
+                out
             });
             let [a, b] = views[0].clone();
             let run = Run {
                 views: [[a, Vec::new(), Vec::new()], [b, Vec::new(), Vec::new()]],
-                keys: keys.clone(),
+                keys,
             };
             features(&run, Role::Client, &["output"], &mut h[c]);
         }
@@ -521,7 +504,7 @@ fn every_message_fits_the_program_bound() {
         let client = Model::new(&program, None).unwrap();
         let server = Model::new(&program, Some(&weights)).unwrap();
         let input = encode_input(&program, &vec![0.5; 784]);
-        let (largest, _) = crate::protocol::testing::on_three(|k, net| {
+        let (largest, _) = crate::testing::on_three(|k, net| {
             let model = if k.role() == Role::Server {
                 &server
             } else {

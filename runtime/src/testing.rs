@@ -1,0 +1,106 @@
+//! The three-party test harness, for this crate's tests and (feature `test-utils`) for other
+//! crates' tests, benchmarks and examples: one closure per role on three threads over the
+//! in-memory network, and share-splitting helpers. The positive-control leaks of the view
+//! tests live here too, for this crate's own tests only.
+
+use std::time::Duration;
+
+use ksnn_formats::ProtocolConfig;
+
+use crate::exec::local::on_three_with;
+use crate::net::counting::{CountingTransport, Phase, Stats};
+use crate::net::mem;
+use crate::prf::{Addr, Keys, Label, Scope};
+use crate::protocol::Party;
+use crate::role::Role;
+
+#[cfg(test)]
+pub use leak::{Leak, leak, set_leak};
+
+/// Runs `f` as each role's protocol code at layer 0 of inference 7, on three threads;
+/// returns each role's result and traffic.
+pub fn run3<T: Send>(
+    config: ProtocolConfig,
+    f: impl Fn(&mut Party<'_>) -> T + Sync,
+) -> [(T, Stats); 3] {
+    on_three(|k, net| {
+        let mut net = CountingTransport::new(net);
+        net.start_phase(Phase::Online);
+        let mut p = Party {
+            role: k.role(),
+            keys: k,
+            net: &mut net,
+            at: Addr::root(Scope::Inference(7)).child(Label::Layer(0)),
+            config,
+            frac_bits: 12,
+        };
+        let out = f(&mut p);
+        (out, net.take_stats())
+    })
+    .0
+}
+
+/// Runs `f` once per role, each on its own thread, with fresh keys and the in-memory
+/// network (60 s timeout); returns the results and the keys.
+pub fn on_three<T: Send>(f: impl Fn(&Keys, mem::MemTransport) -> T + Sync) -> ([T; 3], [Keys; 3]) {
+    let keys = Keys::random_triple();
+    let out = on_three_with(&keys, Duration::from_secs(60), |k, net| f(k, net));
+    (out, keys)
+}
+
+/// Splits `x` into two random shares (test side; the protocols use streams).
+pub fn split(x: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let r: Vec<u64> = x.iter().map(|_| rand_u64()).collect();
+    let x1 = x.iter().zip(&r).map(|(a, b)| a.wrapping_sub(*b)).collect();
+    (r, x1)
+}
+
+/// A uniform ring element from the operating system.
+pub fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random generator is available");
+    u64::from_le_bytes(b)
+}
+
+/// The share a role gets from `split`.
+pub fn mine(role: Role, s: &(Vec<u64>, Vec<u64>)) -> Vec<u64> {
+    match role {
+        Role::Client => s.0.clone(),
+        Role::Server => s.1.clone(),
+        Role::Helper => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod leak {
+    use std::cell::Cell;
+
+    /// Deliberately broken variants, the positive controls of the view tests: a test that
+    /// cannot tell them from the protocol has no power. Set per party thread.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Leak {
+        /// The protocols as they are.
+        None,
+        /// PrivateCompare without the common zero-sharing (the paper's Algorithm 3 as is).
+        UnmaskedCompare,
+        /// Every inference draws the masks of inference 0.
+        ReusedMask,
+        /// Sub-protocols draw from their parent's address, as hand-picked indices that
+        /// collide would.
+        FlatAddress,
+    }
+
+    thread_local! {
+        static LEAK: Cell<Leak> = const { Cell::new(Leak::None) };
+    }
+
+    /// The leak this thread runs with.
+    pub fn leak() -> Leak {
+        LEAK.with(|l| l.get())
+    }
+
+    /// Makes this thread run the protocols with `leak`.
+    pub fn set_leak(leak: Leak) {
+        LEAK.with(|l| l.set(leak));
+    }
+}
