@@ -11,6 +11,7 @@ use crate::shape::Shape;
 /// The secure comparisons one layer needs per inference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerCost {
+    /// Position of the layer in [`Program::layers`].
     pub index: usize,
     /// Output shape of the layer.
     pub shape: Shape,

@@ -30,14 +30,18 @@ pub const HEADER_LEN: usize = 52;
 /// The file kinds that use the envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Magic {
+    /// The public program all parties run (`model.ksnn`).
     Program,
+    /// The server's fixed-point weights (`weights.ksnw`).
     Weights,
+    /// A block spec in its binary (postcard) form.
     Spec,
     /// The compiler's graph IR with its parameters (`model.ksnn-graph`).
     Graph,
 }
 
 impl Magic {
+    /// The 8 bytes a file of this kind starts with.
     pub const fn bytes(self) -> [u8; 8] {
         match self {
             Magic::Program => *b"KSNNPRG\0",
@@ -47,6 +51,7 @@ impl Magic {
         }
     }
 
+    /// The [`FileKind`] that errors about this envelope report.
     pub const fn file(self) -> FileKind {
         match self {
             Magic::Program => FileKind::Program,

@@ -22,6 +22,7 @@ use crate::weights::{WeightTensor, Weights};
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
+    /// The next pseudo-random 64-bit value (advances the state).
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -35,6 +36,7 @@ impl SplitMix {
         lo + (self.next_u64() % (u64::from(hi - lo) + 1)) as u32
     }
 
+    /// True with probability `percent`/100.
     pub fn chance(&mut self, percent: u32) -> bool {
         self.range(0, 99) < percent
     }

@@ -43,6 +43,7 @@ pub enum FrameKind {
 }
 
 impl FrameKind {
+    /// The kind for a header's kind byte (high "more" bit already cleared); `None` if unknown.
     pub fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
             1 => FrameKind::Hello,
@@ -58,33 +59,59 @@ impl FrameKind {
 /// A frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// Inference session the frame belongs to, so one connection can multiplex many.
     pub session: u64,
+    /// Per-sender, per-connection counter from 0; diagnostic only, receivers ignore it.
     pub seq: u32,
+    /// Longest chain of dependent messages ending in this one (sender's depth + 1, per phase);
+    /// the receiver raises its own depth to it, which is how rounds are counted.
     pub depth: u32,
+    /// What the payload holds.
     pub kind: FrameKind,
     /// Another frame continues this message (messages larger than one frame are split).
     pub more: bool,
+    /// Payload bytes after the header; checked against the receiver's limit before allocating.
     pub len: u32,
 }
 
 /// Why a frame was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
+    /// Fewer than [`FRAME_HEADER_LEN`] bytes were given (the count is carried).
     #[error("frame header: expected {FRAME_HEADER_LEN} bytes, got {0}")]
     ShortHeader(usize),
+    /// The header does not start with `KF` (the two bytes found are carried).
     #[error("frame header: bad magic {0:02x?} (not a ksnn peer, or the stream lost sync)")]
     BadMagic([u8; 2]),
+    /// The peer speaks another wire version.
     #[error("frame header: wire version {found}, this build speaks {WIRE_VERSION}")]
-    Version { found: u8 },
+    Version {
+        /// Version byte in the header.
+        found: u8,
+    },
+    /// The kind byte is not a known [`FrameKind`] (the raw byte is carried).
     #[error("frame header: unknown payload kind {0}")]
     UnknownKind(u8),
+    /// The declared payload exceeds the receiver's limit; refused before allocating.
     #[error("frame header: payload of {len} bytes exceeds the limit of {max}")]
-    TooLong { len: u32, max: u32 },
+    TooLong {
+        /// Payload length the header declares.
+        len: u32,
+        /// The receiver's limit.
+        max: u32,
+    },
+    /// A payload's length is not a multiple of its element size.
     #[error("frame payload: {len} bytes is not a whole number of {unit}-byte elements")]
-    Ragged { len: usize, unit: usize },
+    Ragged {
+        /// Payload length in bytes.
+        len: usize,
+        /// Element size in bytes (8 for ring elements).
+        unit: usize,
+    },
 }
 
 impl FrameHeader {
+    /// The header's 24 wire bytes (magic and version filled in).
     pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
         let mut h = [0u8; FRAME_HEADER_LEN];
         h[0..2].copy_from_slice(&FRAME_MAGIC);

@@ -8,7 +8,9 @@ use crate::error::{FileKind, FormatError};
 /// An IDX array of unsigned bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Idx {
+    /// Size of each dimension, outermost first (e.g. `[count, 28, 28]` for MNIST images).
     pub dims: Vec<u32>,
+    /// The elements in row-major order; `len()` is the product of `dims`.
     pub data: Vec<u8>,
 }
 

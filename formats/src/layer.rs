@@ -2,7 +2,8 @@
 //!
 //! A program is in SSA form: tensor 0 is the input and layer `i` writes tensor `i + 1`.
 //! Layers name the tensors they read; shapes are never stored but inferred
-//! ([`crate::program::Program::shapes`]), so a shape cannot disagree with the layer list.
+//! ([`crate::program::Program::validate`] returns them), so a shape cannot disagree with the
+//! layer list.
 
 use alloc::string::String;
 use alloc::vec;
@@ -18,17 +19,25 @@ pub type TensorId = u32;
 /// One layer: a unique name (block specs and weights key on it), its inputs and its op.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Layer {
+    /// Unique within the program (taken from the source model); specs, weights and errors key
+    /// on it.
     pub name: String,
+    /// Tensors the op reads, in order; each must be defined before this layer (SSA).
     pub inputs: Vec<TensorId>,
+    /// What the layer computes, with its parameters.
     pub op: Op,
 }
 
 /// Zero padding on the four sides of a feature map (ONNX allows it to be asymmetric).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Padding {
+    /// Rows of padding above the map.
     pub top: u32,
+    /// Columns of padding left of the map.
     pub left: u32,
+    /// Rows of padding below the map.
     pub bottom: u32,
+    /// Columns of padding right of the map.
     pub right: u32,
 }
 
@@ -48,16 +57,22 @@ impl Padding {
 /// Weights: `weight [out, in/groups, kh, kw]`, and `bias [out]` when `bias`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conv2d {
+    /// Channels of the input; must match the input tensor and be divisible by `groups`.
     pub in_channels: u32,
+    /// Channels of the output (filters); must be divisible by `groups`.
     pub out_channels: u32,
     /// `[kh, kw]`.
     pub kernel: [u32; 2],
     /// `[sh, sw]`.
     pub stride: [u32; 2],
+    /// Zero padding added around the input before convolving.
     pub padding: Padding,
     /// `[dh, dw]`.
     pub dilation: [u32; 2],
+    /// Channel groups convolved independently; 1 is an ordinary convolution, `in_channels`
+    /// a depthwise one.
     pub groups: u32,
+    /// Whether a `bias [out]` tensor is added after the convolution.
     pub bias: bool,
 }
 
@@ -65,8 +80,11 @@ pub struct Conv2d {
 /// Weights: `weight [out, in]`, and `bias [out]` when `bias`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Linear {
+    /// Length of the flattened input vector.
     pub in_features: u32,
+    /// Length of the output vector.
     pub out_features: u32,
+    /// Whether a `bias [out]` tensor is added.
     pub bias: bool,
 }
 
@@ -74,22 +92,29 @@ pub struct Linear {
 /// `[1,0]` zero — the original's codes, so its specs load unchanged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BlockRelu {
+    /// One block per input channel, in channel order.
     pub blocks: Vec<Block>,
 }
 
 /// Element-wise clamp to `[min, max]` in raw fixed-point units; ReLU6 is `[0, 6·2^f]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Clip {
+    /// Lower bound (inclusive), raw fixed-point; must be below `max`.
     pub min: i64,
+    /// Upper bound (inclusive), raw fixed-point.
     pub max: i64,
 }
 
 /// Max pooling; padding never wins (it acts as −∞).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MaxPool {
+    /// Window size `[kh, kw]`.
     pub kernel: [u32; 2],
+    /// Step between windows `[sh, sw]`.
     pub stride: [u32; 2],
+    /// Padding around the input; padded positions never win.
     pub padding: Padding,
+    /// Round the output size up (PyTorch `ceil_mode`): a partial last window still counts.
     pub ceil_mode: bool,
 }
 
@@ -97,10 +122,15 @@ pub struct MaxPool {
 /// in-bounds pixels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AvgPool {
+    /// Window size `[kh, kw]`.
     pub kernel: [u32; 2],
+    /// Step between windows `[sh, sw]`.
     pub stride: [u32; 2],
+    /// Zero padding around the input.
     pub padding: Padding,
+    /// Round the output size up (PyTorch `ceil_mode`): a partial last window still counts.
     pub ceil_mode: bool,
+    /// Divide by the full window size (padding counts as zeros) instead of the in-bounds pixels.
     pub count_include_pad: bool,
 }
 
@@ -110,12 +140,16 @@ pub enum UpsampleMode {
     /// Nearest neighbour, PyTorch's `nearest` (floor of the scaled index).
     Nearest,
     /// Bilinear, with PyTorch's `align_corners` flag.
-    Bilinear { align_corners: bool },
+    Bilinear {
+        /// Map the corner pixels of input and output onto each other (PyTorch's flag).
+        align_corners: bool,
+    },
 }
 
 /// Resize every channel to `[out_h, out_w]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Upsample {
+    /// How output pixels are interpolated from input pixels.
     pub mode: UpsampleMode,
     /// `[out_h, out_w]`.
     pub size: [u32; 2],
@@ -125,19 +159,28 @@ pub struct Upsample {
 /// Weights: `scale [C]` when `scale`, `bias [C]` when `bias`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScaleBias {
+    /// Channels of the input; the length of `scale` and `bias`.
     pub channels: u32,
+    /// Whether a `scale [C]` tensor multiplies (otherwise the scale is 1).
     pub scale: bool,
+    /// Whether a `bias [C]` tensor is added (otherwise the bias is 0).
     pub bias: bool,
 }
 
 /// Every layer kind of a program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
+    /// 2-D convolution; see [`Conv2d`].
     Conv2d(Conv2d),
+    /// Fully connected layer on a flattened vector; see [`Linear`].
     Linear(Linear),
+    /// ReLU whose sign is decided once per block of pixels (the DReLU-saving nonlinearity).
     BlockRelu(BlockRelu),
+    /// Element-wise clamp (ReLU6 and friends): two DReLUs per element.
     Clip(Clip),
+    /// Max pooling: `kh·kw − 1` DReLUs per output; see [`MaxPool`].
     MaxPool(MaxPool),
+    /// Average pooling (linear: no DReLUs); see [`AvgPool`].
     AvgPool(AvgPool),
     /// Mean over H×W per channel, giving `C×1×1`.
     GlobalAvgPool,
@@ -147,19 +190,25 @@ pub enum Op {
     Concat,
     /// `C×H×W` to `(C·H·W)×1×1`, channel-major like PyTorch.
     Flatten,
+    /// Spatial resize to a fixed size; see [`Upsample`].
     Upsample(Upsample),
+    /// Per-channel affine map (a BatchNorm that could not be folded); see [`ScaleBias`].
     ScaleBias(ScaleBias),
 }
 
 /// What a weight tensor is to its layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WeightRole {
+    /// The main kernel or matrix (convolution filters, linear weights).
     Weight,
+    /// Added per output channel (or feature) after the product.
     Bias,
+    /// The per-channel multiplier of [`ScaleBias`].
     Scale,
 }
 
 impl WeightRole {
+    /// Lower-case name used in tensor names (`layer.role`) and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             WeightRole::Weight => "weight",

@@ -17,7 +17,10 @@ fn bad(reason: String) -> FormatError {
 /// A decoded array: its dimensions and its values as `f32`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Npy {
+    /// Size of each dimension, outermost first.
     pub dims: Vec<usize>,
+    /// The elements in C (row-major) order as `f32` (`uint8` scaled by 1/255); `len()` is the
+    /// product of `dims`.
     pub data: Vec<f32>,
 }
 

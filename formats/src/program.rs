@@ -23,6 +23,7 @@ use crate::spec::BlockSpec;
 pub struct FixedPoint {
     /// Always 64 in this version (Z_2^64 on `u64`).
     pub ring_bits: u8,
+    /// Fractional bits f of the encoding (1..=30): a real x is stored as round(x·2^f).
     pub frac_bits: u8,
 }
 
@@ -39,8 +40,11 @@ impl Default for FixedPoint {
 /// `[0, 1]` become `(x - mean[c]) / std[c]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
+    /// Shape of the one input tensor (tensor 0) at batch 1.
     pub shape: Shape,
+    /// Per-channel mean subtracted before encoding; one finite value per channel.
     pub mean: Vec<f32>,
+    /// Per-channel divisor applied after the mean; one finite, positive value per channel.
     pub std: Vec<f32>,
 }
 
@@ -56,7 +60,9 @@ pub enum OutputKind {
 /// One program output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Output {
+    /// The tensor revealed to the client at the end of the inference.
     pub tensor: TensorId,
+    /// How the client turns that tensor into a prediction.
     pub kind: OutputKind,
 }
 
@@ -74,7 +80,10 @@ pub enum DreluProtocol {
 /// then compare only its top `64 - g` bits. `k = g = 0` is exact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApproxCompare {
+    /// Low bits each share drops (arithmetic right shift) before the comparison (0..=62).
     pub k: u8,
+    /// High bits ignored: the comparison runs on the top `64 − g` bits only (0..=62);
+    /// correct while |x| < 2^(63−g+k) raw units.
     pub g: u8,
 }
 
@@ -97,8 +106,11 @@ pub enum Truncation {
 /// The protocol choices every party must agree on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtocolConfig {
+    /// The secure comparison behind every DReLU.
     pub drelu: DreluProtocol,
+    /// How much of each compared value the DReLUs look at.
     pub approx: ApproxCompare,
+    /// How products are rescaled to `frac_bits` fractional bits.
     pub truncation: Truncation,
 }
 
@@ -115,12 +127,17 @@ impl Default for ProtocolConfig {
 /// A compiled model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
+    /// Model name for messages and reports (non-empty, at most 256 bytes).
     pub name: String,
+    /// Ring and fixed-point encoding of every shared value.
     pub fixed_point: FixedPoint,
+    /// The client's input: shape and normalisation.
     pub input: InputSpec,
     /// SSA: layer `i` writes tensor `i + 1`; tensor 0 is the input.
     pub layers: Vec<Layer>,
+    /// Tensors revealed to the client, in order; at least one.
     pub outputs: Vec<Output>,
+    /// Protocol choices all parties must agree on.
     pub protocol: ProtocolConfig,
     /// Content hash of the weight file this program expects ([`crate::Weights::content_hash`]).
     pub weights_hash: ContentHash,

@@ -20,60 +20,83 @@ pub struct Accuracy {
 /// Offline (input-independent) and online seconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
+    /// Seconds of input-independent preprocessing (the slowest party's).
     pub offline: f64,
+    /// Seconds from input to output (the slowest party's).
     pub online: f64,
+    /// `offline + online`.
     pub total: f64,
 }
 
 /// Bytes sent by each party.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartyBytes {
+    /// Bytes party P0 sent.
     #[serde(rename = "P0")]
     pub p0: u64,
+    /// Bytes party P1 sent.
     #[serde(rename = "P1")]
     pub p1: u64,
+    /// Bytes the helper P2 sent.
     #[serde(rename = "P2")]
     pub p2: u64,
+    /// `P0 + P1 + P2`.
     pub total: u64,
 }
 
 /// Averages over the images of a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerInference {
+    /// Average time per inference, by phase.
     pub seconds: Phases,
+    /// Average bytes per inference in the offline and online phases (set-up and control excluded).
     pub bytes: PartyBytes,
-    /// Longest chain of dependent messages.
+    /// Longest chain of dependent messages in the online phase (average critical-path depth).
     pub rounds: u64,
 }
 
 /// One layer's share of an inference.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerReport {
+    /// The layer's name in the program.
     pub name: String,
+    /// The op kind, as [`crate::Op::kind`] names it.
     pub kind: String,
+    /// Secure comparisons the layer needs per inference (block ReLU, max pool and clip).
     pub drelus: u64,
+    /// Average bytes per inference, offline + online, summed over all parties.
     pub bytes: u64,
+    /// Online rounds the layer adds to the critical path (0 when its messages do not depend on
+    /// the previous layer's).
     pub rounds: u64,
+    /// Online seconds per inference (the slowest reporting party; over the network, P0's).
     pub seconds: f64,
 }
 
 /// The whole report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// Name of the program run.
     pub model: String,
+    /// DReLUs of the block-ReLU layers per inference: what the knapsack budgets.
     pub spec_drelus: u64,
+    /// Inferences in the run.
     pub images: u64,
+    /// Accuracy of the plain reference and of the secure run (−1 where unknown).
     pub accuracy: Accuracy,
     /// Images whose secure prediction equals the fixed-point reference's.
     pub secure_equals_reference: u64,
+    /// Average cost of one inference.
     pub per_inference: PerInference,
     /// Bytes sent once per session (the server's masked weights), not per inference.
     #[serde(default)]
     pub setup_bytes: u64,
+    /// Cost per program layer, in program order.
     pub per_layer: Vec<LayerReport>,
 }
 
 impl Report {
+    /// The pretty-printed `report.json` text.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports always serialize")
     }
@@ -118,6 +141,7 @@ impl Report {
         s
     }
 
+    /// Parses `report.json` text; a missing or mistyped field is a [`FormatError::Decode`].
     pub fn from_json(text: &str) -> Result<Self, FormatError> {
         serde_json::from_str(text).map_err(|e| FormatError::Decode {
             file: FileKind::Report,

@@ -12,12 +12,16 @@ use crate::limits::{MAX_CHANNELS, MAX_ELEMENTS, MAX_SPATIAL};
 /// original system.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shape {
+    /// Channels (or features of a flattened vector).
     pub c: u32,
+    /// Height in pixels.
     pub h: u32,
+    /// Width in pixels.
     pub w: u32,
 }
 
 impl Shape {
+    /// The shape `c×h×w` (not checked against the limits; see [`Shape::check`]).
     pub const fn new(c: u32, h: u32, w: u32) -> Self {
         Self { c, h, w }
     }
@@ -83,12 +87,19 @@ impl fmt::Debug for Shape {
 /// leading padding.
 #[derive(Clone, Copy, Debug)]
 pub struct WindowAxis {
+    /// Input length along this axis, before padding.
     pub input: u32,
+    /// Window length (taps), before dilation.
     pub kernel: u32,
+    /// Step between window starts; positive.
     pub stride: u32,
+    /// Padding before the first input position.
     pub pad_begin: u32,
+    /// Padding after the last input position.
     pub pad_end: u32,
+    /// Spacing between taps (1 = contiguous); the window spans `dilation·(kernel − 1) + 1`.
     pub dilation: u32,
+    /// Round the output length up instead of down (PyTorch `ceil_mode`).
     pub ceil_mode: bool,
 }
 

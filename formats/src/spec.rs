@@ -25,7 +25,12 @@ pub enum BlockKind {
     /// `[1,0]`: the channel is set to zero.
     Zero,
     /// `[bh,bw]` with both positive; `[1,1]` is an ordinary ReLU.
-    Sized { h: u32, w: u32 },
+    Sized {
+        /// Block height in pixels (`bh`).
+        h: u32,
+        /// Block width in pixels (`bw`).
+        w: u32,
+    },
     /// Any other code containing a zero: rejected by validation.
     Invalid,
 }
@@ -38,6 +43,7 @@ impl Block {
     /// Zero the channel.
     pub const ZERO: Block = Block(1, 0);
 
+    /// Decodes the `[bh, bw]` pair into a size or one of the special codes.
     pub fn kind(self) -> BlockKind {
         match self {
             Block(0, 1) => BlockKind::Identity,
@@ -95,6 +101,7 @@ impl fmt::Debug for Block {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct BlockSpec {
+    /// Block-ReLU layer name → its blocks, one per channel in channel order.
     pub layers: BTreeMap<String, Vec<Block>>,
 }
 

@@ -21,8 +21,11 @@ use crate::program::Program;
 /// One fixed-point tensor, row-major.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightTensor {
+    /// Name of the program layer that owns the tensor.
     pub layer: String,
+    /// Which of that layer's tensors this is.
     pub role: WeightRole,
+    /// Dimensions, outermost first; must equal what [`crate::Op::weight_shapes`] says.
     pub shape: Vec<u32>,
     /// Ring elements as signed integers (two's complement of the `u64` ring value).
     pub data: Vec<i64>,
@@ -38,14 +41,18 @@ impl WeightTensor {
 /// What the content hash covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightsContent {
+    /// Fractional bits the tensors are encoded with; must equal the program's.
     pub frac_bits: u8,
+    /// Every weight tensor of the program, at most one per (layer, role).
     pub tensors: Vec<WeightTensor>,
 }
 
 /// A decoded weight file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Weights {
+    /// [`Program::content_hash`] of the program these weights belong to.
     pub program_hash: ContentHash,
+    /// The tensors and their encoding; what [`Weights::content_hash`] covers.
     pub content: WeightsContent,
 }
 
@@ -68,6 +75,7 @@ impl Weights {
         ContentHash::of(&body)
     }
 
+    /// Encodes to the `weights.ksnw` bytes. Validate first: encoding does not.
     pub fn encode(&self) -> Vec<u8> {
         envelope::seal(Magic::Weights, self)
     }

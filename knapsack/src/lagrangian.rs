@@ -19,6 +19,7 @@ use crate::{Flat, KnapsackError, Problem, Solution};
 /// A solution with a proof of how far from optimal it can be.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bounded {
+    /// The feasible choice found (Σ weight ≤ budget).
     pub solution: Solution,
     /// No choice within the budget has a larger value.
     pub upper_bound: f64,

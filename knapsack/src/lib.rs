@@ -34,12 +34,14 @@ pub struct Item {
 /// here.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Row {
+    /// The candidates for this row (e.g. one per block size); must be non-empty.
     pub options: Vec<Item>,
 }
 
 /// A multiple-choice knapsack instance.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Problem {
+    /// One row per independent choice (a channel of a ReLU layer), in the caller's order.
     pub rows: Vec<Row>,
 }
 
@@ -66,24 +68,48 @@ pub struct Merged {
 /// Why a solver refused.
 #[derive(Clone, Debug, Error, PartialEq)]
 pub enum KnapsackError {
+    /// A row offers nothing to choose, so no solution picks exactly one option from it.
     #[error("row {row} has no options")]
-    EmptyRow { row: usize },
+    EmptyRow {
+        /// Index of the empty row in [`Problem::rows`].
+        row: usize,
+    },
+    /// An option's value is NaN or infinite, which would make sums and comparisons meaningless.
     #[error("row {row}, option {option}: value {value} is not finite")]
     NotFinite {
+        /// Index of the offending row in [`Problem::rows`].
         row: usize,
+        /// Original index of the offending option within its row.
         option: usize,
+        /// The non-finite value found.
         value: f64,
     },
+    /// Even the cheapest choice (the lightest option of every row) exceeds the budget.
     #[error(
         "infeasible: the lightest option of every row already weighs {min_weight} in total, over the budget {budget}"
     )]
-    Infeasible { min_weight: u128, budget: u64 },
+    Infeasible {
+        /// Σ over rows of the lightest option's weight (u128: the sum may overflow u64).
+        min_weight: u128,
+        /// The budget the caller asked for.
+        budget: u64,
+    },
+    /// The exact DP's table would span more capacities than [`MAX_EXACT_CAPACITY`].
     #[error(
         "the exact DP would need {capacity} capacities (budget minus the lightest options), over its limit {limit}"
     )]
-    BudgetTooLarge { capacity: u64, limit: u64 },
+    BudgetTooLarge {
+        /// Capacities the DP would need: budget minus Σ lightest weights.
+        capacity: u64,
+        /// The limit exceeded ([`MAX_EXACT_CAPACITY`]).
+        limit: u64,
+    },
+    /// The allocator refused the exact DP's tables; reported instead of aborting the process.
     #[error("cannot allocate {bytes} bytes of DP tables")]
-    OutOfMemory { bytes: u64 },
+    OutOfMemory {
+        /// Total size of the DP tables requested (32 bytes per capacity unit).
+        bytes: u64,
+    },
 }
 
 impl Problem {
