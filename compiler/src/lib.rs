@@ -2,6 +2,7 @@
 //! with libtorch.
 pub mod data;
 pub mod distortion;
+pub mod experiment;
 pub mod ir;
 pub mod lower;
 pub mod onnx;

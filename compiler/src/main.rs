@@ -4,6 +4,7 @@
 //! and runs the whole flow with secure evaluation (`ksnn pipeline`).
 
 mod cmd;
+mod stages;
 
 use std::path::PathBuf;
 
@@ -135,29 +136,29 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Version) | None => cmd::model::report(),
-        Some(Command::Import(a)) => cmd::model::import(a),
+        Some(Command::Import(a)) => stages::import::run(&a.into()),
         Some(Command::Info { model }) => cmd::model::info(&model),
         Some(Command::Train {
             model,
             data,
             train,
             spec,
-        }) => cmd::train::train(&model, &data, &train, spec.as_deref()).map(|_| ()),
+        }) => stages::train::run(&train.config(&model, &data, spec)?).map(|_| ()),
         Some(Command::Finetune {
             model,
             data,
             train,
             spec,
-        }) => cmd::train::train(&model, &data, &train, Some(&spec)).map(|_| ()),
+        }) => stages::train::run(&train.config(&model, &data, Some(spec))?).map(|_| ()),
         Some(Command::Eval { model, data, spec }) => {
-            cmd::train::eval(&model, &data, spec.as_deref()).map(|_| ())
+            stages::train::eval(&(&model).try_into()?, &(&data).into(), spec.as_deref()).map(|_| ())
         }
-        Some(Command::Distortion(a)) => cmd::distortion::run(&a),
-        Some(Command::Knapsack(a)) => cmd::knapsack::run(&a).map(|_| ()),
-        Some(Command::Compile(a)) => cmd::compile::run(&a).map(|_| ()),
+        Some(Command::Distortion(a)) => stages::distortion::run(&(&a).try_into()?),
+        Some(Command::Knapsack(a)) => stages::knapsack::run(&(&a).try_into()?).map(|_| ()),
+        Some(Command::Compile(a)) => stages::compile::run(&(&a).try_into()?).map(|_| ()),
         Some(Command::Pipeline(a)) => cmd::pipeline::run(&a),
         Some(Command::Spec(c)) => cmd::knapsack::spec(c),
-        Some(Command::Sweep(a)) => cmd::sweep::run(&a),
+        Some(Command::Sweep(a)) => stages::sweep::run(&(&a).try_into()?),
         Some(Command::Bench(b)) => cmd::distortion::bench(b),
     }
 }

@@ -330,3 +330,58 @@ fn distortion_knapsack_finetune_flow() {
         "{text}"
     );
 }
+
+/// `ksnn compile`'s protocol options land in the program; out-of-range bits and misspelt
+/// choices are refused by name (an untrained zoo model is enough).
+#[test]
+fn compile_protocol_options() {
+    let dir = tmp("compile");
+    let data = data();
+    let out = dir.join("compiled");
+    let compile = |more: &[&str]| {
+        let mut args = vec![
+            "compile",
+            "--model",
+            "mnist-cnn",
+            "--data",
+            data.to_str().unwrap(),
+            "--calibration",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        ksnn(&args)
+    };
+    let (ok, text) = compile(&[
+        "--truncation",
+        "exact",
+        "--drelu",
+        "securenn",
+        "--approx-k",
+        "3",
+        "--approx-g",
+        "30",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("exact truncation, securenn DReLU, approximate comparison k = 3, g = 30"),
+        "{text}"
+    );
+    let p = ksnn_formats::Program::decode(&std::fs::read(out.join("model.ksnn")).unwrap()).unwrap();
+    assert_eq!(
+        p.protocol.approx,
+        ksnn_formats::ApproxCompare { k: 3, g: 30 }
+    );
+    assert_eq!(p.protocol.truncation, ksnn_formats::Truncation::HelperExact);
+    let (ok, text) = compile(&["--approx-g", "63"]);
+    assert!(
+        !ok && text.contains("--approx-g") && text.contains("0..=62"),
+        "{text}"
+    );
+    let (ok, text) = compile(&["--truncation", "lcoal"]);
+    assert!(
+        !ok && text.contains("possible values: local, exact"),
+        "{text}"
+    );
+}

@@ -1,12 +1,19 @@
 //! Golden run of `ksnn pipeline` on a reduced MNIST experiment: import/train → distortion →
 //! knapsack → fine-tune → compile → three `ksnn-party` processes over TLS; the report's
 //! fields hold together, the secure run agrees with the reference, the stages are cached.
+//! Experiment files: every shipped one loads, typos fail at load naming the key and the
+//! allowed values, and the compile settings reach the lowered program.
 
+use std::error::Error as _;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ksnn_formats::{Program, Report};
+use ksnn_compiler::experiment::Experiment;
+use ksnn_compiler::lower::{LowerOptions, check, lower};
+use ksnn_compiler::torch::executor::{Executor, get_params};
+use ksnn_formats::program::{ApproxCompare, DreluProtocol, OutputKind, ProtocolConfig, Truncation};
+use ksnn_formats::{BlockSpec, Program, Report};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -122,4 +129,144 @@ images = 12
     // Everything is cached: a second run redoes only nothing.
     let again = pipeline(&config);
     assert_eq!(again.matches("unchanged, skipped").count(), 7, "{again}");
+}
+
+#[test]
+fn every_experiment_file_loads() {
+    let dir = repo().join("experiments");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Experiment::load(&path).unwrap_or_else(|e| panic!("{e}: {:?}", e.source()));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "{n} experiment files in {}", dir.display());
+}
+
+/// `ksnn pipeline --config` with `body`: it fails before any stage runs; the error text.
+fn refused(tag: &str, body: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("ksnn-pipeline-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("typo.toml");
+    std::fs::write(
+        &config,
+        format!("run_dir = \"{}\"\n{body}", dir.join("run").display()),
+    )
+    .unwrap();
+    let (ok, text) = common::ksnn_in(
+        Some(&repo()),
+        &[
+            OsStr::new("pipeline"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+        ],
+    );
+    assert!(!ok, "{text}");
+    assert!(!text.contains("== "), "a stage ran:\n{text}");
+    assert!(!dir.join("run").exists(), "{text}");
+    assert!(text.contains("typo.toml"), "the file is named:\n{text}");
+    text
+}
+
+#[test]
+fn a_misspelt_choice_fails_at_load_with_the_allowed_values() {
+    let text = refused(
+        "choice",
+        "[model]\nzoo = \"mnist-cnn\"\n[knapsack]\nsolver = \"lagrangain\"\n",
+    );
+    for want in [
+        "solver = \"lagrangain\"",
+        "unknown value `lagrangain`",
+        "lagrangian, exact",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    for (key, bad, allowed) in [
+        ("[compile]\ntruncation", "lcoal", "local, exact"),
+        ("[compile]\ndrelu", "secure-nn", "securenn, fss"),
+        (
+            "[data]\ndataset",
+            "cifar-10",
+            "mnist, cifar10, cifar100, folders",
+        ),
+    ] {
+        let e = Experiment::parse(&format!("run_dir = \"r\"\n{key} = \"{bad}\"\n")).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains(&format!(
+                "unknown value `{bad}`; expected one of: {allowed}"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_key_fails_at_load() {
+    let text = refused(
+        "key",
+        "[model]\nzoo = \"mnist-cnn\"\n[knapsack]\nratoi = 0.1\n",
+    );
+    assert!(text.contains("unknown field `ratoi`"), "{text}");
+    assert!(
+        text.contains("`ratio`"),
+        "the allowed keys are listed:\n{text}"
+    );
+}
+
+#[test]
+fn approximate_comparison_bits_are_checked_at_load() {
+    let text = refused(
+        "approx",
+        "[model]\nzoo = \"mnist-cnn\"\n[compile]\napprox_g = 63\n",
+    );
+    assert!(text.contains("approx_g = 63"), "{text}");
+    assert!(
+        text.contains("63 is out of range: expected 0..=62"),
+        "{text}"
+    );
+    let e = Experiment::parse("run_dir = \"r\"\n[compile]\napprox_k = -1\n").unwrap_err();
+    assert!(e.to_string().contains("approx_k"), "{e}");
+}
+
+/// The compile settings of an experiment file reach the program (and the calibration
+/// check's comparison limit), on an untrained zoo model.
+#[test]
+fn compile_settings_reach_the_program() {
+    let cfg = Experiment::parse(
+        r#"run_dir = "r"
+[model]
+zoo = "mnist-cnn"
+[compile]
+truncation = "exact"
+drelu = "securenn"
+approx_k = 5
+approx_g = 40
+frac_bits = 14
+"#,
+    )
+    .unwrap();
+    let protocol = ProtocolConfig {
+        drelu: DreluProtocol::SecureNn,
+        approx: ApproxCompare { k: 5, g: 40 },
+        truncation: Truncation::HelperExact,
+    };
+    assert_eq!(cfg.compile.protocol(), protocol);
+    let graph = ksnn_compiler::ir::zoo::build("mnist-cnn").unwrap();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _exec = Executor::new(&vs.root(), &graph).unwrap();
+    let params = get_params(&vs).unwrap();
+    let opts = LowerOptions {
+        fixed_point: cfg.compile.fixed_point(),
+        protocol: cfg.compile.protocol(),
+        output: OutputKind::Logits,
+    };
+    let lowered = lower(&graph, &params, &BlockSpec::default(), &opts).unwrap();
+    let program = Program::decode(&lowered.program.encode()).unwrap();
+    assert_eq!(program.protocol, protocol);
+    assert_eq!(program.fixed_point.frac_bits, 14);
+    assert_eq!(check::compare_limit(&program), 2f64.powi(63 - 40 + 5 - 14));
 }

@@ -68,9 +68,11 @@ pub struct Output {
 
 /// Which secure comparison the DReLUs use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DreluProtocol {
     /// SecureNN-style: the wrap-bit protocol on PrivateCompare mod 67 with a zero-sharing
     /// (26 + 3·(63 − g) bytes and 4 rounds per DReLU; `docs/design-notes.md` item 1).
+    #[cfg_attr(feature = "clap", value(name = "securenn"))]
     SecureNn,
     /// Function secret sharing: helper-dealt DCF keys, one online round.
     Fss,
@@ -88,6 +90,9 @@ pub struct ApproxCompare {
 }
 
 impl ApproxCompare {
+    /// The largest `k` or `g` a program may declare: at least one bit is compared.
+    pub const MAX_BITS: u8 = 62;
+
     /// Bits actually compared, NB = 64 − g.
     pub const fn compared_bits(&self) -> u32 {
         64 - self.g as u32
@@ -96,10 +101,13 @@ impl ApproxCompare {
 
 /// How products are brought back to f fractional bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Truncation {
     /// Each party shifts its own share (SecureML): ±1 LSB, rarely a large error.
+    #[cfg_attr(feature = "clap", value(name = "local"))]
     LocalShift,
     /// Helper-assisted truncation with the exact wrap correction.
+    #[cfg_attr(feature = "clap", value(name = "exact"))]
     HelperExact,
 }
 
@@ -193,13 +201,13 @@ impl Program {
             ));
         }
         let a = self.protocol.approx;
-        if a.g > 62 || a.k > 62 {
+        if a.g > ApproxCompare::MAX_BITS || a.k > ApproxCompare::MAX_BITS {
             return Err(field(
                 "protocol.approx",
                 Problem::TooLarge {
                     field: "k or g",
                     value: a.g.max(a.k).into(),
-                    max: 62,
+                    max: ApproxCompare::MAX_BITS.into(),
                 },
             ));
         }

@@ -21,6 +21,17 @@ pub use lagrangian::{Bounded, lagrangian};
 
 use thiserror::Error;
 
+/// Which solver to run: the choice callers offer their users.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Solver {
+    /// [`lagrangian`]: fast, with a certified optimality gap.
+    #[default]
+    Lagrangian,
+    /// [`exact`]: dynamic programming; for small budgets.
+    Exact,
+}
+
 /// One option of a row: its cost and how good it is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Item {

@@ -4,14 +4,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail, ensure};
-use indicatif::{ProgressBar, ProgressStyle};
-use ksnn_compiler::data::Split;
-use ksnn_compiler::distortion::store::{Item, Meta, Shard, Store, items};
+use ksnn_compiler::data::{Dataset, Split};
+use ksnn_compiler::distortion::store::Shard;
 use ksnn_compiler::distortion::{self, Clean, Measure};
 use ksnn_compiler::torch::train;
 use tch::{Kind, Tensor};
 
-use super::{DataArgs, ModelArgs, fingerprint, load_data, load_model};
+use super::{DataArgs, ModelArgs};
+use crate::stages::distortion::DistortionConfig;
+use crate::stages::{Data, Model, ModelSource, load_data, load_model};
 
 #[derive(clap::Args)]
 pub struct DistortionArgs {
@@ -37,97 +38,20 @@ pub struct DistortionArgs {
     pub batch_samples: Option<usize>,
 }
 
-fn bar(total: u64, what: &str) -> ProgressBar {
-    let b = ProgressBar::new(total);
-    b.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} eta {{eta}} {{msg}}"
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    b
-}
+impl TryFrom<&DistortionArgs> for DistortionConfig {
+    type Error = anyhow::Error;
 
-pub fn run(a: &DistortionArgs) -> Result<()> {
-    let m = load_model(&a.model)?;
-    let layers = distortion::layers(&m.graph);
-    ensure!(!layers.is_empty(), "{} has no ReLU layers", m.graph.name);
-    let meta = Meta {
-        model: m.graph.name.clone(),
-        fingerprint: fingerprint(&a.model)?,
-        images: a.images,
-        layers: layers.clone(),
-    };
-    let store = Store::open(&a.out, meta)?;
-    if !a.merge {
-        let sample = load_data(&a.data, &m.graph, Split::Train)?.sample(a.images, 123);
-        ensure!(!sample.is_empty(), "no training images");
-        let (x, _) = train::tensors(&sample, &m.graph.mean, &m.graph.std);
-        let clean = Clean::new(&m.exec, &x);
-        let shard = a.shard.unwrap_or(Shard::ALL);
-        let todo: Vec<Item> = items(&layers)
-            .into_iter()
-            .enumerate()
-            .filter(|(i, item)| shard.owns(*i) && !store.done(item))
-            .map(|(_, item)| item)
-            .collect();
-        let total: u64 = todo
-            .iter()
-            .map(|i| (i.channels.len() * layers[i.layer].options.len()) as u64)
-            .sum();
-        println!(
-            "{}: {} layers, {} channels; shard {}/{}: {} perturbations to measure on {} images",
-            m.graph.name,
-            layers.len(),
-            layers.iter().map(|l| l.channels).sum::<u32>(),
-            shard.index,
-            shard.count,
-            total,
-            sample.len()
-        );
-        let how = Measure::fast(
-            a.batch_samples
-                .unwrap_or_else(|| Measure::default_batch(m.exec.device())),
-        );
-        let progress = bar(total, "distortion");
-        let started = Instant::now();
-        let (mut run, mut all) = (0, 0);
-        for item in &todo {
-            let layer = &layers[item.layer];
-            progress.set_message(layer.name.clone());
-            let measured = distortion::measure(
-                &m.exec,
-                &clean,
-                layer,
-                item.channels.clone(),
-                how,
-                &mut |k| progress.inc(k),
-            );
-            store.save(item, &measured.noise)?;
-            run += measured.rows_run;
-            all += measured.rows_all;
-        }
-        progress.finish_and_clear();
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "measured {total} perturbations in {secs:.1} s ({:.0} per second); {run} of {all} \
-             (channel, option, image) rows ran, the others were unchanged by the block ReLU or \
-             identical to one that ran",
-            total as f64 / secs.max(1e-9)
-        );
+    fn try_from(a: &DistortionArgs) -> Result<Self> {
+        Ok(Self {
+            model: Model::try_from(&a.model)?,
+            data: Data::from(&a.data),
+            images: a.images,
+            out: a.out.clone(),
+            shard: a.shard,
+            merge: a.merge,
+            batch_samples: a.batch_samples,
+        })
     }
-    if a.merge || a.shard.is_none() {
-        let d = store.merge()?;
-        println!(
-            "{}: {} layers, {} channel rows, written {}",
-            d.model,
-            d.layers.len(),
-            d.layers.iter().map(|l| l.noise.len()).sum::<usize>(),
-            a.out.join("distortion.json").display()
-        );
-    }
-    Ok(())
 }
 
 #[derive(clap::Subcommand)]
@@ -146,8 +70,8 @@ pub enum BenchCommand {
         /// `ksnn distortion` does) instead of random ones.
         #[arg(long)]
         data: Option<PathBuf>,
-        #[arg(long, default_value = "mnist")]
-        dataset: String,
+        #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
+        dataset: Dataset,
         /// Images per perturbation.
         #[arg(long, default_value_t = 8)]
         images: usize,
@@ -176,19 +100,15 @@ pub fn bench(b: BenchCommand) -> Result<()> {
         layers: only,
     } = b;
     tch::manual_seed(0);
-    let args = ModelArgs {
-        source: super::ModelSource {
-            model: Some(model.clone()),
-            from: None,
-        },
+    let m = load_model(&Model {
+        source: ModelSource::Zoo(model.clone()),
         checkpoint,
-    };
-    let m = load_model(&args)?;
+    })?;
     let (graph, exec) = (&m.graph, &m.exec);
     let x = match data {
         Some(root) => {
-            let d = DataArgs {
-                data: root,
+            let d = Data {
+                root,
                 dataset,
                 limit: None,
             };

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
-use ksnn_compiler::ir::{Graph, rewrite};
+use ksnn_compiler::ir::Graph;
 use ksnn_compiler::onnx::ImportOptions;
 use ksnn_formats::Shape;
 use tch::{Device, Tensor};
 
 use super::ModelArgs;
+use crate::stages::Model;
+use crate::stages::import::{ImportConfig, summary};
 
 /// Import options (see `ksnn import --help`).
 #[derive(clap::Args)]
@@ -66,55 +68,28 @@ pub fn report() -> Result<()> {
     Ok(())
 }
 
-pub fn import(a: ImportArgs) -> Result<()> {
-    let opts = ImportOptions {
-        input_shape: a.input_shape,
-        mean: a.mean,
-        std: a.std,
-        strip_softmax: a.strip_softmax,
-    };
-    let mut file = ksnn_compiler::onnx::import(&a.onnx, &opts)?;
-    if a.relu6_to_relu {
-        let n = rewrite::relu6_to_relu(&mut file.graph);
-        println!("replaced {n} ReLU6 by ReLU");
+impl From<ImportArgs> for ImportConfig {
+    fn from(a: ImportArgs) -> Self {
+        Self {
+            onnx: a.onnx,
+            out: a.out,
+            options: ImportOptions {
+                input_shape: a.input_shape,
+                mean: a.mean,
+                std: a.std,
+                strip_softmax: a.strip_softmax,
+            },
+            relu6_to_relu: a.relu6_to_relu,
+            maxpool_to_avgpool: a.maxpool_to_avgpool,
+        }
     }
-    if a.maxpool_to_avgpool {
-        let n = rewrite::maxpool_to_avgpool(&mut file.graph);
-        println!("replaced {n} max pools by average pools");
-    }
-    if let Some(dir) = a.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    file.save(&a.out)?;
-    println!("{}", summary(&file.graph)?);
-    println!("from {}; written to {}", file.source, a.out.display());
-    Ok(())
 }
 
 pub fn info(model: &ModelArgs) -> Result<()> {
-    let (graph, _) = model.source.load()?;
+    let (graph, _) = Model::try_from(model)?.source.load()?;
     print!("{}", table(&graph)?);
     println!("{}", summary(&graph)?);
     Ok(())
-}
-
-/// One line: nodes, parameters, ReLU layers, output shapes.
-pub fn summary(g: &Graph) -> Result<String> {
-    let shapes = g.shapes()?;
-    let outs: Vec<String> = g
-        .outputs
-        .iter()
-        .map(|&o| shapes[o as usize].to_string())
-        .collect();
-    Ok(format!(
-        "{}: input {}, {} nodes, {} parameters, {} ReLU layers, output {}",
-        g.name,
-        g.input,
-        g.nodes.len(),
-        g.parameters(),
-        g.relu_layers().len(),
-        outs.join(", ")
-    ))
 }
 
 /// Every node: name, op, inputs, output shape, parameters.

@@ -108,14 +108,17 @@ impl Classification {
 }
 
 /// The classification datasets `ksnn train` and `ksnn eval` read, each from its usual
-/// folder under the data root.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// folder under the data root. The command line and experiment files name them by their
+/// `clap` value names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dataset {
     /// `ROOT/mnist/` (IDX files; `tools/setup.sh` installs them).
     Mnist,
     /// `ROOT/cifar-10-batches-bin/`.
+    #[value(name = "cifar10")]
     Cifar10,
     /// `ROOT/cifar-100-binary/`.
+    #[value(name = "cifar100")]
     Cifar100,
     /// `ROOT/train/` and `ROOT/val/` with one folder per class (ImageNet layout), resized
     /// and centre-cropped to the model's input.
@@ -123,18 +126,6 @@ pub enum Dataset {
 }
 
 impl Dataset {
-    pub const NAMES: &'static [&'static str] = &["mnist", "cifar10", "cifar100", "folders"];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "mnist" => Dataset::Mnist,
-            "cifar10" => Dataset::Cifar10,
-            "cifar100" => Dataset::Cifar100,
-            "folders" => Dataset::Folders,
-            _ => return None,
-        })
-    }
-
     /// Loads a split for a model whose input is `size×size` pixels. `root` may also be the
     /// dataset's own folder (`data/mnist` as well as `data`).
     pub fn load(

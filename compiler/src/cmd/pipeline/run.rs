@@ -1,0 +1,247 @@
+//! The orchestration: each stage's typed config built from the experiment, run in order
+//! through the stage cache, each keyed by its settings and the keys of what it reads.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use ksnn_compiler::data::Dataset;
+use ksnn_compiler::experiment::{Epochs, Experiment};
+use ksnn_compiler::onnx::ImportOptions;
+use ksnn_compiler::torch::train::TrainConfig as Settings;
+use ksnn_formats::{ContentHash, Report};
+
+use super::cache::{Stages, key, toml_of};
+use super::summary;
+use crate::stages::compile::CompileConfig;
+use crate::stages::distortion::DistortionConfig;
+use crate::stages::import::ImportConfig;
+use crate::stages::knapsack::{Budget, KnapsackConfig};
+use crate::stages::sweep::SweepConfig;
+use crate::stages::train::{TrainConfig, eval};
+use crate::stages::{self, Data, Model, ModelSource};
+
+/// `ksnn-party` next to this binary, else on the PATH.
+fn party_binary() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("ksnn-party")));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => PathBuf::from("ksnn-party"),
+    }
+}
+
+/// The pipeline's training settings: the command's defaults with these epochs and rate.
+fn settings(e: &Epochs, warmup_steps: usize) -> Settings {
+    Settings {
+        epochs: e.epochs,
+        lr: e.lr,
+        warmup_steps,
+        ..Settings::default()
+    }
+}
+
+pub fn run(cfg: &Experiment) -> Result<()> {
+    let dir = cfg.run_dir.clone();
+    std::fs::create_dir_all(&dir)?;
+    let stages = Stages { dir: dir.clone() };
+    let data = Data {
+        root: cfg.data.root.clone(),
+        dataset: cfg.data.dataset,
+        limit: cfg.data.limit,
+    };
+    let started = std::time::Instant::now();
+
+    // Model: a zoo name, or an imported ONNX graph.
+    let graph_file = dir.join("model.ksnn-graph");
+    let (source, model_key) = match (&cfg.model.zoo, &cfg.model.onnx) {
+        (Some(z), None) => (ModelSource::Zoo(z.clone()), key(&["zoo", z])),
+        (None, Some(onnx)) => {
+            let bytes =
+                std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
+            let k = key(&[
+                "onnx",
+                &ContentHash::of(&bytes).to_string(),
+                &toml_of(&cfg.model),
+            ]);
+            stages.run("import", &k, &[&graph_file], || {
+                stages::import::run(&ImportConfig {
+                    onnx: onnx.clone(),
+                    out: graph_file.clone(),
+                    options: ImportOptions {
+                        input_shape: None,
+                        mean: cfg.model.mean.clone(),
+                        std: cfg.model.std.clone(),
+                        strip_softmax: true,
+                    },
+                    relu6_to_relu: true,
+                    maxpool_to_avgpool: false,
+                })
+            })?;
+            (ModelSource::File(graph_file.clone()), k)
+        }
+        _ => bail!("[model] needs exactly one of `zoo` and `onnx`"),
+    };
+    let model = |checkpoint: Option<PathBuf>| Model {
+        source: source.clone(),
+        checkpoint,
+    };
+    let data_key = toml_of(&cfg.data);
+
+    // Train (or keep the imported weights when epochs = 0).
+    let base = dir.join("base.safetensors");
+    let train_key = key(&[&model_key, &data_key, &toml_of(&cfg.train)]);
+    let base_ckpt = if cfg.train.epochs > 0 {
+        stages.run("train", &train_key, &[&base], || {
+            stages::train::run(&TrainConfig {
+                model: model(None),
+                data: data.clone(),
+                spec: None,
+                out: base.clone(),
+                settings: settings(&cfg.train, 50),
+            })
+            .map(|_| ())
+        })?;
+        Some(base)
+    } else {
+        None
+    };
+    // Float accuracies on the same test images the secure run classifies.
+    let same = Data {
+        limit: Some(cfg.secure.images),
+        ..data.clone()
+    };
+    let plain = eval(&model(base_ckpt.clone()), &same, None)?;
+
+    let dist_dir = dir.join("distortion");
+    let dist = dist_dir.join("distortion.json");
+    let dist_key = key(&[&train_key, &toml_of(&cfg.distortion)]);
+    stages.run("distortion", &dist_key, &[&dist], || {
+        stages::distortion::run(&DistortionConfig {
+            model: model(base_ckpt.clone()),
+            data: Data {
+                limit: None,
+                ..data.clone()
+            },
+            images: cfg.distortion.images,
+            out: dist_dir.clone(),
+            shard: None,
+            merge: false,
+            batch_samples: None,
+        })
+    })?;
+
+    let spec = dir.join("spec.json");
+    let spec_key = key(&[&dist_key, &toml_of(&cfg.knapsack)]);
+    stages.run("knapsack", &spec_key, &[&spec], || {
+        stages::knapsack::run(&KnapsackConfig {
+            distortion: dist.clone(),
+            budget: Budget::Ratio(cfg.knapsack.ratio),
+            solver: cfg.knapsack.solver,
+            out: spec.clone(),
+        })
+        .map(|_| ())
+    })?;
+
+    let tuned = dir.join("finetuned.safetensors");
+    let tune_key = key(&[&spec_key, &toml_of(&cfg.finetune)]);
+    stages.run("finetune", &tune_key, &[&tuned], || {
+        stages::train::run(&TrainConfig {
+            model: model(base_ckpt.clone()),
+            data: data.clone(),
+            spec: Some(spec.clone()),
+            out: tuned.clone(),
+            settings: settings(&cfg.finetune, 0),
+        })
+        .map(|_| ())
+    })?;
+    let at_budget = eval(&model(Some(tuned.clone())), &same, Some(&spec))?;
+
+    if let Some(sweep) = &cfg.sweep {
+        let out = dir.join("sweep");
+        let k = key(&[&dist_key, &toml_of(sweep), &toml_of(&cfg.finetune)]);
+        stages.run("sweep", &k, &[&out.join("sweep.png")], || {
+            stages::sweep::run(&SweepConfig {
+                model: model(base_ckpt.clone()),
+                data: data.clone(),
+                distortion: dist.clone(),
+                ratios: sweep.ratios.clone(),
+                solver: cfg.knapsack.solver,
+                epochs: sweep.epochs,
+                lr: cfg.finetune.lr,
+                out: out.clone(),
+            })
+        })?;
+    }
+
+    let compiled = dir.join("compiled");
+    let (program, weights) = (compiled.join("model.ksnn"), compiled.join("weights.ksnw"));
+    let compile_key = key(&[&tune_key, &toml_of(&cfg.compile)]);
+    stages.run("compile", &compile_key, &[&program, &weights], || {
+        stages::compile::run(&CompileConfig {
+            model: model(Some(tuned.clone())),
+            data: data.clone(),
+            spec: Some(spec.clone()),
+            calibration: cfg.compile.calibration,
+            fixed_point: cfg.compile.fixed_point(),
+            protocol: cfg.compile.protocol(),
+            out: compiled.clone(),
+        })
+        .map(|_| ())
+    })?;
+
+    let report_path = dir.join("report.json");
+    let secure_key = key(&[&compile_key, &toml_of(&cfg.secure)]);
+    stages.run("secure", &secure_key, &[&report_path], || {
+        ensure!(
+            cfg.data.dataset == Dataset::Mnist,
+            "secure evaluation reads the MNIST test digits; the dataset is {}",
+            ksnn_compiler::experiment::name_of(&cfg.data.dataset)
+        );
+        let party = party_binary();
+        let status = Command::new(&party)
+            .args(["local", "--model"])
+            .arg(&program)
+            .arg("--weights")
+            .arg(&weights)
+            .args([
+                "--dataset",
+                "mnist",
+                "--n",
+                &cfg.secure.images.to_string(),
+                "--data",
+            ])
+            .arg(&cfg.data.root)
+            .arg("--report")
+            .arg(&report_path)
+            .status()
+            .with_context(|| {
+                format!(
+                    "starting {} (build it with `cargo build --release -p ksnn-party`)",
+                    party.display()
+                )
+            })?;
+        ensure!(
+            status.success(),
+            "{} local failed ({status})",
+            party.display()
+        );
+        Ok(())
+    })?;
+    let text = std::fs::read_to_string(&report_path)?;
+    let report = Report::from_json(&text).with_context(|| format!("{}", report_path.display()))?;
+    summary::plot_bytes(&report, &dir.join("bytes_per_layer.png"))?;
+    summary::print(&report, plain, at_budget, cfg);
+    println!(
+        "\nrun directory {}: report.json, bytes_per_layer.png{}; {:.0} s",
+        dir.display(),
+        if cfg.sweep.is_some() {
+            ", sweep/sweep.png"
+        } else {
+            ""
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

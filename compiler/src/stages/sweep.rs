@@ -1,0 +1,128 @@
+//! Knapsack, fine-tune and evaluate at several budgets; a table and a plot.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Result, ensure};
+use ksnn_compiler::distortion::store::{Distortion, write_json};
+use ksnn_compiler::experiment::name_of;
+use ksnn_compiler::plot::{self, Series};
+use ksnn_compiler::torch::train::TrainConfig as Settings;
+use ksnn_knapsack::Solver;
+
+use super::knapsack::{Budget, solve, write_spec};
+use super::train::{TrainConfig, eval};
+use super::{Data, Model, ModelSource};
+
+#[derive(Clone, Debug)]
+pub struct SweepConfig {
+    /// The trained model distortion was measured on.
+    pub model: Model,
+    pub data: Data,
+    /// `distortion.json` of the same model.
+    pub distortion: PathBuf,
+    /// Budgets as fractions of the model's DReLUs.
+    pub ratios: Vec<f64>,
+    pub solver: Solver,
+    /// Fine-tuning epochs per budget.
+    pub epochs: usize,
+    pub lr: f64,
+    /// Directory for specs, checkpoints, `sweep.md`, `sweep.json` and `sweep.png`.
+    pub out: PathBuf,
+}
+
+#[derive(serde::Serialize)]
+struct Point {
+    ratio: f64,
+    drelus: u64,
+    budget: u64,
+    full: u64,
+    accuracy_before_finetune: f64,
+    accuracy: f64,
+}
+
+pub fn run(a: &SweepConfig) -> Result<()> {
+    ensure!(
+        a.model.checkpoint.is_some() || matches!(a.model.source, ModelSource::File(_)),
+        "pass --checkpoint with the trained parameters"
+    );
+    std::fs::create_dir_all(&a.out)?;
+    let d = Distortion::load(&a.distortion)?;
+    let base = eval(&a.model, &a.data, None)?;
+    let mut points = Vec::new();
+    for &r in &a.ratios {
+        println!("== budget {:.1} %", 100.0 * r);
+        let chosen = solve(&d, Budget::Ratio(r), a.solver)?;
+        let spec = a.out.join(format!("spec-{r}.json"));
+        write_spec(&chosen.spec, &spec)?;
+        let before = eval(&a.model, &a.data, Some(&spec))?;
+        let after = super::train::run(&TrainConfig {
+            model: a.model.clone(),
+            data: a.data.clone(),
+            spec: Some(spec),
+            out: a.out.join(format!("finetuned-{r}.safetensors")),
+            settings: Settings {
+                epochs: a.epochs,
+                lr: a.lr,
+                warmup_steps: 0,
+                ..Settings::default()
+            },
+        })?;
+        points.push(Point {
+            ratio: r,
+            drelus: chosen.drelus,
+            budget: chosen.budget,
+            full: chosen.full,
+            accuracy_before_finetune: before,
+            accuracy: after,
+        });
+    }
+    let mut md = format!(
+        "# {}: accuracy against the DReLU budget\n\nModel with plain ReLUs: {:.2} % on {} test images. Distortion on {} training images; knapsack solver `{}`; {} fine-tuning epochs per budget at lr {}.\n\n| budget | DReLUs | of all | before fine-tuning | after fine-tuning |\n|---|---|---|---|---|\n",
+        d.model,
+        100.0 * base,
+        a.data.limit.map_or("all".to_string(), |n| n.to_string()),
+        d.images,
+        name_of(&a.solver),
+        a.epochs,
+        a.lr
+    );
+    for p in &points {
+        let _ = writeln!(
+            md,
+            "| {:.0} % | {} | {:.2} % | {:.2} % | {:.2} % |",
+            100.0 * p.ratio,
+            p.drelus,
+            100.0 * p.drelus as f64 / p.full as f64,
+            100.0 * p.accuracy_before_finetune,
+            100.0 * p.accuracy
+        );
+    }
+    std::fs::write(a.out.join("sweep.md"), &md)?;
+    write_json(&a.out.join("sweep.json"), &points)?;
+    plot::log_x_lines(
+        &a.out.join("sweep.png"),
+        &format!("{}: accuracy vs DReLUs", d.model),
+        "DReLUs per inference",
+        "test accuracy (%)",
+        &[
+            Series {
+                label: "after fine-tuning",
+                points: points
+                    .iter()
+                    .map(|p| (p.drelus.max(1) as f64, 100.0 * p.accuracy))
+                    .collect(),
+            },
+            Series {
+                label: "before fine-tuning",
+                points: points
+                    .iter()
+                    .map(|p| (p.drelus.max(1) as f64, 100.0 * p.accuracy_before_finetune))
+                    .collect(),
+            },
+        ],
+    )?;
+    print!("{md}");
+    println!("written to {}", a.out.display());
+    Ok(())
+}
