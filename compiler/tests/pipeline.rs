@@ -65,7 +65,7 @@ images = 12
 "#,
             run = dir.join("run").display(),
             onnx = repo()
-                .join("compiler/tests/fixtures/onnx/mnist_legacy.onnx")
+                .join("graph/tests/fixtures/onnx/mnist_legacy.onnx")
                 .display(),
         ),
     )

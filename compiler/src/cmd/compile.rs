@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
+use ksnn_compiler::check;
 use ksnn_compiler::data::Split;
-use ksnn_compiler::lower::{self, LowerOptions, check};
 use ksnn_compiler::torch::executor::get_params;
 use ksnn_formats::BlockSpec;
 use ksnn_formats::program::{OutputKind, Truncation};
+use ksnn_graph::lower::{self, LowerOptions};
 
 use super::train::{load_with_spec, read_spec};
 use super::{DataArgs, ModelArgs, load_data};

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ksnn_compiler::data::{Classification, Dataset, Split};
-use ksnn_compiler::ir::{Graph, GraphFile, Params};
 use ksnn_compiler::torch::executor::{Executor, set_params};
 use ksnn_formats::{ContentHash, Shape};
+use ksnn_graph::ir::{Graph, GraphFile, Params};
 use tch::{Device, nn};
 
 /// Which model, and which parameters to start from.
@@ -133,10 +133,10 @@ pub fn load_data(args: &DataArgs, graph: &Graph, split: Split) -> Result<Classif
 }
 
 pub fn zoo(name: &str) -> Result<Graph> {
-    ksnn_compiler::ir::zoo::build(name).ok_or_else(|| {
+    ksnn_graph::ir::zoo::build(name).ok_or_else(|| {
         anyhow!(
             "unknown model `{name}`; the zoo has: {}",
-            ksnn_compiler::ir::zoo::MODELS.join(", ")
+            ksnn_graph::ir::zoo::MODELS.join(", ")
         )
     })
 }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
-use ksnn_compiler::ir::{Graph, rewrite};
-use ksnn_compiler::onnx::ImportOptions;
 use ksnn_formats::Shape;
+use ksnn_graph::ir::{Graph, rewrite};
+use ksnn_graph::onnx::ImportOptions;
 use tch::{Device, Tensor};
 
 use super::ModelArgs;
@@ -73,7 +73,7 @@ pub fn import(a: ImportArgs) -> Result<()> {
         std: a.std,
         strip_softmax: a.strip_softmax,
     };
-    let mut file = ksnn_compiler::onnx::import(&a.onnx, &opts)?;
+    let mut file = ksnn_graph::onnx::import(&a.onnx, &opts)?;
     if a.relu6_to_relu {
         let n = rewrite::relu6_to_relu(&mut file.graph);
         println!("replaced {n} ReLU6 by ReLU");
