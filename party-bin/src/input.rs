@@ -105,3 +105,42 @@ pub fn mnist_test(data_dir: &Path, n: usize, shape: Shape) -> Result<Vec<Sample>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_file(name: &str, color: png::ColorType, data: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("ksnn-input-{}-{name}", std::process::id()));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut e = png::Encoder::new(std::io::BufWriter::new(f), 2, 1);
+        e.set_color(color);
+        e.set_depth(png::BitDepth::Eight);
+        e.write_header().unwrap().write_image_data(data).unwrap();
+        path
+    }
+
+    #[test]
+    fn images_with_alpha_feed_programs_like_the_same_images_without() {
+        let rgb = png_file("rgb.png", png::ColorType::Rgb, &[255, 0, 51, 0, 102, 255]);
+        let rgba = png_file(
+            "rgba.png",
+            png::ColorType::Rgba,
+            &[255, 0, 51, 9, 0, 102, 255, 0],
+        );
+        let shape = Shape::new(3, 1, 2);
+        let want = load_file(&rgb, shape).unwrap().pixels;
+        assert_eq!(want, [1.0, 0.0, 0.0, 0.4, 0.2, 1.0]);
+        assert_eq!(load_file(&rgba, shape).unwrap().pixels, want);
+        let ga = png_file("ga.png", png::ColorType::GrayscaleAlpha, &[51, 0, 255, 7]);
+        assert_eq!(
+            load_file(&ga, Shape::new(1, 1, 2)).unwrap().pixels,
+            [0.2, 1.0]
+        );
+        let Err(e) = load_file(&rgba, Shape::new(3, 2, 2)) else {
+            panic!("a 1x2 image fed a 2x2 program")
+        };
+        let e = format!("{e:#}");
+        assert!(e.contains("image is 1x2 but the program takes 2x2"), "{e}");
+    }
+}
