@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the committed ONNX test fixtures in compiler/tests/fixtures/onnx/.
+"""Generate the committed ONNX test fixtures in graph/tests/fixtures/onnx/.
 
 What it makes (tract-style fixtures, so CI needs no Python):
 
@@ -28,7 +28,7 @@ Set-up (a venv OUTSIDE the repository; full torch is ~2.6 GB download, ~45 s):
     python3 -m venv /tmp/onnxgen
     /tmp/onnxgen/bin/pip install torch==2.13.0 onnx==1.23.2 onnxruntime onnxscript numpy
 
-Run (from the repository root; it deletes and rewrites compiler/tests/fixtures/onnx/):
+Run (from the repository root; it deletes and rewrites graph/tests/fixtures/onnx/):
 
     /tmp/onnxgen/bin/python tools/onnx_fixtures.py
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes compiler/tests/fixtures/spec/: block-spec pickles as the original system writes them
+"""Writes graph/tests/fixtures/spec/: block-spec pickles as the original system writes them
 (`pickle.dump({layer: numpy int array [C, 2]}, f)`) and, next to each, the blocks NumPy itself
 reports as JSON. Files are prefixed with the NumPy major version that wrote them (np1_, np2_),
 because NumPy 1.x pickles name `numpy.core.*` and 2.x `numpy._core.*`.
@@ -14,7 +14,7 @@ import pickle
 
 import numpy as np
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "compiler/tests/fixtures/spec"
+OUT = pathlib.Path(__file__).resolve().parent.parent / "graph/tests/fixtures/spec"
 OUT.mkdir(parents=True, exist_ok=True)
 MAJOR = int(np.__version__.split(".")[0])
 PREFIX = f"np{MAJOR}_"

@@ -1,11 +1,8 @@
-//! ksnn's offline compiler: the graph IR, ONNX import and model zoo, datasets, and training
-//! with libtorch.
+//! ksnn's offline compiler: datasets, training with libtorch, distortion, and the float checks
+//! of a lowered program. The graph itself (IR, zoo, ONNX import, lowering) is `ksnn-graph`.
+pub mod check;
 pub mod data;
 pub mod distortion;
 pub mod experiment;
-pub mod ir;
-pub mod lower;
-pub mod onnx;
 pub mod plot;
-pub mod spec;
 pub mod torch;

@@ -40,8 +40,8 @@ fn accuracy(text: &str) -> f64 {
 
 fn import_train_eval(fixture: &str) {
     let dir = tmp(fixture);
-    let onnx =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/onnx/{fixture}.onnx"));
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../graph/tests/fixtures/onnx/{fixture}.onnx"));
     let graph = dir.join("model.ksnn-graph");
     let (ok, text) = ksnn(&[
         "import",
@@ -128,7 +128,7 @@ fn errors_are_one_line_with_exit_code_1() {
     let dir = tmp("errors");
     let out = dir.join("g.ksnn-graph");
     let o = out.to_str().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../graph/tests/fixtures/onnx");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
@@ -249,12 +249,12 @@ fn distortion_knapsack_finetune_flow() {
     ]);
     assert!(ok, "{text}");
     let s = ksnn_formats::BlockSpec::from_json(&std::fs::read_to_string(&spec).unwrap()).unwrap();
-    let g = ksnn_compiler::ir::zoo::build("mnist-cnn").unwrap();
+    let g = ksnn_graph::ir::zoo::build("mnist-cnn").unwrap();
     let shapes = g.shapes().unwrap();
     let mut used = 0;
     let mut full = 0;
     for (i, n) in g.nodes.iter().enumerate() {
-        if n.op == ksnn_compiler::ir::IrOp::Relu {
+        if n.op == ksnn_graph::ir::IrOp::Relu {
             let sh = shapes[i + 1];
             full += sh.elements();
             used += s.layers[&n.name]
@@ -302,8 +302,8 @@ fn distortion_knapsack_finetune_flow() {
     assert!(ok, "{text}");
 
     // The original's pickles convert, and a spec for another model is refused by name.
-    let pickle =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spec/mnist_int32_p4.pickle");
+    let pickle = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../graph/tests/fixtures/spec/mnist_int32_p4.pickle");
     let imported = dir.join("imported.json");
     let (ok, text) = ksnn(&[
         "spec",

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ksnn_compiler::data::segmentation::{self, Layout};
 use ksnn_compiler::data::{Split, cifar, folders, image, mnist};
+use ksnn_formats::image::Image;
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ksnn-data-{}-{name}", std::process::id()));
@@ -29,7 +30,10 @@ fn png_file(path: &Path, w: u32, h: u32, color: png::ColorType, data: &[u8]) {
     e.write_header().unwrap().write_image_data(data).unwrap();
 }
 
-const JPEG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny.jpg");
+const JPEG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../formats/tests/fixtures/tiny.jpg"
+);
 
 #[test]
 fn mnist_idx() {
@@ -110,7 +114,7 @@ fn class_folders() {
         c.image(0).iter().all(|&v| (v - 1.0).abs() < 1e-6),
         "white grey image to RGB"
     );
-    let jpeg = image::load(Path::new(JPEG)).unwrap();
+    let jpeg = ksnn_formats::image::load(Path::new(JPEG)).unwrap();
     assert_eq!((jpeg.channels, jpeg.height, jpeg.width), (3, 16, 16));
     assert!(
         folders::load(&dir("empty"), 8, 8)
@@ -193,7 +197,7 @@ fn ade20k_and_voc_layouts() {
 
 #[test]
 fn resize_and_crop() {
-    let img = image::Image {
+    let img = Image {
         channels: 1,
         height: 2,
         width: 4,

@@ -4,10 +4,10 @@
 
 use ksnn_compiler::distortion::store::{Meta, Shard, Store, items};
 use ksnn_compiler::distortion::{self, Clean, Measure};
-use ksnn_compiler::ir::zoo;
 use ksnn_compiler::torch::executor::Executor;
 use ksnn_formats::BlockSpec;
 use ksnn_formats::spec::Block;
+use ksnn_graph::ir::zoo;
 use tch::{Device, Kind, Tensor, nn};
 
 fn setup() -> (nn::VarStore, Executor, Tensor) {

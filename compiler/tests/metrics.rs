@@ -1,8 +1,8 @@
 //! mIoU on hand-counted cases, and on a segmentation zoo model's logits.
 
-use ksnn_compiler::ir::zoo::{self, ZooOptions};
 use ksnn_compiler::torch::executor::Executor;
 use ksnn_compiler::torch::metrics::Confusion;
+use ksnn_graph::ir::zoo::{self, ZooOptions};
 use tch::{Device, Kind, Tensor, nn};
 
 /// Logits whose argmax is `pred` (one-hot), `N×K×H×W`.

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ksnn_compiler::experiment::Experiment;
-use ksnn_compiler::lower::{LowerOptions, check, lower};
+use ksnn_compiler::check;
+use ksnn_graph::lower::{LowerOptions, lower};
 use ksnn_compiler::torch::executor::{Executor, get_params};
 use ksnn_formats::program::{ApproxCompare, DreluProtocol, OutputKind, ProtocolConfig, Truncation};
 use ksnn_formats::{BlockSpec, Program, Report};
@@ -72,7 +73,7 @@ images = 12
 "#,
             run = dir.join("run").display(),
             onnx = repo()
-                .join("compiler/tests/fixtures/onnx/mnist_legacy.onnx")
+                .join("graph/tests/fixtures/onnx/mnist_legacy.onnx")
                 .display(),
         ),
     )
@@ -255,7 +256,7 @@ frac_bits = 14
         truncation: Truncation::HelperExact,
     };
     assert_eq!(cfg.compile.protocol(), protocol);
-    let graph = ksnn_compiler::ir::zoo::build("mnist-cnn").unwrap();
+    let graph = ksnn_graph::ir::zoo::build("mnist-cnn").unwrap();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _exec = Executor::new(&vs.root(), &graph).unwrap();
     let params = get_params(&vs).unwrap();

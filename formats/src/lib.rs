@@ -6,6 +6,8 @@
 //! - [`BlockSpec`]: layer → per-channel `[bh, bw]`, as JSON for people and postcard inside.
 //! - [`frame`]: the 24-byte wire header between parties.
 //! - [`Report`] (`report.json`): what every secure run and benchmark writes.
+//! - `image` (feature `image`, with `std`): PNG/JPEG files and MNIST's IDX pairs as planar
+//!   floats, one decoder for the compiler's datasets and the client's inputs.
 //!
 //! Every decoder validates everything (magic, version, lengths, hashes, shapes that chain,
 //! spec lengths and block sizes) and fails with a typed [`FormatError`] that names the file,
@@ -24,6 +26,8 @@ pub mod example;
 pub mod frame;
 pub mod hash;
 pub mod idx;
+#[cfg(feature = "image")]
+pub mod image;
 pub mod infer;
 pub mod layer;
 pub mod limits;

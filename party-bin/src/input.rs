@@ -1,11 +1,13 @@
 //! What the client feeds the program: image files (PNG, JPEG, NPY) or the MNIST test set, as
-//! pixel values in [0, 1] in the program's C×H×W layout; and NPY output files.
+//! pixel values in [0, 1] in the program's C×H×W layout; and NPY output files. PNG, JPEG and
+//! MNIST are read by `ksnn_formats::image`, as the compiler reads its datasets (alpha dropped).
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use ksnn_formats::Shape;
-use ksnn_formats::{idx, npy};
+use ksnn_formats::image::{self, ImageError, mnist};
+use ksnn_formats::npy;
 
 /// One input with its label when known.
 pub struct Sample {
@@ -22,10 +24,11 @@ pub fn load_file(path: &Path, shape: Shape) -> Result<Sample> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let (c, h, w, data) = match ext.as_str() {
-        "png" => decode_png(&bytes),
-        "jpg" | "jpeg" => decode_jpeg(&bytes),
-        "npy" => decode_npy(&bytes),
+    let (c, h, w, data) = match (ext.as_str(), image::Kind::of(path)) {
+        ("npy", _) => decode_npy(&bytes),
+        (_, Some(kind)) => image::decode(kind, &bytes)
+            .map(|i| (i.channels, i.height, i.width, i.pixels))
+            .map_err(Into::into),
         _ => bail!("unknown image type `.{ext}`: use .png, .jpg or .npy"),
     }
     .with_context(|| format!("{}", path.display()))?;
@@ -37,8 +40,8 @@ pub fn load_file(path: &Path, shape: Shape) -> Result<Sample> {
     })
 }
 
-/// Converts an image (interleaved `h×w×c` for PNG/JPEG, planar for NPY is handled by the
-/// decoder) to the program's channels; sizes must match.
+/// Converts a planar image to the program's channels (grey → copies, RGB → luma); sizes must
+/// match.
 fn fit(c: usize, h: usize, w: usize, planar: Vec<f32>, shape: Shape) -> Result<Vec<f32>> {
     if (h, w) != (shape.h as usize, shape.w as usize) {
         bail!(
@@ -51,48 +54,11 @@ fn fit(c: usize, h: usize, w: usize, planar: Vec<f32>, shape: Shape) -> Result<V
     Ok(match (c, shape.c) {
         (a, b) if a as u32 == b => planar,
         (1, n) => (0..n).flat_map(|_| planar.iter().copied()).collect(),
-        (3 | 4, 1) => (0..plane)
+        (3, 1) => (0..plane)
             .map(|i| 0.299 * planar[i] + 0.587 * planar[plane + i] + 0.114 * planar[2 * plane + i])
             .collect(),
         (a, b) => bail!("image has {a} channels but the program takes {b}"),
     })
-}
-
-fn planar_from_interleaved(c: usize, h: usize, w: usize, data: &[u8]) -> Vec<f32> {
-    let mut out = vec![0.0; c * h * w];
-    for (i, v) in data.iter().enumerate() {
-        out[(i % c) * h * w + i / c] = f32::from(*v) / 255.0;
-    }
-    out
-}
-
-fn decode_png(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<f32>)> {
-    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    dec.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = dec.read_info().context("not a readable PNG")?;
-    let mut buf = vec![0; reader.output_buffer_size().context("PNG too large")?];
-    let info = reader.next_frame(&mut buf).context("PNG data is corrupt")?;
-    let c = info.color_type.samples();
-    let (h, w) = (info.height as usize, info.width as usize);
-    Ok((
-        c,
-        h,
-        w,
-        planar_from_interleaved(c, h, w, &buf[..info.buffer_size()]),
-    ))
-}
-
-fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<f32>)> {
-    let mut dec = jpeg_decoder::Decoder::new(bytes);
-    let data = dec.decode().context("not a readable JPEG")?;
-    let info = dec.info().context("JPEG without header")?;
-    let c = match info.pixel_format {
-        jpeg_decoder::PixelFormat::L8 => 1,
-        jpeg_decoder::PixelFormat::RGB24 => 3,
-        other => bail!("unsupported JPEG pixel format {other:?}"),
-    };
-    let (h, w) = (info.height as usize, info.width as usize);
-    Ok((c, h, w, planar_from_interleaved(c, h, w, &data)))
 }
 
 /// NPY: `H×W`, `C×H×W` or `1×C×H×W`, values already in [0, 1].
@@ -117,23 +83,11 @@ pub fn write_npy(path: &Path, rows: &[Vec<f32>]) -> Result<()> {
 /// The first `n` digits of the MNIST test set installed by `tools/setup.sh` in `data_dir`.
 pub fn mnist_test(data_dir: &Path, n: usize, shape: Shape) -> Result<Vec<Sample>> {
     let dir = data_dir.join("mnist");
-    let read = |name: &str| -> Result<idx::Idx> {
-        let path = dir.join(name);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "cannot read {} (run tools/setup.sh, or pass --data)",
-                path.display()
-            )
-        })?;
-        idx::parse(&bytes).with_context(|| format!("{}", path.display()))
-    };
-    let images = read("t10k-images-idx3-ubyte")?;
-    let labels = read("t10k-labels-idx1-ubyte")?;
-    if images.dims.len() != 3 || labels.dims.len() != 1 || images.dims[0] != labels.dims[0] {
-        bail!("{}: images and labels do not match", dir.display());
-    }
-    let (h, w) = (images.dims[1] as usize, images.dims[2] as usize);
-    let count = images.dims[0] as usize;
+    let set = mnist::load(&dir, mnist::Set::Test).map_err(|e| match e {
+        ImageError::Read { .. } => anyhow!("{e} (run tools/setup.sh, or pass --data)"),
+        e => e.into(),
+    })?;
+    let count = set.len();
     if n > count {
         bail!(
             "asked for {n} test digits but {} has {count}",
@@ -142,19 +96,51 @@ pub fn mnist_test(data_dir: &Path, n: usize, shape: Shape) -> Result<Vec<Sample>
     }
     (0..n)
         .map(|i| {
-            let raw = &images.data[i * h * w..(i + 1) * h * w];
-            let pixels = fit(
-                1,
-                h,
-                w,
-                raw.iter().map(|&v| f32::from(v) / 255.0).collect(),
-                shape,
-            )?;
+            let pixels = fit(1, set.height, set.width, set.image(i).to_vec(), shape)?;
             Ok(Sample {
                 name: format!("mnist test #{i}"),
                 pixels,
-                label: Some(labels.data[i]),
+                label: Some(set.labels[i]),
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_file(name: &str, color: png::ColorType, data: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("ksnn-input-{}-{name}", std::process::id()));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut e = png::Encoder::new(std::io::BufWriter::new(f), 2, 1);
+        e.set_color(color);
+        e.set_depth(png::BitDepth::Eight);
+        e.write_header().unwrap().write_image_data(data).unwrap();
+        path
+    }
+
+    #[test]
+    fn images_with_alpha_feed_programs_like_the_same_images_without() {
+        let rgb = png_file("rgb.png", png::ColorType::Rgb, &[255, 0, 51, 0, 102, 255]);
+        let rgba = png_file(
+            "rgba.png",
+            png::ColorType::Rgba,
+            &[255, 0, 51, 9, 0, 102, 255, 0],
+        );
+        let shape = Shape::new(3, 1, 2);
+        let want = load_file(&rgb, shape).unwrap().pixels;
+        assert_eq!(want, [1.0, 0.0, 0.0, 0.4, 0.2, 1.0]);
+        assert_eq!(load_file(&rgba, shape).unwrap().pixels, want);
+        let ga = png_file("ga.png", png::ColorType::GrayscaleAlpha, &[51, 0, 255, 7]);
+        assert_eq!(
+            load_file(&ga, Shape::new(1, 1, 2)).unwrap().pixels,
+            [0.2, 1.0]
+        );
+        let Err(e) = load_file(&rgba, Shape::new(3, 2, 2)) else {
+            panic!("a 1x2 image fed a 2x2 program")
+        };
+        let e = format!("{e:#}");
+        assert!(e.contains("image is 1x2 but the program takes 2x2"), "{e}");
+    }
 }

@@ -61,7 +61,7 @@ pub enum SpecCommand {
 pub fn spec(c: SpecCommand) -> Result<()> {
     let SpecCommand::Import { pickle, out } = c;
     let bytes = std::fs::read(&pickle).with_context(|| format!("reading {}", pickle.display()))?;
-    let layers = ksnn_compiler::spec::pickle::read_block_spec(&bytes)
+    let layers = ksnn_graph::spec::pickle::read_block_spec(&bytes)
         .with_context(|| format!("{}", pickle.display()))?;
     let spec = BlockSpec { layers };
     write_spec(&spec, &out)?;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
-use ksnn_compiler::ir::Graph;
-use ksnn_compiler::onnx::ImportOptions;
+use ksnn_graph::ir::Graph;
+use ksnn_graph::onnx::ImportOptions;
 use ksnn_formats::Shape;
 use tch::{Device, Tensor};
 

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::image::{self, resize_center_crop};
+use ksnn_formats::image::{self, Kind};
+
+use super::image::resize_center_crop;
 use super::{Classification, DataError};
 
 /// Image files with their class index.
@@ -31,15 +33,7 @@ pub fn list(root: &Path) -> Result<(Labelled, Vec<String>), DataError> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(|e| DataError::file(&dir, format!("cannot list: {e}")))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension()
-                        .and_then(|e| e.to_str())
-                        .map(str::to_ascii_lowercase)
-                        .as_deref(),
-                    Some("jpg" | "jpeg" | "png")
-                )
-            })
+            .filter(|p| Kind::of(p).is_some())
             .collect();
         files.sort();
         items.extend(files.into_iter().map(|p| (p, label as u32)));

@@ -10,6 +10,7 @@ pub mod segmentation;
 
 use std::path::PathBuf;
 
+use ksnn_formats::image::ImageError;
 use thiserror::Error;
 
 /// A dataset problem, with where it is.
@@ -23,6 +24,8 @@ pub enum DataError {
         reason: String,
         expected: &'static str,
     },
+    #[error(transparent)]
+    Image(#[from] ImageError),
 }
 
 impl DataError {

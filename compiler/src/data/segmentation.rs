@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::image::{self, Image};
 use super::{DataError, Split};
+use ksnn_formats::image::{self, Image};
 
 /// The dataset layouts known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,9 +17,9 @@ use std::ops::Range;
 use ksnn_formats::spec::Block;
 use tch::Tensor;
 
-use crate::ir::{Graph, IrOp};
 use crate::torch::block_relu;
 use crate::torch::executor::Executor;
+use ksnn_graph::ir::{Graph, IrOp};
 
 /// One ReLU layer and the block sizes its channels may take.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

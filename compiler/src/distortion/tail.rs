@@ -20,8 +20,8 @@ use std::ops::Range;
 
 use tch::{Kind, Tensor};
 
-use crate::ir::IrOp;
 use crate::torch::executor::Executor;
+use ksnn_graph::ir::IrOp;
 
 /// The rows of one pass.
 pub(super) struct Rows {

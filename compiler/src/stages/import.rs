@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ksnn_compiler::ir::{Graph, rewrite};
-use ksnn_compiler::onnx::ImportOptions;
+use ksnn_graph::ir::{Graph, rewrite};
+use ksnn_graph::onnx::ImportOptions;
 
 #[derive(Clone, Debug)]
 pub struct ImportConfig {
@@ -21,7 +21,7 @@ pub struct ImportConfig {
 }
 
 pub fn run(c: &ImportConfig) -> Result<()> {
-    let mut file = ksnn_compiler::onnx::import(&c.onnx, &c.options)?;
+    let mut file = ksnn_graph::onnx::import(&c.onnx, &c.options)?;
     if c.relu6_to_relu {
         let n = rewrite::relu6_to_relu(&mut file.graph);
         println!("replaced {n} ReLU6 by ReLU");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, ensure};
 use ksnn_compiler::data::{Classification, Dataset, Split};
 use ksnn_compiler::experiment::name_of;
-use ksnn_compiler::ir::{Graph, GraphFile, Params};
+use ksnn_graph::ir::{Graph, GraphFile, Params};
 use ksnn_compiler::torch::executor::{Executor, set_params};
 use ksnn_formats::{ContentHash, Shape};
 use tch::{Device, nn};
@@ -98,10 +98,10 @@ pub fn load_data(data: &Data, graph: &Graph, split: Split) -> Result<Classificat
 }
 
 pub fn zoo(name: &str) -> Result<Graph> {
-    ksnn_compiler::ir::zoo::build(name).ok_or_else(|| {
+    ksnn_graph::ir::zoo::build(name).ok_or_else(|| {
         anyhow!(
             "unknown model `{name}`; the zoo has: {}",
-            ksnn_compiler::ir::zoo::MODELS.join(", ")
+            ksnn_graph::ir::zoo::MODELS.join(", ")
         )
     })
 }

@@ -6,9 +6,9 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 use thiserror::Error;
 
-use crate::ir::{Graph, IrError, IrOp, Param, Params};
 use crate::torch::block_relu::BlockRelu;
 use ksnn_formats::BlockSpec;
+use ksnn_graph::ir::{Graph, IrError, IrOp, Param, Params};
 
 enum Module {
     Conv(nn::Conv2D, Padding),

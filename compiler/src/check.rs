@@ -4,10 +4,10 @@
 
 use ksnn_formats::Program;
 use ksnn_formats::layer::Op;
+use ksnn_graph::lower::Lowered;
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::{reference, ring};
 
-use super::Lowered;
 use crate::data::Classification;
 use crate::torch::executor::Executor;
 

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ksnn_compiler::spec::pickle::read_block_spec;
 use ksnn_formats::spec::Block;
+use ksnn_graph::spec::pickle::read_block_spec;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spec")

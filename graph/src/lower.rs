@@ -3,8 +3,6 @@
 //! absorbed, identities dropped, ReLU positions become block-ReLU layers (plain `[1,1]` where
 //! the spec says nothing), and every parameter is rounded to the program's fixed point.
 
-pub mod check;
-
 use ksnn_formats::layer::{Clip, Layer, Op, ScaleBias};
 use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
 use ksnn_formats::spec::Block;
