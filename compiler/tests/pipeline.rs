@@ -9,12 +9,12 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ksnn_compiler::experiment::Experiment;
 use ksnn_compiler::check;
-use ksnn_graph::lower::{LowerOptions, lower};
+use ksnn_compiler::experiment::Experiment;
 use ksnn_compiler::torch::executor::{Executor, get_params};
 use ksnn_formats::program::{ApproxCompare, DreluProtocol, OutputKind, ProtocolConfig, Truncation};
 use ksnn_formats::{BlockSpec, Program, Report};
+use ksnn_graph::lower::{LowerOptions, lower};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

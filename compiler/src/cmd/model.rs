@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
+use ksnn_formats::Shape;
 use ksnn_graph::ir::Graph;
 use ksnn_graph::onnx::ImportOptions;
-use ksnn_formats::Shape;
 use tch::{Device, Tensor};
 
 use super::ModelArgs;

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
+use ksnn_compiler::check;
 use ksnn_compiler::data::Split;
 use ksnn_compiler::experiment::name_of;
-use ksnn_compiler::check;
-use ksnn_graph::lower::{self, LowerOptions};
 use ksnn_compiler::torch::executor::get_params;
 use ksnn_formats::BlockSpec;
 use ksnn_formats::program::{FixedPoint, OutputKind, ProtocolConfig};
+use ksnn_graph::lower::{self, LowerOptions};
 
 use super::train::{load_with_spec, read_spec};
 use super::{Data, Model, load_data};

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, ensure};
 use ksnn_compiler::data::{Classification, Dataset, Split};
 use ksnn_compiler::experiment::name_of;
-use ksnn_graph::ir::{Graph, GraphFile, Params};
 use ksnn_compiler::torch::executor::{Executor, set_params};
 use ksnn_formats::{ContentHash, Shape};
+use ksnn_graph::ir::{Graph, GraphFile, Params};
 use tch::{Device, nn};
 
 /// Where a model's graph (and starting parameters) come from.

@@ -7,9 +7,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use ksnn_compiler::data::Dataset;
 use ksnn_compiler::experiment::{Epochs, Experiment};
-use ksnn_graph::onnx::ImportOptions;
 use ksnn_compiler::torch::train::TrainConfig as Settings;
 use ksnn_formats::{ContentHash, Report};
+use ksnn_graph::onnx::ImportOptions;
 
 use super::cache::{Stages, key, toml_of};
 use super::summary;
