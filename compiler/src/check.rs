@@ -3,7 +3,6 @@
 //! against the ring and the approximate comparison's limit (docs/original.md §7.9).
 
 use ksnn_formats::Program;
-use ksnn_formats::layer::Op;
 use ksnn_graph::lower::Lowered;
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::{reference, ring};
@@ -75,8 +74,10 @@ pub fn calibrate(lowered: &Lowered, exec: &Executor, data: &Classification) -> C
         }
     }
     let mut over = Vec::new();
-    for layer in &p.layers {
-        if matches!(layer.op, Op::BlockRelu(_) | Op::Clip(_) | Op::MaxPool(_)) {
+    // Only layers that compare (the cost model's DReLUs) go wrong beyond the limit.
+    let costs = p.costs().unwrap_or_default();
+    for (layer, cost) in p.layers.iter().zip(&costs) {
+        if cost.drelus > 0 {
             let input = layer.inputs[0] as usize;
             let m = if input == 0 { 0.0 } else { max_abs[input - 1] };
             if m >= limit {
