@@ -61,7 +61,7 @@ pub fn local(
 ) -> Result<()> {
     // Check the files before starting anything.
     let (program, w) = load_files(model, Some(weights))?;
-    let w = w.expect("weights were given");
+    let w = w.context("the weights did not load")?;
 
     let dir = std::env::temp_dir().join(format!("ksnn-local-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

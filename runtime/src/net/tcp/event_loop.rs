@@ -1,8 +1,8 @@
-//! The event loop: one mio poll over the listener and every connection. It accepts and
-//! connects, feeds connections their readiness, runs the commands of [`super::node`]'s
-//! handles, and does the periodic upkeep (greeting deadlines, heartbeats, dead and idle peers,
-//! parked frames, refusal reports). Greeting a peer is [`super::greeting`]'s job; sessions are
-//! [`super::sessions`]'.
+//! The event loop: one mio poll over the listener and every connection. It feeds connections
+//! their readiness, runs the commands of [`super::node`]'s handles, closes connections, and
+//! does the periodic upkeep (greeting deadlines, heartbeats, dead and idle peers, parked
+//! frames, refusal reports). Taking connections in is [`super::admission`]'s job, greeting a
+//! peer [`super::greeting`]'s, and sessions are [`super::sessions`]'.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
