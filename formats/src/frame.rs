@@ -1,4 +1,4 @@
-//! Wire frames between parties: a fixed 24-byte header, then the payload.
+//! Wire frames between parties: a fixed 20-byte header, then the payload.
 //!
 //! ```text
 //! offset size field
@@ -6,21 +6,23 @@
 //!      2    1 wire version
 //!      3    1 payload kind; the high bit says another frame of the same message follows
 //!      4    8 session id           (which inference session; daemons multiplex many)
-//!     12    4 sequence number      (per sender and connection, from 0; receivers ignore it)
-//!     16    4 sender depth         (longest chain of dependent messages so far: rounds)
-//!     20    4 payload length in bytes
+//!     12    4 sender depth         (longest chain of dependent messages so far: rounds)
+//!     16    4 payload length in bytes
 //! ```
 //! All little-endian. The receiver checks the length against its own limit *before* it
-//! allocates anything for the payload.
+//! allocates anything for the payload. There is no sequence number: frames travel over TLS,
+//! which already delivers them in order, whole and once (wire version 1 carried one that no
+//! receiver checked).
 
 use alloc::vec::Vec;
 
 use thiserror::Error;
 
 /// Bytes in a frame header.
-pub const FRAME_HEADER_LEN: usize = 24;
-/// Wire protocol version carried in every frame.
-pub const WIRE_VERSION: u8 = 1;
+pub const FRAME_HEADER_LEN: usize = 20;
+/// Wire protocol version carried in every frame. 2: no sequence number; `Link` and
+/// `Command` frames apart; no `Done`.
+pub const WIRE_VERSION: u8 = 2;
 const FRAME_MAGIC: [u8; 2] = *b"KF";
 /// Default limit on one frame's payload; bigger tensors are sent as several frames.
 pub const DEFAULT_MAX_PAYLOAD: u32 = 64 << 20;
@@ -29,28 +31,30 @@ pub const DEFAULT_MAX_PAYLOAD: u32 = 64 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FrameKind {
-    /// Control: link greeting (program hash, protocol version, role) and session commands
-    /// (postcard).
-    Hello = 1,
+    /// Link control (postcard): the greeting (role, program hash, protocol version), a
+    /// client's request to open a session, a session's nonces, heartbeats.
+    Link = 1,
     /// Ring elements, `u64` little-endian.
     Ring = 2,
     /// Small values one byte each (bit shares, mod-67 digits).
     Bytes = 3,
     /// The sender aborts the session; the payload is a UTF-8 reason.
     Abort = 4,
-    /// Orderly end of a session.
-    Done = 5,
+    /// Session commands between the client and the daemons (postcard): which inference to
+    /// run, the end of the session, each daemon's record. A kind of their own, so a command can
+    /// never be read as link control, nor the reverse.
+    Command = 5,
 }
 
 impl FrameKind {
     /// The kind for a header's kind byte (high "more" bit already cleared); `None` if unknown.
     pub fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
-            1 => FrameKind::Hello,
+            1 => FrameKind::Link,
             2 => FrameKind::Ring,
             3 => FrameKind::Bytes,
             4 => FrameKind::Abort,
-            5 => FrameKind::Done,
+            5 => FrameKind::Command,
             _ => return None,
         })
     }
@@ -61,8 +65,6 @@ impl FrameKind {
 pub struct FrameHeader {
     /// Inference session the frame belongs to, so one connection can multiplex many.
     pub session: u64,
-    /// Per-sender, per-connection counter from 0; diagnostic only, receivers ignore it.
-    pub seq: u32,
     /// Longest chain of dependent messages ending in this one (sender's depth + 1, per phase);
     /// the receiver raises its own depth to it, which is how rounds are counted.
     pub depth: u32,
@@ -118,9 +120,8 @@ impl FrameHeader {
         h[2] = WIRE_VERSION;
         h[3] = self.kind as u8 | if self.more { 0x80 } else { 0 };
         h[4..12].copy_from_slice(&self.session.to_le_bytes());
-        h[12..16].copy_from_slice(&self.seq.to_le_bytes());
-        h[16..20].copy_from_slice(&self.depth.to_le_bytes());
-        h[20..24].copy_from_slice(&self.len.to_le_bytes());
+        h[12..16].copy_from_slice(&self.depth.to_le_bytes());
+        h[16..20].copy_from_slice(&self.len.to_le_bytes());
         h
     }
 
@@ -138,7 +139,7 @@ impl FrameHeader {
         }
         let kind = FrameKind::from_u8(h[3] & 0x7f).ok_or(FrameError::UnknownKind(h[3]))?;
         let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
-        let len = u32_at(20);
+        let len = u32_at(16);
         if len > max_payload {
             return Err(FrameError::TooLong {
                 len,
@@ -147,8 +148,7 @@ impl FrameHeader {
         }
         Ok(Self {
             session: u64::from_le_bytes(h[4..12].try_into().expect("8 bytes")),
-            seq: u32_at(12),
-            depth: u32_at(16),
+            depth: u32_at(12),
             kind,
             more: h[3] & 0x80 != 0,
             len,
@@ -185,7 +185,6 @@ mod tests {
     fn header() -> FrameHeader {
         FrameHeader {
             session: 0x0102_0304_0506_0708,
-            seq: 7,
             depth: 3,
             kind: FrameKind::Ring,
             more: false,
@@ -199,6 +198,8 @@ mod tests {
         let bytes = h.encode();
         assert_eq!(&bytes[0..4], &[b'K', b'F', WIRE_VERSION, 2]);
         assert_eq!(bytes[4], 0x08, "little-endian session id");
+        assert_eq!(bytes[12], 3, "depth right after the session id");
+        assert_eq!(bytes[16], 16, "then the length");
         assert_eq!(FrameHeader::decode(&bytes, 16), Ok(h));
     }
 
@@ -226,10 +227,17 @@ mod tests {
             Err(FrameError::BadMagic(_))
         ));
         let mut b = bytes;
-        b[2] = 2;
+        b[2] = 1;
         assert_eq!(
             FrameHeader::decode(&b, 100),
-            Err(FrameError::Version { found: 2 })
+            Err(FrameError::Version { found: 1 })
+        );
+        let mut b = bytes;
+        b[3] = 6;
+        assert_eq!(
+            FrameHeader::decode(&b, 100),
+            Err(FrameError::UnknownKind(6)),
+            "kind 5 is the last"
         );
     }
 

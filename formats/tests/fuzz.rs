@@ -111,9 +111,9 @@ proptest! {
     }
 
     #[test]
-    fn frame_headers_round_trip(session in any::<u64>(), seq in any::<u32>(), depth in any::<u32>(),
+    fn frame_headers_round_trip(session in any::<u64>(), depth in any::<u32>(),
                                 kind in 1u8..=5, more in any::<bool>(), len in 0u32..=DEFAULT_MAX_PAYLOAD) {
-        let h = FrameHeader { session, seq, depth, kind: FrameKind::from_u8(kind).unwrap(), more, len };
+        let h = FrameHeader { session, depth, kind: FrameKind::from_u8(kind).unwrap(), more, len };
         prop_assert_eq!(FrameHeader::decode(&h.encode(), DEFAULT_MAX_PAYLOAD), Ok(h));
     }
 }

@@ -74,7 +74,7 @@ pub fn infer(
         cfg.timeout,
     )?;
     let s = node.open_session().context("opening a session")?;
-    let id = ksnn_runtime::net::tcp::node::short_id(s.id);
+    let id = ksnn_runtime::net::tcp::short_id(s.id);
     let (keys, transport) = s
         .establish()
         .with_context(|| format!("agreeing on fresh keys for session {id}"))?;

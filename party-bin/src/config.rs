@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use ksnn_runtime::net::tcp::node::Limits;
+use ksnn_runtime::net::tcp::Limits;
 use ksnn_runtime::role::Role;
 
 /// Every key, as `ksnn-party serve --help` lists them.

@@ -2,6 +2,8 @@
 //! own thread, isolated by session id; a failed session is logged, its peers are told, and the
 //! daemon goes on serving.
 
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -10,8 +12,7 @@ use ksnn_runtime::exec::model::Model;
 use ksnn_runtime::exec::session;
 use ksnn_runtime::net::NetError;
 use ksnn_runtime::net::counting::CountingTransport;
-use ksnn_runtime::net::tcp::node::short_id;
-use ksnn_runtime::net::tcp::{Node, NodeEvent, Session};
+use ksnn_runtime::net::tcp::{Node, NodeEvent, Session, short_id};
 use ksnn_runtime::role::Role;
 
 use crate::config::{Config, resolve};
@@ -31,20 +32,25 @@ pub fn serve(cfg: Config) -> Result<()> {
             node_cfg.limits.max_connections
         );
     }
-    let node_deadline = node_cfg.limits.session_deadline;
+    let session_deadline = node_cfg.limits.session_deadline;
     let node = Node::start(node_cfg).context("starting the network")?;
     let addr = node.local_addr.context("no listen address")?;
     // The first line of stdout is the address, for launchers that asked for port 0.
     // The helper links to the server before it announces itself, so a launcher that starts a
     // client as soon as both daemons listen never finds the helper unlinked. If the server is
     // not up within the timeout, the helper starts anyway and keeps trying in the background.
-    if role == Role::Helper {
-        let at = resolve("server", cfg.server.as_deref().expect("checked"))?;
+    let mut link = match role {
+        Role::Helper => Some(ServerLink::new(resolve(
+            "server",
+            cfg.server.as_deref().expect("checked"),
+        )?)),
+        _ => None,
+    };
+    if let Some(link) = link.as_mut() {
         let deadline = Instant::now() + cfg.timeout;
         while !node.linked(Role::Server) && Instant::now() < deadline {
-            if node.connect(Role::Server, at).is_err() {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            link.keep_up(&node, role, Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
     println!("listening {addr}");
@@ -53,36 +59,10 @@ pub fn serve(cfg: Config) -> Result<()> {
         program.name,
         program.content_hash().short()
     );
-    let server = match role {
-        Role::Helper => Some(resolve("server", cfg.server.as_deref().expect("checked"))?),
-        _ => None,
-    };
-    let mut last_try: Option<Instant> = None;
-    let mut connecting: Option<std::sync::mpsc::Receiver<Result<(), NetError>>> = None;
-    let deadline = node_deadline;
     loop {
         // The helper keeps its link to the server up, without ever waiting for it here.
-        if let Some(addr) = server
-            && connecting.is_none()
-            && !node.linked(Role::Server)
-            && last_try.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
-        {
-            last_try = Some(Instant::now());
-            connecting = Some(node.connect_in_background(Role::Server, addr));
-        }
-        if let Some(rx) = &connecting {
-            match rx.try_recv() {
-                Ok(Ok(())) => connecting = None,
-                Ok(Err(e)) => {
-                    eprintln!(
-                        "[{role}] cannot reach the server at {}: {e}; retrying",
-                        server.expect("only the helper connects")
-                    );
-                    connecting = None;
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => {}
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => connecting = None,
-            }
+        if let Some(link) = link.as_mut() {
+            link.keep_up(&node, role, Duration::from_secs(1));
         }
         match node.next_event(Duration::from_millis(200)) {
             Some(NodeEvent::Session(s)) => {
@@ -93,7 +73,7 @@ pub fn serve(cfg: Config) -> Result<()> {
                     .name(format!("session-{}", short_id(s.id)))
                     .spawn(move || {
                         if let Ok(s) = rx.recv() {
-                            run_session(role, model, s, deadline);
+                            run_session(role, model, s, session_deadline);
                         }
                     });
                 match spawned {
@@ -135,27 +115,51 @@ fn run_session(role: Role, model: &'static Model<'static>, s: Session, deadline:
     }
 }
 
-/// Raises the open-file limit to its hard maximum, so the connection limits, not the
-/// descriptor table, decide who is turned away. Returns the limit in force.
-fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the one struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                lim = want;
-            }
+/// The helper's link to the server: connects in the background and tries again after a
+/// failure, so neither start-up nor serving ever waits on it.
+struct ServerLink {
+    addr: SocketAddr,
+    last_try: Option<Instant>,
+    connecting: Option<Receiver<Result<(), NetError>>>,
+}
+
+impl ServerLink {
+    fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            last_try: None,
+            connecting: None,
         }
     }
-    lim.rlim_cur
+
+    /// Collects the outcome of a connect under way (logging a failure), and starts another
+    /// if the link is down and the last try is at least `retry` old.
+    fn keep_up(&mut self, node: &Node, role: Role, retry: Duration) {
+        if let Some(rx) = &self.connecting {
+            match rx.try_recv() {
+                Ok(Ok(())) | Err(TryRecvError::Disconnected) => self.connecting = None,
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "[{role}] cannot reach the server at {}: {e}; retrying",
+                        self.addr
+                    );
+                    self.connecting = None;
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        if self.connecting.is_none()
+            && !node.linked(Role::Server)
+            && self.last_try.is_none_or(|t| t.elapsed() >= retry)
+        {
+            self.last_try = Some(Instant::now());
+            self.connecting = Some(node.connect_in_background(Role::Server, self.addr));
+        }
+    }
+}
+
+/// Raises the open-file limit to its hard maximum, so the connection limits, not the
+/// descriptor table, decide who is turned away. Returns the limit in force (0 if unknown).
+fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
 }

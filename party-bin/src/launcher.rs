@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use ksnn_formats::{Program, Report, Weights};
+use ksnn_formats::Report;
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::net::tls;
 use ksnn_runtime::reference;
 use ksnn_runtime::role::Role;
 
 use crate::input::{Sample, decode_npy};
+use crate::setup::load_files;
 
 /// Kills the daemons however the run ends.
 struct Daemons(Vec<Child>);
@@ -59,16 +60,8 @@ pub fn local(
     timeout: f64,
 ) -> Result<()> {
     // Check the files before starting anything.
-    let program = Program::decode(
-        &std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?,
-    )
-    .with_context(|| format!("{}", model.display()))?;
-    let w = Weights::decode(
-        &std::fs::read(weights).with_context(|| format!("cannot read {}", weights.display()))?,
-    )
-    .with_context(|| format!("{}", weights.display()))?;
-    w.check_against(&program)
-        .with_context(|| format!("{}", weights.display()))?;
+    let (program, w) = load_files(model, Some(weights))?;
+    let w = w.context("the weights did not load")?;
 
     let dir = std::env::temp_dir().join(format!("ksnn-local-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use ksnn_formats::{Program, Weights};
+use ksnn_formats::Program;
 
 mod client;
 mod config;
@@ -138,11 +138,6 @@ fn samples(args: &InputArgs, program: &Program) -> Result<Vec<input::Sample>> {
     }
 }
 
-fn read_program(path: &std::path::Path) -> Result<Program> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Program::decode(&bytes).with_context(|| format!("{}", path.display()))
-}
-
 fn client_args(args: &InputArgs) -> Vec<String> {
     let mut v = Vec::new();
     for p in &args.input {
@@ -178,7 +173,7 @@ fn run(cli: Cli) -> Result<()> {
                 config.display(),
                 cfg.role
             );
-            let program = read_program(&cfg.model)?;
+            let (program, _) = setup::load_files(&cfg.model, None)?;
             let samples = samples(&inputs, &program)?;
             client::infer(cfg, samples, out.as_deref(), &report)
         }
@@ -189,7 +184,7 @@ fn run(cli: Cli) -> Result<()> {
             outputs: OutputArgs { out, report },
             timeout,
         } => {
-            let program = read_program(&model)?;
+            let (program, _) = setup::load_files(&model, None)?;
             let samples = samples(&inputs, &program)?;
             let args = client_args(&inputs);
             launcher::local(
@@ -203,7 +198,7 @@ fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Check { model, weights } => {
-            let program = read_program(&model)?;
+            let (program, weights) = setup::load_files(&model, weights.as_deref())?;
             let costs = program.costs()?;
             println!(
                 "program {} ({}): input {}, {} layers, {} DReLUs per inference",
@@ -213,12 +208,7 @@ fn run(cli: Cli) -> Result<()> {
                 program.layers.len(),
                 costs.iter().map(|c| c.drelus).sum::<u64>()
             );
-            if let Some(path) = weights {
-                let bytes = std::fs::read(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let w = Weights::decode(&bytes).with_context(|| format!("{}", path.display()))?;
-                w.check_against(&program)
-                    .with_context(|| format!("{}", path.display()))?;
+            if let Some(w) = weights {
                 let params: usize = w.content.tensors.iter().map(|t| t.data.len()).sum();
                 println!("weights match the program: {params} parameters");
             }

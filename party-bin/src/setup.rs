@@ -1,6 +1,8 @@
 //! Loading what a party needs at start-up: its program (and, for the server, the weights),
 //! checked exactly, and its network identity.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use ksnn_formats::{Program, Weights};
 use ksnn_runtime::net::tcp::NodeConfig;
@@ -9,22 +11,33 @@ use ksnn_runtime::role::Role;
 
 use crate::config::Config;
 
-/// The program, and the weights for the server, validated against each other.
-pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
-    let bytes = std::fs::read(&cfg.model)
-        .with_context(|| format!("cannot read {}", cfg.model.display()))?;
-    let program = Program::decode(&bytes).with_context(|| format!("{}", cfg.model.display()))?;
-    let weights = match (&cfg.weights, cfg.role) {
-        (Some(path), Role::Server) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let w = Weights::decode(&bytes).with_context(|| format!("{}", path.display()))?;
+/// The program at `model`, and the weights at `weights` checked against it: the one loader of
+/// every command, so `check` and `local` validate exactly what `serve` and `infer` load.
+pub fn load_files(model: &Path, weights: Option<&Path>) -> Result<(Program, Option<Weights>)> {
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let program = Program::decode(&read(model)?).with_context(|| format!("{}", model.display()))?;
+    let weights = match weights {
+        Some(path) => {
+            let w = Weights::decode(&read(path)?).with_context(|| format!("{}", path.display()))?;
             w.check_against(&program)
                 .with_context(|| format!("{}", path.display()))?;
             Some(w)
         }
+        None => None,
+    };
+    Ok((program, weights))
+}
+
+/// The party's program, and the weights for the server, validated against each other; sizes
+/// the thread pool.
+pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
+    let weights = match cfg.role {
+        Role::Server => cfg.weights.as_deref(),
         _ => None,
     };
+    let (program, weights) = load_files(&cfg.model, weights)?;
     if let Some(n) = cfg.threads {
         // Only the first call can size the global pool; later ones keep it.
         let _ = rayon::ThreadPoolBuilder::new()

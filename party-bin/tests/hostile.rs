@@ -138,7 +138,6 @@ fn an_unfinished_message_before_the_greeting_is_cut_off() {
     let cut = (0..(256 << 20) / chunk.len()).any(|_| {
         let mut frame = FrameHeader {
             session: 9,
-            seq: 0,
             depth: 0,
             kind: FrameKind::Ring,
             more: true,
@@ -375,7 +374,6 @@ fn two_thousand_opens_from_a_client_that_never_reads_stay_bounded() {
     let frame = |session: u64, m: Message| {
         let mut b = FrameHeader {
             session,
-            seq: 0,
             depth: 0,
             kind: m.kind,
             more: false,

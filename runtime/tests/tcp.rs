@@ -200,7 +200,6 @@ fn malformed_frames_from_an_authenticated_peer_close_only_that_connection() {
         // Claims 4 GiB.
         FrameHeader {
             session: 5,
-            seq: 0,
             depth: 0,
             kind: FrameKind::Ring,
             more: false,
@@ -220,9 +219,8 @@ fn malformed_frames_from_an_authenticated_peer_close_only_that_connection() {
     .message();
     let mut greeting = FrameHeader {
         session: 0,
-        seq: 0,
         depth: 0,
-        kind: FrameKind::Hello,
+        kind: FrameKind::Link,
         more: false,
         len: hello.payload.len() as u32,
     }
@@ -325,7 +323,7 @@ fn replayed_inference_id_is_refused() {
         engine.infer(&mut net, ids[0], Some(&x)).unwrap();
         for peer in [Role::Server, Role::Helper] {
             let m = next_frame(&mut net, peer).unwrap();
-            assert_eq!(m.kind, FrameKind::Hello, "a record from {peer}");
+            assert_eq!(m.kind, FrameKind::Command, "a record from {peer}");
         }
         net.send(Role::Server, SessionCmd::Infer { id: ids[1] }.message())
             .unwrap();

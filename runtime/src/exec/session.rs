@@ -18,7 +18,7 @@ use crate::net::{Message, NetError, Transport};
 use crate::protocol::ProtocolError;
 use crate::role::Role;
 
-/// Session commands (frame kind `Hello`, postcard).
+/// Session commands (frame kind `Command`, postcard).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum SessionCmd {
     /// Client → server → helper: run inference `id` now (ids strictly increase).
@@ -33,7 +33,7 @@ impl SessionCmd {
     /// The command as a frame (public so tests can play a client that misbehaves).
     pub fn message(&self) -> Message {
         Message {
-            kind: FrameKind::Hello,
+            kind: FrameKind::Command,
             depth: 0,
             payload: postcard::to_allocvec(self).expect("encodes"),
         }
@@ -69,7 +69,7 @@ fn expect_cmd<T: Transport>(
         })
     };
     match m.kind {
-        FrameKind::Hello => {
+        FrameKind::Command => {
             postcard::from_bytes(&m.payload).map_err(|e| bad(format!("undecodable command: {e}")))
         }
         FrameKind::Abort => Err(step_err(role, "waiting for the next command")(

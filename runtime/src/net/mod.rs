@@ -1,11 +1,14 @@
 //! Transports: how protocol messages move between parties. Protocol code never touches a
 //! socket; it talks to a [`Transport`]. `mem` runs three parties as threads in one process;
-//! `counting` wraps any transport to measure bytes, messages and rounds.
+//! `counting` wraps any transport to measure bytes, messages and rounds; `tcp` and `tls` (feature
+//! `net`, on by default) run the parties as separate processes.
 
 pub mod counting;
 pub mod mem;
 pub mod recording;
+#[cfg(feature = "net")]
 pub mod tcp;
+#[cfg(feature = "net")]
 pub mod tls;
 
 use ksnn_formats::{FrameError, FrameKind};
@@ -52,17 +55,14 @@ pub const MAX_PEER_TEXT: usize = 256;
 /// replaced and control characters escaped, so a peer can neither flood a log nor forge lines.
 pub fn peer_text(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(MAX_PEER_TEXT)];
-    let mut out: String = String::from_utf8_lossy(cut)
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect();
+    let mut out = String::with_capacity(cut.len());
+    for c in String::from_utf8_lossy(cut).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
     if bytes.len() > MAX_PEER_TEXT {
         out.push_str(&format!(" … ({} bytes cut)", bytes.len() - MAX_PEER_TEXT));
     }
@@ -108,5 +108,23 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
         (**self).recv_step(from, step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_escapes_controls_and_cuts_long_text() {
+        assert_eq!(peer_text(b"fine"), "fine");
+        assert_eq!(
+            peer_text(b"a\nforged line\x1b[0m"),
+            "a\\nforged line\\u{1b}[0m"
+        );
+        assert_eq!(peer_text(&[0xff, b'x']), "\u{fffd}x");
+        let long = peer_text(&[b'y'; MAX_PEER_TEXT + 10]);
+        assert!(long.starts_with(&"y".repeat(MAX_PEER_TEXT)));
+        assert!(long.ends_with("(10 bytes cut)"), "{long}");
     }
 }

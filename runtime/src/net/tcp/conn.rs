@@ -91,7 +91,6 @@ pub struct Conn {
     out_off: usize,
     inbuf: Vec<u8>,
     partial: Option<(FrameHeader, Vec<u8>)>,
-    seq: u32,
     max_payload: u32,
     max_message: usize,
 }
@@ -124,7 +123,6 @@ impl Conn {
             out_off: 0,
             inbuf: Vec::new(),
             partial: None,
-            seq: 0,
             max_payload,
             max_message,
         }
@@ -146,13 +144,11 @@ impl Conn {
     fn push(&mut self, session: u64, kind: FrameKind, depth: u32, more: bool, payload: Vec<u8>) {
         let header = FrameHeader {
             session,
-            seq: self.seq,
             depth,
             kind,
             more,
             len: payload.len() as u32,
         };
-        self.seq = self.seq.wrapping_add(1);
         self.queued += FRAME_HEADER_LEN + payload.len();
         self.last_sent = std::time::Instant::now();
         self.out.push_back((header, payload));

@@ -1,5 +1,7 @@
-//! Link control (frame kind `Hello`, postcard): the greeting on every new connection and the
-//! client's request to open a session. Commands inside a session are `exec::session`'s.
+//! Link control (frame kind `Link`, postcard): the greeting on every new connection, the
+//! client's request to open a session, a session's nonces and heartbeats. Commands inside a
+//! session are `exec::session`'s, in frames of kind `Command`: the kinds keep the two apart,
+//! so a command is never taken for link control (both are postcard enums and look alike).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,8 +10,9 @@ use ksnn_formats::FrameKind;
 
 /// Version of the protocols and wire format; parties must agree.
 /// 2: per-session nonces in the pair secrets, the helper takes its commands from the server,
-/// PrivateCompare's zero-sharing.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// PrivateCompare's zero-sharing. 3: wire version 2 (no frame sequence number; link control
+/// and session commands in frames of different kinds).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
@@ -30,15 +33,42 @@ pub enum Control {
 }
 
 impl Control {
+    /// The control message as a `Link` frame.
     pub fn message(&self) -> Message {
         Message {
-            kind: FrameKind::Hello,
+            kind: FrameKind::Link,
             depth: 0,
             payload: postcard::to_allocvec(self).expect("encodes"),
         }
     }
 
-    pub fn decode(payload: &[u8]) -> Option<Control> {
+    /// The control message in a frame, if it is a `Link` frame that decodes as one.
+    pub fn decode(kind: FrameKind, payload: &[u8]) -> Option<Control> {
+        if kind != FrameKind::Link {
+            return None;
+        }
         postcard::from_bytes(payload).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::session::SessionCmd;
+
+    /// `Open` and `Close` have the same postcard bytes; only the frame kind tells them apart.
+    #[test]
+    fn commands_are_never_read_as_link_control() {
+        let close = SessionCmd::Close.message();
+        let open = Control::Open.message();
+        assert_eq!(close.payload, open.payload, "the case the kinds are for");
+        assert_ne!(close.kind, open.kind);
+        assert_eq!(Control::decode(close.kind, &close.payload), None);
+        assert_eq!(
+            Control::decode(open.kind, &open.payload),
+            Some(Control::Open)
+        );
+        let infer = SessionCmd::Infer { id: 1 }.message();
+        assert_eq!(Control::decode(infer.kind, &infer.payload), None);
     }
 }

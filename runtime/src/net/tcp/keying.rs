@@ -48,7 +48,7 @@ impl Session {
             if m.kind == FrameKind::Abort {
                 return Err(NetError::aborted(peer, &m.payload));
             }
-            let theirs = match Control::decode(&m.payload) {
+            let theirs = match Control::decode(m.kind, &m.payload) {
                 Some(Control::Nonce { nonce }) => nonce,
                 _ => {
                     return Err(NetError::Unexpected {

@@ -1,11 +1,20 @@
 //! Parties over TCP + mutual TLS. One mio event loop per process owns every socket
-//! ([`node`]); protocol threads talk to it through a [`Transport`](crate::net::Transport) per
-//! session and never block on a send. [`conn`] is one TLS connection and its frame codec.
+//! ([`event_loop`]); protocol threads talk to it through a [`Transport`](crate::net::Transport)
+//! per session ([`node`]) and never block on a send. [`conn`] is one TLS connection and its
+//! frame codec; [`admission`] takes connections in; [`greeting`] checks a new peer;
+//! [`sessions`] keeps the session table; [`limits`] bounds what one peer can take.
 
-pub mod conn;
+mod admission;
+mod conn;
 pub mod control;
+mod event_loop;
+mod greeting;
 pub mod keying;
-pub mod node;
+mod limits;
+mod node;
+mod sessions;
 
 pub use keying::Session;
+pub use limits::Limits;
 pub use node::{Node, NodeConfig, NodeEvent, TcpTransport};
+pub use sessions::short_id;
