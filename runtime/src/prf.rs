@@ -100,6 +100,7 @@ impl Keys {
         })
     }
 
+    /// The party that holds these keys: the role an engine built from them runs as.
     pub fn role(&self) -> Role {
         self.role
     }
@@ -270,6 +271,7 @@ pub struct Stream(ChaCha20Rng);
 pub const P: u8 = 67;
 
 impl Stream {
+    /// The next 64 uniform bits: one ring element, or bits to mask down or split into flags.
     pub fn u64(&mut self) -> u64 {
         self.0.next_u64()
     }

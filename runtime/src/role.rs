@@ -8,12 +8,16 @@ use core::fmt;
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Role {
+    /// P0: supplies the input and is the only party that learns the output.
     Client,
+    /// P1: holds the model's weights and the other share of every secret.
     Server,
+    /// P2: deals correlated randomness and finds comparison bits; holds no shares.
     Helper,
 }
 
 impl Role {
+    /// The three parties in index order (P0, P1, P2), for iterating over them.
     pub const ALL: [Role; 3] = [Role::Client, Role::Server, Role::Helper];
 
     /// 0, 1 or 2.
@@ -21,6 +25,7 @@ impl Role {
         self as usize
     }
 
+    /// The inverse of [`Role::index`]; `None` for `i` above 2.
     pub fn from_index(i: usize) -> Option<Role> {
         Role::ALL.get(i).copied()
     }
@@ -66,12 +71,16 @@ pub enum Pair {
 }
 
 impl Pair {
+    /// The three pairs in index order; [`Keys::triple_from`](crate::prf::Keys::triple_from)
+    /// takes their secrets in this order.
     pub const ALL: [Pair; 3] = [Pair::ClientServer, Pair::ClientHelper, Pair::ServerHelper];
 
+    /// 0, 1 or 2, the position in [`Pair::ALL`]: where a party's keys keep the pair's secret.
     pub const fn index(self) -> usize {
         self as usize
     }
 
+    /// The pair two different roles form, in either order; `None` when `a == b`.
     pub fn of(a: Role, b: Role) -> Option<Pair> {
         match (a.min(b), a.max(b)) {
             (Role::Client, Role::Server) => Some(Pair::ClientServer),
@@ -81,6 +90,7 @@ impl Pair {
         }
     }
 
+    /// Whether `r` is one of the pair's two parties, and so holds its secret and streams.
     pub fn contains(self, r: Role) -> bool {
         matches!(
             (self, r),

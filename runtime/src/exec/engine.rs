@@ -18,27 +18,46 @@ use crate::role::Role;
 /// An inference failed somewhere; says who, where and what.
 #[derive(Debug, Error)]
 pub enum ExecError {
+    /// A layer's protocol failed; the layer's position and name locate it in the program.
     #[error("{role}, {phase:?} phase, layer {index} `{name}` ({op}): {source}")]
     Layer {
+        /// The party that saw the failure.
         role: Role,
+        /// The pass the layer was in: set-up, offline or online.
         phase: Phase,
+        /// The layer's position in the program, from 0.
         index: usize,
+        /// The layer's name in the program.
         name: String,
+        /// The layer's op kind, e.g. `conv2d`.
         op: &'static str,
+        /// The protocol's error (boxed to keep `ExecError` small).
         source: Box<ProtocolError>,
     },
+    /// A step outside every layer failed: revealing the output or a session command.
     #[error("{role}, {what}: {source}")]
     Step {
+        /// The party that saw the failure.
         role: Role,
+        /// What the party was doing, e.g. `revealing the output`.
         what: &'static str,
+        /// The protocol's or the transport's error (boxed to keep `ExecError` small).
         source: Box<ProtocolError>,
     },
+    /// P0 could not write a decoded output, such as a segmentation map, to disk.
     #[error("writing an output: {what}")]
-    Output { what: String },
+    Output {
+        /// The file and the underlying error.
+        what: String,
+    },
+    /// P0's input does not have the program's input size.
     #[error("{role}: input has {got} values, the program takes {expected}")]
     InputSize {
+        /// The party given the input (P0).
         role: Role,
+        /// Elements of the program's input tensor.
         expected: usize,
+        /// Elements passed.
         got: usize,
     },
 }
@@ -62,16 +81,21 @@ pub struct Inference {
     pub outputs: Vec<Vec<u64>>,
     /// With `keep_shares`: this party's share of every tensor (tests).
     pub shares: Vec<Vec<u64>>,
+    /// This party's timings and traffic in the inference.
     pub record: Record,
 }
 
 /// What one party measured in one inference; daemons send theirs to the client for its report.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Record {
+    /// Wall-clock seconds of the offline pass: dealing and precomputing, before the input.
     pub offline_seconds: f64,
+    /// Wall-clock seconds from sharing the input to revealing the output.
     pub online_seconds: f64,
     /// Per-layer online seconds.
     pub layer_seconds: Vec<f64>,
+    /// This party's bytes, messages and depths per phase and layer, counted since the set-up
+    /// or its previous record (control traffic included; reports leave it out).
     pub stats: Stats,
 }
 
@@ -87,6 +111,8 @@ pub struct Engine<'m> {
 }
 
 impl<'m> Engine<'m> {
+    /// An interpreter for the party that holds `keys`; P1's `model` must carry the weights.
+    /// Run [`Engine::setup`] once before the first inference.
     pub fn new(model: &'m Model<'m>, keys: Keys) -> Self {
         Self {
             model,

@@ -16,8 +16,11 @@ use crate::role::Role;
 /// What one party did in a session.
 #[derive(Debug)]
 pub struct PartyRun {
+    /// The party whose measurements and results these are.
     pub role: Role,
+    /// Traffic of the session set-up (P1's masked weights to P0).
     pub setup: Stats,
+    /// One result per input, in input order.
     pub inferences: Vec<Inference>,
 }
 

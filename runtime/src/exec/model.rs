@@ -9,6 +9,7 @@ use crate::exec::step::Step;
 
 /// A program ready to run.
 pub struct Model<'a> {
+    /// The validated program the shapes and steps were built from.
     pub program: &'a Program,
     /// Shape of every tensor (0 = input).
     pub shapes: Vec<Shape>,

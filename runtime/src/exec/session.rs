@@ -22,7 +22,10 @@ use crate::role::Role;
 #[derive(Debug, Serialize, Deserialize)]
 pub enum SessionCmd {
     /// Client → server → helper: run inference `id` now (ids strictly increase).
-    Infer { id: u64 },
+    Infer {
+        /// Keys the inference's randomness streams; above every id used before in the session.
+        id: u64,
+    },
     /// Client → server → helper: the session is over.
     Close,
     /// Daemon → client: what the daemon measured in the last inference (totals only).
@@ -193,6 +196,7 @@ pub fn serve_for<T: Transport>(
 
 /// One inference as the client saw it, with the daemons' measurements.
 pub struct ClientResult {
+    /// P0's own result: the revealed outputs and its record.
     pub inference: Inference,
     /// P1's and P2's records.
     pub daemons: [Record; 2],

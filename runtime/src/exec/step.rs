@@ -17,38 +17,77 @@ pub enum Step<'a> {
     /// Convolution, fully connected or per-channel scale: the server-weighted map, truncation
     /// by f (the product has 2f fractional bits), then the bias.
     Linear {
+        /// The map `X ⊛ W` and its sizes: convolution, dense or per-channel scale.
         map: LinearMap<'a>,
         /// The server's (and the reference's) coefficients; `None` for P0 and P2.
         weight: Option<Vec<u64>>,
+        /// The server's (and the reference's) per-channel bias at f fractional bits, added
+        /// after truncation; `None` for P0 and P2, and for layers without a bias.
         bias: Option<Vec<u64>>,
     },
     /// A bias alone (scale-bias without scale): the server adds it, no protocol.
-    Bias { bias: Option<Vec<u64>> },
+    Bias {
+        /// The server's (and the reference's) per-channel bias at f fractional bits; `None`
+        /// for P0 and P2.
+        bias: Option<Vec<u64>>,
+    },
     /// Linear in the shares with public coefficients: each party applies it to its share;
     /// truncated when the coefficients are fractional (averages, bilinear weights).
     Local {
+        /// Which local layer, with its parameters.
         op: Local<'a>,
+        /// Shape of the (first) input.
         x: Shape,
+        /// Shape of the output.
         y: Shape,
+        /// Fractional bits f of the public coefficients, and the shift of the truncation.
         frac_bits: u8,
+        /// Whether the coefficients are fractional, so the result has 2f fractional bits and
+        /// is truncated back to f.
         truncate: bool,
     },
     /// Block ReLU over the input's tiling (`plane` = H·W).
-    BlockRelu { layout: BlockLayout, plane: usize },
+    BlockRelu {
+        /// Which pixels form each block (one DReLU per block) and which channels are zeroed;
+        /// the other channels pass unchanged.
+        layout: BlockLayout,
+        /// H·W of the input: elements per channel.
+        plane: usize,
+    },
     /// Clamp `n` values to raw fixed-point bounds.
-    Clip { lo: i64, hi: i64, n: usize },
+    Clip {
+        /// Lower bound (inclusive), raw fixed-point.
+        lo: i64,
+        /// Upper bound (inclusive), raw fixed-point.
+        hi: i64,
+        /// Elements of the tensor.
+        n: usize,
+    },
     /// Max over each output's window: `taps[t][o]` is the input index of output `o`'s
     /// t-th window value.
-    MaxPool { taps: Vec<Vec<u32>>, n: usize },
+    MaxPool {
+        /// For each window position t, the input index each output reads there (padding taps
+        /// repeat an in-bounds value).
+        taps: Vec<Vec<u32>>,
+        /// Elements of the output.
+        n: usize,
+    },
 }
 
 /// The local layers.
 pub enum Local<'a> {
+    /// Element-wise sum of two same-shaped tensors (residual connections).
     Add,
+    /// Channel concatenation: the inputs' data one after the other.
     Concat,
+    /// `C×H×W` to `(C·H·W)×1×1`; the data does not move.
     Flatten,
+    /// Spatial resize: nearest copies values; bilinear mixes them with public fractional
+    /// weights, so it is truncated.
     Upsample(UpsampleMode),
+    /// Window sums times the public reciprocal of the divisor, then truncation.
     AvgPool(&'a AvgPool),
+    /// Per-channel sums times the public `1 / (H·W)`, then truncation.
     GlobalAvgPool,
 }
 

@@ -23,11 +23,26 @@ pub trait Bilinear: Sync {
 #[derive(Clone, Debug)]
 pub enum LinearMap<'a> {
     /// A 2-D convolution from input shape `x` to output shape `y`.
-    Conv { op: &'a Conv2d, x: Shape, y: Shape },
+    Conv {
+        /// Channels, kernel, stride, padding, dilation and groups.
+        op: &'a Conv2d,
+        /// Input shape.
+        x: Shape,
+        /// Output shape.
+        y: Shape,
+    },
     /// A fully connected layer, `x` inputs to `y` outputs.
-    Dense { x: usize, y: usize },
+    Dense {
+        /// Input features.
+        x: usize,
+        /// Output features.
+        y: usize,
+    },
     /// Per-channel scaling of a tensor of shape `x`.
-    Scale { x: Shape },
+    Scale {
+        /// Shape of the scaled tensor; W has one coefficient per channel.
+        x: Shape,
+    },
 }
 
 impl Bilinear for LinearMap<'_> {

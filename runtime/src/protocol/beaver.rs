@@ -23,6 +23,7 @@ pub struct MulShape {
 }
 
 impl MulShape {
+    /// A plain product of two length-`n` vectors: no compression, `y[i]` multiplies `x[i]`.
     pub fn elementwise(n: usize) -> Self {
         Self {
             n_x: n,

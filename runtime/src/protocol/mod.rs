@@ -30,47 +30,82 @@ use crate::role::{Pair, Role};
 /// A protocol step failed.
 #[derive(Debug, Error)]
 pub enum ProtocolError {
+    /// The transport failed or timed out, or a peer aborted, while this party ran `step`.
     #[error("{role}, {step}: {source}")]
     Net {
+        /// The party that saw the failure.
         role: Role,
+        /// The step's message label, e.g. `product: open x − A, y − B`.
         step: &'static str,
+        /// What the transport reported.
         source: NetError,
     },
+    /// A peer's frame had the expected kind but not the step's payload size: the peer runs
+    /// another program or step, or misbehaves.
     #[error("{role}, {step}: {peer} sent {got} bytes, expected {expected}")]
     Length {
+        /// The receiving party.
         role: Role,
+        /// The step's message label.
         step: &'static str,
+        /// The sender.
         peer: Role,
+        /// Payload bytes the step expects: 8 per ring element, 1 per small value.
         expected: usize,
+        /// Payload bytes that arrived.
         got: usize,
     },
+    /// A peer sent a frame of another kind than the step receives.
     #[error("{role}, {step}: {peer} sent a {got:?} frame, expected {expected:?}")]
     Kind {
+        /// The receiving party.
         role: Role,
+        /// The step's message label.
         step: &'static str,
+        /// The sender.
         peer: Role,
+        /// The kind the step receives: ring elements or small values.
         expected: FrameKind,
+        /// The kind that arrived (an abort is reported as [`ProtocolError::Net`] instead).
         got: FrameKind,
     },
+    /// The program asks for a protocol option this runtime does not implement; the message
+    /// names the party and the option.
     #[error("{0}")]
     Unsupported(String),
+    /// The online pass found the offline pass's stash short of what a step needs, so the
+    /// two passes did not run the same steps.
     #[error("{role}: the offline pass left no {what} for the online pass")]
-    Preprocessing { role: Role, what: &'static str },
+    Preprocessing {
+        /// The party whose online pass ran short.
+        role: Role,
+        /// The missing item, e.g. `a product's triple`.
+        what: &'static str,
+    },
+    /// The cleartext reference reached a linear layer without its coefficients: its model
+    /// was built without the weights.
     #[error("the cleartext reference needs the weights; build its model with them")]
     NoWeights,
 }
 
+/// What every protocol function returns: its value, or the error that stopped the step.
 pub type Result<T> = std::result::Result<T, ProtocolError>;
 
 /// One party's view while running a protocol: its role, its keys, the network, and the
 /// address its randomness streams hang from.
 pub struct Party<'a> {
+    /// Which of the three parties runs the code: protocols branch on it.
     pub role: Role,
+    /// This party's pair secrets, from which [`Party::stream`] derives all its randomness.
     pub keys: &'a Keys,
+    /// The links to the other two parties; every message of the protocol goes through it.
     pub net: &'a mut dyn Transport,
     /// Where this protocol's streams live: the inference's scope and the path to this step.
     pub at: Addr,
+    /// The program's protocol choices: DReLU protocol, approximate comparison, truncation.
     pub config: ProtocolConfig,
+    /// Fractional bits f of the fixed-point encoding: truncation brings products from 2f
+    /// back to f.
     pub frac_bits: u8,
 }
 

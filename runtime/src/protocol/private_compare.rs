@@ -21,7 +21,11 @@ fn modp(v: i32) -> u8 {
 /// this order: masks s (n, non-zero), a permutation (n), the zero-sharing m (n), and for the
 /// corner case u (n).
 pub struct PcRandom<'a> {
+    /// Non-zero multipliers mod 67, one per bit position: they hide each term's value but
+    /// keep whether it is zero.
     pub s: &'a [u8],
+    /// The output position of each bit position's term, a permutation of `0..n`: it hides
+    /// where the zero is.
     pub perm: &'a [u8],
     /// P0 adds m_i, P1 subtracts it: hides each party's vector from the helper.
     pub m: &'a [u8],
@@ -106,9 +110,13 @@ pub fn draw(stream: &mut Stream, bits: u32, corner: bool, buf: &mut PcBuffers) {
 /// Reusable buffers for one comparison's randomness.
 #[derive(Default)]
 pub struct PcBuffers {
+    /// Backs [`PcRandom::s`]: n non-zero multipliers mod 67.
     pub s: Vec<u8>,
+    /// Backs [`PcRandom::perm`]: a permutation of `0..n`.
     pub perm: Vec<u8>,
+    /// Backs [`PcRandom::m`]: the n-element zero-sharing mod 67.
     pub m: Vec<u8>,
+    /// Backs [`PcRandom::u`]: drawn only for the corner case, else left as it was.
     pub u: Vec<u8>,
 }
 

@@ -10,7 +10,7 @@
 //!
 //! - With common masks r = r0 + r1 (mod 2^n), P_j sends ũ_j = u_j + r_j to P2 and keeps the
 //!   carry β_j. P2 learns x = ũ0 + ũ1 (mod 2^n), uniformly random, and its carry δ.
-//! - Then wrap = β0 + β1 + δ − α − [x < r] with α the carry of r0 + r1, and [x < r] comes from
+//! - Then wrap = β0 + β1 + δ − α − \[x < r\] with α the carry of r0 + r1, and \[x < r\] comes from
 //!   PrivateCompare(x, r − 1, η'') (η'' a common flip bit that hides the answer from P2).
 //!   Since wrap ∈ {0, 1} the sum equals its parity, so every term can be XORed.
 //! - P_j also sends P2 q_j = e_j ⊕ β_j ⊕ z_j (z_j common masks). P2 XORs q0, q1, δ and the
