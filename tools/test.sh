@@ -16,6 +16,8 @@ cargo fmt --all --check
 
 stage "runtime, party binaries and the compiler core build without libtorch"
 env -u LIBTORCH -u LD_LIBRARY_PATH cargo build --quiet -p ksnn-runtime -p ksnn-party -p ksnn-graph
+# What the compiler links: the runtime without its network stack.
+env -u LIBTORCH -u LD_LIBRARY_PATH cargo build --quiet -p ksnn-runtime --no-default-features
 
 stage "cargo clippy -D warnings"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
