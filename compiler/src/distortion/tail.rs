@@ -85,20 +85,6 @@ pub(super) struct Tail<'a> {
     last_use: Vec<usize>,
 }
 
-fn per_channel(op: &IrOp) -> bool {
-    matches!(
-        op,
-        IrOp::Relu
-            | IrOp::Clip { .. }
-            | IrOp::MaxPool(_)
-            | IrOp::AvgPool(_)
-            | IrOp::GlobalAvgPool
-            | IrOp::Pad(_)
-            | IrOp::Upsample(_)
-            | IrOp::Identity
-    )
-}
-
 impl<'a> Tail<'a> {
     pub fn new(exec: &'a Executor, clean: &'a [Tensor], layer: usize, sparse: bool) -> Self {
         let g = exec.graph();
@@ -156,7 +142,7 @@ impl<'a> Tail<'a> {
         };
         match (&n.op, ins) {
             (IrOp::Relu, [State::Sparse(_)]) if self.exec.has_block_relu(i) => None,
-            (op, [State::Sparse(v)]) if per_channel(op) => {
+            (op, [State::Sparse(v)]) if op.channelwise_without_parameters() => {
                 Some(State::Sparse(self.exec.apply(i, &[v], false)))
             }
             (IrOp::BatchNorm { .. } | IrOp::Affine { .. }, [State::Sparse(v)]) => {

@@ -110,6 +110,31 @@ impl IrOp {
         })
     }
 
+    /// Whether output channel c depends only on input channel c and the op has no
+    /// per-channel parameters, so it runs as is on any subset of channels (the distortion
+    /// tail carries one-channel perturbations through such ops). Exhaustive on purpose: a new
+    /// op must decide.
+    pub fn channelwise_without_parameters(&self) -> bool {
+        match self {
+            IrOp::Relu
+            | IrOp::Clip { .. }
+            | IrOp::MaxPool(_)
+            | IrOp::AvgPool(_)
+            | IrOp::GlobalAvgPool
+            | IrOp::Pad(_)
+            | IrOp::Upsample(_)
+            | IrOp::Identity => true,
+            // Per-channel parameters, or mixing channels.
+            IrOp::BatchNorm { .. }
+            | IrOp::Affine { .. }
+            | IrOp::Conv(_)
+            | IrOp::Linear(_)
+            | IrOp::Add
+            | IrOp::Concat
+            | IrOp::Flatten => false,
+        }
+    }
+
     /// Trainable parameters (PyTorch's count: batch norm has a weight and a bias).
     pub fn parameters(&self) -> u64 {
         match self {
