@@ -25,7 +25,9 @@ pub enum Phase {
 /// Bytes and messages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Traffic {
+    /// Payload bytes, without frame headers.
     pub bytes: u64,
+    /// Whole messages (a message split into several frames counts once).
     pub messages: u64,
 }
 
@@ -121,6 +123,7 @@ pub struct CountingTransport<T> {
 }
 
 impl<T: Transport> CountingTransport<T> {
+    /// Wraps `inner` with empty stats, at depth 0, attributing traffic to the set-up phase.
     pub fn new(inner: T) -> Self {
         Self {
             inner,
@@ -164,6 +167,7 @@ impl<T: Transport> CountingTransport<T> {
         std::mem::take(&mut self.stats)
     }
 
+    /// Unwraps the transport, dropping the measurements.
     pub fn into_inner(self) -> T {
         self.inner
     }

@@ -19,33 +19,75 @@ use crate::role::Role;
 /// One message between two parties: a payload kind, the sender's round depth, the bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// What the payload is (protocol data, link control, a session command, an abort), so the
+    /// receiver knows how to decode it.
     pub kind: FrameKind,
     /// Length of the longest chain of dependent messages ending in this one.
     pub depth: u32,
+    /// The message body, reassembled from its frames; its encoding depends on `kind`.
     pub payload: Vec<u8>,
 }
 
 /// A transport failure, naming the peer involved.
 #[derive(Debug, Error)]
 pub enum NetError {
+    /// The connection to the peer closed (or was dropped as dead) while a session needed it.
     #[error("{peer} disconnected")]
-    Disconnected { peer: Role },
+    Disconnected {
+        /// The party whose connection was lost.
+        peer: Role,
+    },
+    /// The peer sent nothing within the transport's timeout.
     #[error("no message from {peer} within {seconds:.1} s")]
-    Timeout { peer: Role, seconds: f64 },
+    Timeout {
+        /// The party that was expected to send.
+        peer: Role,
+        /// The timeout that ran out, in seconds.
+        seconds: f64,
+    },
+    /// The peer ended the session with an `Abort` frame.
     #[error("{peer} aborted the session: {reason}")]
-    Aborted { peer: Role, reason: String },
+    Aborted {
+        /// The party that aborted.
+        peer: Role,
+        /// Its stated reason, sanitised by [`peer_text`].
+        reason: String,
+    },
+    /// A new connection to the peer closed before it was ready: the TLS handshake or the
+    /// greeting failed, was refused or timed out.
     #[error("could not connect to {peer}: {reason}")]
-    ConnectFailed { peer: Role, reason: String },
+    ConnectFailed {
+        /// The party we tried to reach.
+        peer: Role,
+        /// What went wrong, for the log.
+        reason: String,
+    },
+    /// The peer sent bytes that are not a valid frame (bad header, payload over the limit).
     #[error("malformed frame from {peer}: {source}")]
-    Frame { peer: Role, source: FrameError },
+    Frame {
+        /// The party that sent the frame.
+        peer: Role,
+        /// Why the frame was rejected.
+        source: FrameError,
+    },
+    /// A well-formed message that this step of the protocol or session does not accept.
     #[error("unexpected message from {peer}: expected {expected}, got {got}")]
     Unexpected {
+        /// The party that sent it.
         peer: Role,
+        /// What the step was waiting for, in words.
         expected: String,
+        /// What arrived instead, in words.
         got: String,
     },
+    /// A socket or TLS operation with the peer failed (e.g. the TCP connect itself).
     #[error("i/o with {peer}: {source}")]
-    Io { peer: Role, source: std::io::Error },
+    Io {
+        /// The party on the other end of the connection.
+        peer: Role,
+        /// The underlying error.
+        source: std::io::Error,
+    },
 }
 
 /// Longest peer-supplied text (an abort reason) kept, in bytes.

@@ -10,7 +10,9 @@ use crate::role::Role;
 pub struct Received {
     /// The protocol step's label (`"wrap: masked values from P0"`), or `""` for a plain `recv`.
     pub step: &'static str,
+    /// The party that sent it.
     pub from: Role,
+    /// The message as it arrived.
     pub message: Message,
 }
 
@@ -21,6 +23,7 @@ pub struct RecordingTransport<T> {
 }
 
 impl<T: Transport> RecordingTransport<T> {
+    /// Wraps `inner` with an empty view.
     pub fn new(inner: T) -> Self {
         Self {
             inner,
@@ -33,6 +36,7 @@ impl<T: Transport> RecordingTransport<T> {
         std::mem::take(&mut self.view)
     }
 
+    /// Unwraps the transport, dropping any view not yet taken.
     pub fn into_inner(self) -> T {
         self.inner
     }

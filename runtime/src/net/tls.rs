@@ -16,8 +16,16 @@ use crate::role::Role;
 /// A certificate or configuration problem, naming the file.
 #[derive(Debug, Error)]
 pub enum TlsError {
+    /// A certificate, key, CA or CRL file could not be read or parsed.
     #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A problem not tied to one file: rustls refused the assembled configuration, a
+    /// certificate could not be generated, or a client name is invalid.
     #[error("TLS configuration: {0}")]
     Config(String),
 }
@@ -43,6 +51,8 @@ pub fn role_file(role: Role) -> &'static str {
 /// One party's TLS identity: its role, certificate chain, key, and the CA it trusts.
 #[derive(Clone)]
 pub struct Identity {
+    /// The role this party plays; [`Identity::load`] checks that the certificate names it
+    /// ([`role_name`]), and peers check the same name on their side.
     pub role: Role,
     chain: Vec<CertificateDer<'static>>,
     key: Arc<PrivateKeyDer<'static>>,

@@ -14,19 +14,27 @@ use ksnn_formats::FrameKind;
 /// and session commands in frames of different kinds).
 pub const PROTOCOL_VERSION: u16 = 3;
 
+/// A link-control message: what the transport itself says on a connection, as opposed to
+/// protocol data and session commands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
     /// First message on every connection, both ways.
     Hello {
+        /// The sender's role index (0 = P0, 1 = P1, 2 = P2); must match its certificate.
         role: u8,
+        /// The sender's program hash; must equal the receiver's.
         program: [u8; 32],
+        /// The sender's [`PROTOCOL_VERSION`]; must equal the receiver's.
         protocol: u16,
     },
     /// P0 opens a session (on its connections to P1 and P2).
     Open,
     /// First message of every session on each connection: the sender's fresh nonce for the
     /// pair secret (see [`super::keying`]).
-    Nonce { nonce: [u8; 32] },
+    Nonce {
+        /// 32 fresh random bytes from the sender.
+        nonce: [u8; 32],
+    },
     /// Liveness, outside any session: sent on a connection that has been quiet for a while,
     /// so a silent peer is dead, not slow.
     Ping,

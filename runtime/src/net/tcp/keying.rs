@@ -20,6 +20,7 @@ use crate::role::Pair;
 /// A session as the event loop hands it over: the exporter values are not yet fresh, so the
 /// only way to its [`Keys`] is [`Session::establish`].
 pub struct Session {
+    /// The session id P0 chose; it tags every frame of the session on each connection.
     pub id: u64,
     pub(super) transport: TcpTransport,
     /// The TLS exporter value of the connection to each peer (by role index).

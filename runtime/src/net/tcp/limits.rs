@@ -32,6 +32,7 @@ pub struct Limits {
     pub max_queued: usize,
     /// Bytes of frames parked for sessions that are not open yet, and how long they are kept.
     pub max_pending_bytes: usize,
+    /// How long frames for a not-yet-open session are parked before being dropped.
     pub pending_ttl: Duration,
 }
 

@@ -23,13 +23,21 @@ use crate::role::Role;
 /// How a node runs.
 #[derive(Clone)]
 pub struct NodeConfig {
+    /// This party's certificate, key and trusted CA, for mutual TLS on every connection.
     pub identity: Identity,
+    /// Address to accept connections on (daemons); `None` for a node that only connects (P0).
     pub listen: Option<SocketAddr>,
+    /// Hash of the compiled program; a peer greeting with a different one is refused.
     pub program_hash: ContentHash,
     /// How long a session waits for a message, and a connect for its greeting.
     pub timeout: Duration,
+    /// Largest frame payload accepted from or sent to a peer, in bytes; longer messages are
+    /// split into frames of at most this size.
     pub max_payload: u32,
+    /// Largest message (all its frames together) accepted from a peer after its greeting, in
+    /// bytes; checked before the payload is buffered.
     pub max_message: usize,
+    /// Caps on sessions, connections, queues and timers that bound what a peer can cost us.
     pub limits: Limits,
 }
 
