@@ -120,3 +120,24 @@ proptest! {
         }
     }
 }
+
+/// A program option this runtime cannot run is refused when the model is built, with the
+/// field named, not in the middle of a session.
+#[test]
+fn an_unsupported_drelu_protocol_is_refused_at_load() {
+    let (mut p, _) = tiny_cnn(4);
+    p.protocol.drelu = DreluProtocol::Fss;
+    let (p, w) = with_weights(p, 4, 0.5);
+    let e = Model::new(&p, Some(&w)).err().expect("refused");
+    assert!(e.to_string().contains("protocol.drelu"), "{e}");
+    let input = input_for(&p, 4);
+    let e = run_three(
+        &p,
+        &w,
+        &[input],
+        Keys::random_triple(),
+        &LocalOptions::default(),
+    )
+    .expect_err("refused");
+    assert!(e.to_string().contains("fss"), "{e}");
+}

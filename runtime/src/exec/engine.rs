@@ -60,6 +60,14 @@ pub enum ExecError {
         /// Elements passed.
         got: usize,
     },
+    /// The program or the weights cannot be run (refused by `Model::new`).
+    #[error("{role}: {source}")]
+    Model {
+        /// The party that loaded them.
+        role: Role,
+        /// What is wrong.
+        source: ksnn_formats::FormatError,
+    },
 }
 
 impl ExecError {
@@ -68,7 +76,8 @@ impl ExecError {
         match self {
             ExecError::Layer { role, .. }
             | ExecError::Step { role, .. }
-            | ExecError::InputSize { role, .. } => *role,
+            | ExecError::InputSize { role, .. }
+            | ExecError::Model { role, .. } => *role,
             ExecError::Output { .. } => Role::Client,
         }
     }

@@ -83,8 +83,9 @@ pub fn run_three(
     keys: [Keys; 3],
     options: &LocalOptions,
 ) -> Result<[PartyRun; 3], ExecError> {
-    let client_model = Model::new(program, None).expect("validated program");
-    let server_model = Model::new(program, Some(weights)).expect("weights checked by the caller");
+    let model_error = |role| move |source| ExecError::Model { role, source };
+    let client_model = Model::new(program, None).map_err(model_error(Role::Client))?;
+    let server_model = Model::new(program, Some(weights)).map_err(model_error(Role::Server))?;
     let results: [Result<PartyRun, ExecError>; 3] =
         on_three_with(&keys, options.timeout, |k, net| {
             let role = k.role();
