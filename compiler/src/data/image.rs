@@ -8,9 +8,13 @@ use super::{DataError, read};
 /// A planar image, values in `[0, 1]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Image {
+    /// 1 (grey) or 3 (RGB).
     pub channels: usize,
+    /// H in pixels.
     pub height: usize,
+    /// W in pixels.
     pub width: usize,
+    /// `C×H×W` planes, row-major.
     pub pixels: Vec<f32>,
 }
 

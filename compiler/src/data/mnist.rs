@@ -7,6 +7,8 @@ use ksnn_formats::idx;
 
 use super::{Classification, DataError, Split, read};
 
+/// One split from `dir` (the folder holding the four IDX files): 1×28×28 images, classes
+/// `0`–`9`.
 pub fn load(dir: &Path, split: Split) -> Result<Classification, DataError> {
     let prefix = match split {
         Split::Train => "train",
