@@ -14,7 +14,12 @@ pub enum Optimizer {
     /// Adam with tch's defaults (β = 0.9, 0.999; no weight decay).
     Adam,
     /// SGD with `momentum` and L2 `weight_decay`, as the seed trains.
-    Sgd { momentum: f64, weight_decay: f64 },
+    Sgd {
+        /// Momentum factor (`--momentum`, default 0.9).
+        momentum: f64,
+        /// L2 penalty added to the gradient (`--weight-decay`, default 0).
+        weight_decay: f64,
+    },
 }
 
 /// Learning-rate schedules of the seed (docs/original.md §6).
@@ -26,7 +31,7 @@ pub enum Schedule {
     Step {
         /// Epochs (0-based) from which one more factor `gamma` applies.
         milestones: Vec<usize>,
-        /// The factor per milestone passed (0.1 on the command line).
+        /// The factor per milestone passed (0.1 for `--schedule step`).
         gamma: f64,
     },
     /// `(1 - progress)^power`, floored at `min_lr`.
