@@ -13,6 +13,7 @@ use crate::torch::executor::Executor;
 /// What the calibration run found.
 #[derive(Clone, Debug)]
 pub struct Check {
+    /// Calibration images run through both models.
     pub images: usize,
     /// Images whose predicted class is the same in fixed point and in float.
     pub top1_agree: usize,
@@ -26,7 +27,8 @@ pub struct Check {
     pub over_limit: Vec<(String, f64)>,
 }
 
-/// The magnitude below which the approximate DReLU is exact: 2^(63 − g + k) raw units.
+/// The magnitude below which the approximate DReLU is exact: 2^(63 − g + k) raw units,
+/// returned in real units (2^(63 − g + k − f), capped at 2^62).
 pub fn compare_limit(p: &Program) -> f64 {
     let a = p.protocol.approx;
     let exp = 63 - i32::from(a.g) + i32::from(a.k) - i32::from(p.fixed_point.frac_bits);

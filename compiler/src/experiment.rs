@@ -16,31 +16,47 @@ use crate::data::Dataset;
 /// The cause is the error's source (anyhow's `{:#}` prints the chain).
 #[derive(Debug, Error)]
 pub enum ExperimentError {
+    /// The file could not be read.
     #[error("reading {}", .path.display())]
     Read {
+        /// The experiment file.
         path: PathBuf,
+        /// Why reading failed.
         source: std::io::Error,
     },
+    /// The file is not valid TOML or breaks the schema (unknown key, misspelt choice, value out
+    /// of range); the source names the line.
     #[error("{}", .path.display())]
     Parse {
+        /// The experiment file.
         path: PathBuf,
+        /// What is wrong and on which line.
         source: toml::de::Error,
     },
 }
 
+/// `[model]`: which model the pipeline runs — exactly one of `zoo` and `onnx` — and, for
+/// ONNX, its input normalisation.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelCfg {
+    /// A zoo model name (`mnist-cnn`, …), trained from scratch by the `train` stage.
     pub zoo: Option<String>,
+    /// An ONNX file, imported with ReLU6 → ReLU and the final softmax stripped.
     pub onnx: Option<PathBuf>,
+    /// Per-channel (or one) mean the ONNX model expects of pixels in [0, 1].
     pub mean: Option<Vec<f32>>,
+    /// Per-channel (or one) standard deviation, paired with `mean`.
     pub std: Option<Vec<f32>>,
 }
 
+/// `[data]`: the dataset every stage reads (training, distortion, calibration, accuracy).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataCfg {
+    /// The data root, as `--data` (default `data`).
     pub root: PathBuf,
+    /// The dataset, spelt as `--dataset` (default `mnist`).
     #[serde(with = "by_name")]
     pub dataset: Dataset,
     /// Images per split (quick runs).
@@ -57,10 +73,14 @@ impl Default for DataCfg {
     }
 }
 
+/// `[train]` and `[finetune]`: how long and how fast to train (the rest are the command's
+/// defaults).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Epochs {
+    /// Passes over the training split; 0 in `[train]` keeps the starting parameters.
     pub epochs: usize,
+    /// Peak learning rate.
     pub lr: f64,
 }
 
@@ -73,9 +93,11 @@ impl Default for Epochs {
     }
 }
 
+/// `[distortion]`: the measurement's sample size.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DistortionCfg {
+    /// Training images the distortion is averaged over (default 64).
     pub images: usize,
 }
 
@@ -85,10 +107,13 @@ impl Default for DistortionCfg {
     }
 }
 
+/// `[knapsack]`: the budget of the run's block spec and the solver.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnapsackCfg {
+    /// DReLU budget as a fraction of the model's plain-ReLU DReLUs (default 0.06).
     pub ratio: f64,
+    /// `lagrangian` (default) or `exact`, spelt as `--solver`.
     #[serde(with = "by_name")]
     pub solver: Solver,
 }
@@ -102,10 +127,14 @@ impl Default for KnapsackCfg {
     }
 }
 
+/// `[sweep]`: optional extra budgets, each knapsacked, fine-tuned and evaluated (the rate is
+/// `[finetune]`'s).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SweepCfg {
+    /// Budgets as fractions of the plain-ReLU DReLUs.
     pub ratios: Vec<f64>,
+    /// Fine-tuning epochs per budget.
     pub epochs: usize,
 }
 
@@ -118,13 +147,19 @@ impl Default for SweepCfg {
     }
 }
 
+/// `[compile]`: the fixed point, protocols and calibration of the compiled program, as
+/// `ksnn compile` takes them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompileCfg {
+    /// Training images the fixed-point reference is checked on (default 64).
     pub calibration: usize,
+    /// `local` (default) or `exact`, spelt as `--truncation`.
     #[serde(with = "by_name")]
     pub truncation: Truncation,
+    /// Fractional bits f of the fixed point (default 12).
     pub frac_bits: u8,
+    /// The DReLU protocol, spelt as `--drelu` (default `securenn`, the only one the runtime runs).
     #[serde(with = "by_name")]
     pub drelu: DreluProtocol,
     /// Approximate comparison (docs/original.md §7.9): shift right by `approx_k` bits…
@@ -150,6 +185,7 @@ impl Default for CompileCfg {
 }
 
 impl CompileCfg {
+    /// The program's fixed point: `frac_bits` in the 64-bit ring.
     pub fn fixed_point(&self) -> FixedPoint {
         FixedPoint {
             frac_bits: self.frac_bits,
@@ -157,6 +193,8 @@ impl CompileCfg {
         }
     }
 
+    /// The protocol settings the program records: DReLU protocol, approximate comparison,
+    /// truncation.
     pub fn protocol(&self) -> ProtocolConfig {
         ProtocolConfig {
             drelu: self.drelu,
@@ -169,9 +207,12 @@ impl CompileCfg {
     }
 }
 
+/// `[secure]`: the final three-party evaluation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecureCfg {
+    /// The first N MNIST test images, classified securely; the float accuracies use the same
+    /// images (default 200).
     pub images: usize,
 }
 
@@ -185,22 +226,32 @@ impl Default for SecureCfg {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
+    /// Where every stage writes its outputs and stamps; required in a file.
     pub run_dir: PathBuf,
+    /// `[model]`: the zoo model or ONNX file the run starts from.
     #[serde(default)]
     pub model: ModelCfg,
+    /// `[data]`: the dataset for every stage.
     #[serde(default)]
     pub data: DataCfg,
+    /// `[train]`: the base model's training (default 12 epochs at 3e-3).
     #[serde(default)]
     pub train: Epochs,
+    /// `[distortion]`: the sample the distortion is measured on.
     #[serde(default)]
     pub distortion: DistortionCfg,
+    /// `[knapsack]`: the run's DReLU budget and solver.
     #[serde(default)]
     pub knapsack: KnapsackCfg,
+    /// `[finetune]`: fine-tuning with the knapsack's spec (default 5 epochs at 2e-3).
     #[serde(default = "finetune_default")]
     pub finetune: Epochs,
+    /// `[sweep]`; without it the pipeline runs one budget.
     pub sweep: Option<SweepCfg>,
+    /// `[compile]`: the compiled program's fixed point and protocols.
     #[serde(default)]
     pub compile: CompileCfg,
+    /// `[secure]`: how many test images the three parties classify.
     #[serde(default)]
     pub secure: SecureCfg,
 }
@@ -213,6 +264,7 @@ fn finetune_default() -> Epochs {
 }
 
 impl Experiment {
+    /// Reads and checks an experiment file in full; every error names the file.
     pub fn load(path: &Path) -> Result<Self, ExperimentError> {
         let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read {
             path: path.to_owned(),
@@ -224,6 +276,8 @@ impl Experiment {
         })
     }
 
+    /// Parses experiment TOML strictly (unknown keys, misspelt choices and out-of-range
+    /// `approx_k`/`approx_g` are errors).
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
     }

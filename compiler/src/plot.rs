@@ -8,14 +8,22 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 use thiserror::Error;
 
+/// Why a chart could not be drawn.
 #[derive(Debug, Error)]
 pub enum PlotError {
     #[error(
         "no font for the plot's text: install fonts-dejavu-core or set KSNN_FONT to a .ttf file"
     )]
+    /// Neither `KSNN_FONT` nor a system DejaVu Sans could be loaded.
     NoFont,
+    /// Plotters failed to lay out or write the chart.
     #[error("drawing {path}: {reason}")]
-    Draw { path: String, reason: String },
+    Draw {
+        /// The PNG being drawn.
+        path: String,
+        /// What plotters reported.
+        reason: String,
+    },
 }
 
 const FONTS: &[&str] = &[
@@ -46,7 +54,9 @@ fn font() -> Result<(), PlotError> {
 
 /// One labelled series of `(x, y)` points.
 pub struct Series<'a> {
+    /// The legend entry.
     pub label: &'a str,
+    /// The points, joined in this order; x must be positive (the x axis is logarithmic).
     pub points: Vec<(f64, f64)>,
 }
 

@@ -16,7 +16,9 @@ use crate::ir::{Graph, IrOp, Params};
 /// Choices that are not in the graph.
 #[derive(Clone, Debug)]
 pub struct LowerOptions {
+    /// The ring and fractional bits every parameter and clip bound is rounded to.
     pub fixed_point: FixedPoint,
+    /// DReLU protocol, approximate comparison and truncation, recorded in the program.
     pub protocol: ProtocolConfig,
     /// What the first output means to the client.
     pub output: OutputKind,
@@ -32,31 +34,44 @@ impl Default for LowerOptions {
     }
 }
 
+/// Why a graph could not become a valid program; each names the node, parameter or layer.
 #[derive(Debug, Error)]
 pub enum LowerError {
+    /// Folding batch norms failed (a parameter missing or misshapen).
     #[error(transparent)]
     Rewrite(#[from] RewriteError),
+    /// A node the program cannot express, or parameters that do not fit its layer.
     #[error("node `{node}`: {what}")]
     Unsupported { node: String, what: String },
+    /// A parameter a layer needs is absent (by name, `node.weight` style).
     #[error("parameter `{0}` is missing")]
     Missing(String),
     #[error(
         "parameter `{name}`: value {value} does not fit the ring at {frac_bits} fractional bits"
     )]
+    /// A parameter's value times 2^f reaches 2^62 (or is not finite).
     Range {
+        /// The parameter's name (`node.weight` style).
         name: String,
+        /// The offending value, in real units.
         value: f32,
+        /// The fractional bits f it was rounded at.
         frac_bits: u8,
     },
+    /// A block-spec layer name is not a ReLU position of the graph.
     #[error("block spec layer `{0}` is not a ReLU layer of the model")]
     SpecLayer(String),
+    /// The assembled program or weights fail their own validation (a lowering bug or an
+    /// unsupported shape).
     #[error("the lowered program is invalid: {0}")]
     Format(#[from] FormatError),
 }
 
 /// A program and its weights, tied by each other's hashes.
 pub struct Lowered {
+    /// The public program, with the block spec in its `BlockRelu` layers and the weights' hash.
     pub program: Program,
+    /// The server's fixed-point weights, bound to the program's hash.
     pub weights: Weights,
 }
 
@@ -79,6 +94,8 @@ fn quantize(name: &str, data: &[f32], f: u8) -> Result<Vec<i64>, LowerError> {
         .collect()
 }
 
+/// Lowers `graph` with `params` and `spec` (see the module docs); the spec's layers must
+/// be ReLU positions, and every parameter must fit the ring at `opts.fixed_point`.
 pub fn lower(
     graph: &Graph,
     params: &Params,

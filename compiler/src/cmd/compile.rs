@@ -11,8 +11,10 @@ use super::{DataArgs, ModelArgs};
 use crate::stages::compile::CompileConfig;
 use crate::stages::{Data, Model};
 
+/// `ksnn compile`'s options; they become a [`CompileConfig`].
 #[derive(clap::Args)]
 pub struct CompileArgs {
+    /// The trained (usually fine-tuned) model to lower.
     #[command(flatten)]
     pub model: ModelArgs,
     /// Calibration images come from this dataset's training split.

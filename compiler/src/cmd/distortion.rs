@@ -14,10 +14,13 @@ use super::{DataArgs, ModelArgs};
 use crate::stages::distortion::DistortionConfig;
 use crate::stages::{Data, Model, ModelSource, load_data, load_model};
 
+/// `ksnn distortion`'s options; they become a [`DistortionConfig`].
 #[derive(clap::Args)]
 pub struct DistortionArgs {
+    /// The trained model to measure.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The images come from this dataset's training split.
     #[command(flatten)]
     pub data: DataArgs,
     /// Training images the distortion is averaged over (a fixed shuffle of the split).
@@ -54,6 +57,7 @@ impl TryFrom<&DistortionArgs> for DistortionConfig {
     }
 }
 
+/// `ksnn bench` subcommands.
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Perturbations per second three ways on the same measurements: the original's (one
@@ -61,6 +65,7 @@ pub enum BenchCommand {
     /// (many perturbations per pass, identical ones measured once), and ksnn's (batched and
     /// channel-sparse: see `ksnn distortion`). Checks that all three give the same noise.
     Distortion {
+        /// The zoo model to measure.
         #[arg(long, default_value = "resnet18-cifar")]
         model: String,
         /// Trained parameters (safetensors) instead of random ones.
@@ -70,6 +75,7 @@ pub enum BenchCommand {
         /// `ksnn distortion` does) instead of random ones.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The dataset under `--data`.
         #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
         dataset: Dataset,
         /// Images per perturbation.
@@ -88,6 +94,8 @@ pub enum BenchCommand {
     },
 }
 
+/// Runs a `ksnn bench` subcommand: times the three ways per layer, fails if their noise
+/// differs beyond float rounding, and prints the rates and the whole-model estimates.
 pub fn bench(b: BenchCommand) -> Result<()> {
     let BenchCommand::Distortion {
         model,

@@ -8,6 +8,7 @@ use ksnn_knapsack::Solver;
 
 use crate::stages::knapsack::{Budget, KnapsackConfig, write_spec};
 
+/// `ksnn knapsack`'s options; they become a [`KnapsackConfig`].
 #[derive(clap::Args)]
 pub struct KnapsackArgs {
     /// `distortion.json` from `ksnn distortion`.
@@ -48,16 +49,20 @@ impl TryFrom<&KnapsackArgs> for KnapsackConfig {
     }
 }
 
+/// `ksnn spec` subcommands.
 #[derive(clap::Subcommand)]
 pub enum SpecCommand {
     /// Convert the original's block-spec pickle (layer → int [C,2] arrays) to ksnn's JSON.
     Import {
+        /// The pickle file (a dict of layer name → NumPy int array of shape [C, 2]).
         pickle: PathBuf,
+        /// Where to write the JSON block spec.
         #[arg(long)]
         out: PathBuf,
     },
 }
 
+/// Runs a `ksnn spec` subcommand: reads the pickle with the safe reader and writes the JSON spec.
 pub fn spec(c: SpecCommand) -> Result<()> {
     let SpecCommand::Import { pickle, out } = c;
     let bytes = std::fs::read(&pickle).with_context(|| format!("reading {}", pickle.display()))?;

@@ -30,8 +30,11 @@ pub struct ModelSource {
     pub from: Option<PathBuf>,
 }
 
+/// The model options every model-taking subcommand flattens in: `--model`/`--from` and
+/// `--checkpoint`.
 #[derive(clap::Args)]
 pub struct ModelArgs {
+    /// `--model NAME` or `--from GRAPH` (exactly one).
     #[command(flatten)]
     pub source: ModelSource,
     /// Parameters saved by `ksnn train` (safetensors); they replace the starting point.
@@ -39,6 +42,7 @@ pub struct ModelArgs {
     pub checkpoint: Option<PathBuf>,
 }
 
+/// The dataset options every data-taking subcommand flattens in: `--data`, `--dataset`, `--limit`.
 #[derive(clap::Args)]
 pub struct DataArgs {
     /// Dataset root (tools/setup.sh installs MNIST in ./data/mnist).
@@ -53,6 +57,7 @@ pub struct DataArgs {
     pub limit: Option<usize>,
 }
 
+/// Parses `C,H,W` (`--input-shape 1,28,28`) for clap; the error says which part is wrong.
 pub fn parse_shape(s: &str) -> Result<Shape, String> {
     let v: Vec<u32> = s
         .split(',')

@@ -27,6 +27,7 @@ pub struct ImportArgs {
     /// become (x - mean) / std before the first layer.
     #[arg(long, value_delimiter = ',')]
     pub mean: Option<Vec<f32>>,
+    /// Standard deviation for the normalisation above, per channel or one value.
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
     /// Replace ReLU6 (clip to [0,6]) by ReLU positions the knapsack can budget.
@@ -41,6 +42,8 @@ pub struct ImportArgs {
     pub strip_softmax: bool,
 }
 
+/// `ksnn version`: versions and devices, and a small matrix product that proves libtorch
+/// really loads and computes.
 pub fn report() -> Result<()> {
     println!("ksnn {}", env!("CARGO_PKG_VERSION"));
     println!("libtorch {}", env!("KSNN_LIBTORCH_VERSION"));
@@ -85,6 +88,7 @@ impl From<ImportArgs> for ImportConfig {
     }
 }
 
+/// `ksnn info`: the node table and a one-line summary of a zoo model or graph file.
 pub fn info(model: &ModelArgs) -> Result<()> {
     let (graph, _) = Model::try_from(model)?.source.load()?;
     print!("{}", table(&graph)?);

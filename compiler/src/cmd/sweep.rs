@@ -9,11 +9,13 @@ use super::{DataArgs, ModelArgs};
 use crate::stages::sweep::SweepConfig;
 use crate::stages::{Data, Model};
 
+/// `ksnn sweep`'s options; they become a [`SweepConfig`].
 #[derive(clap::Args)]
 pub struct SweepArgs {
     /// The trained model (pass --checkpoint with the parameters distortion was measured on).
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Fine-tuning uses the training split, the accuracies the test split.
     #[command(flatten)]
     pub data: DataArgs,
     /// `distortion.json` from `ksnn distortion` on the same model.
@@ -26,11 +28,13 @@ pub struct SweepArgs {
         default_value = "0.01,0.03,0.06,0.1,0.25,1"
     )]
     pub ratios: Vec<f64>,
+    /// The knapsack solver used at every budget.
     #[arg(long, value_enum, default_value_t = Solver::Lagrangian)]
     pub solver: Solver,
     /// Fine-tuning epochs per budget.
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
+    /// Fine-tuning learning rate (no warm-up).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// Directory for specs, checkpoints, `sweep.md`, `sweep.json` and `sweep.png`.

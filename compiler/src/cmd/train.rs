@@ -12,6 +12,7 @@ use crate::stages::{Data, Model};
 /// Optimisers `--optimizer` offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OptimizerKind {
+    /// Adam without weight decay (the default).
     Adam,
     /// With --momentum and --weight-decay, as the seed trains.
     Sgd,
@@ -22,6 +23,7 @@ pub enum OptimizerKind {
 pub enum ScheduleKind {
     /// Linear decay to 1e-5.
     Poly,
+    /// The peak rate throughout (after the warm-up).
     Constant,
     /// ×0.1 at each epoch of --milestones.
     Step,
@@ -34,17 +36,22 @@ pub struct TrainArgs {
     /// two cores).
     #[arg(long, default_value_t = 12)]
     pub epochs: usize,
+    /// Images per optimisation step.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Peak learning rate (linear warm-up, then the schedule).
     #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
+    /// The optimiser.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
     pub optimizer: OptimizerKind,
+    /// SGD momentum (ignored by Adam).
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
+    /// SGD L2 weight decay (ignored by Adam).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// How the rate changes over epochs after the warm-up.
     #[arg(long, value_enum, default_value_t = ScheduleKind::Poly)]
     pub schedule: ScheduleKind,
     /// Epochs at which `--schedule step` multiplies the rate by 0.1 (comma-separated).

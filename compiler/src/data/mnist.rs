@@ -8,6 +8,8 @@ use ksnn_formats::image::mnist::{self, Set};
 
 use super::{Classification, DataError, Split};
 
+/// One split from `dir` (the folder holding the four IDX files): 1×28×28 images, classes
+/// `0`–`9`.
 pub fn load(dir: &Path, split: Split) -> Result<Classification, DataError> {
     let set = match split {
         Split::Train => Set::Train,

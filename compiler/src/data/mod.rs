@@ -16,12 +16,22 @@ use thiserror::Error;
 /// A dataset problem, with where it is.
 #[derive(Debug, Error)]
 pub enum DataError {
+    /// A file is unreadable or its content is wrong.
     #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file (or folder) at fault.
+        path: PathBuf,
+        /// What is wrong with it, for a person.
+        reason: String,
+    },
+    /// A folder or file is not where or what the dataset's layout requires.
     #[error("{path}: {reason} (expected {expected})")]
     Layout {
+        /// The folder or file at fault.
         path: PathBuf,
+        /// What was found instead.
         reason: String,
+        /// The layout the loader needs, e.g. `root/<class>/<image>.jpg`.
         expected: &'static str,
     },
     #[error(transparent)]
@@ -29,6 +39,7 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// A [`DataError::File`] for `path`.
     pub fn file(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
         DataError::File {
             path: path.into(),
@@ -40,27 +51,36 @@ impl DataError {
 /// Which part of a dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
+    /// The split models train on (and distortion and calibration sample).
     Train,
+    /// The held-out split accuracies are reported on.
     Test,
 }
 
 /// Images of one size with class labels, pixels in `[0, 1]`, `N×C×H×W` row-major.
 #[derive(Clone, Debug)]
 pub struct Classification {
+    /// C: 1 for grey (MNIST), 3 for RGB.
     pub channels: usize,
+    /// H in pixels, the same for every image.
     pub height: usize,
+    /// W in pixels, the same for every image.
     pub width: usize,
+    /// All images back to back, `N×C×H×W` row-major, values in `[0, 1]`.
     pub pixels: Vec<f32>,
+    /// One class index per image, below the number of classes.
     pub labels: Vec<u32>,
     /// Class names when the dataset has them.
     pub classes: Vec<String>,
 }
 
 impl Classification {
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

@@ -10,14 +10,18 @@ use ksnn_formats::image::{self, Image};
 /// The dataset layouts known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
+    /// ADE20K: `images/{training,validation}/` and `annotations/…` with the same stems.
     Ade20k,
+    /// Pascal VOC: `JPEGImages/`, `SegmentationClass/`, split lists in `ImageSets/Segmentation/`.
     Voc,
 }
 
 /// One image and its class-id mask.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pair {
+    /// The JPEG image.
     pub image: PathBuf,
+    /// The PNG of class ids (255 = ignore); it must have the image's size.
     pub mask: PathBuf,
 }
 

@@ -24,12 +24,18 @@ use ksnn_graph::ir::{Graph, IrOp};
 /// One ReLU layer and the block sizes its channels may take.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerOptions {
+    /// The ReLU node's name: the block spec's key for this layer.
     pub name: String,
     /// Node index of the ReLU in the graph.
     pub node: usize,
+    /// C of the ReLU's output: one block choice per channel.
     pub channels: u32,
+    /// Height of the ReLU's output map (pixels); blocks are fitted and costed on it.
     pub h: u32,
+    /// Width of the ReLU's output map (pixels).
     pub w: u32,
+    /// The candidate blocks, the knapsack's options (the candidate list for this map size,
+    /// without `[1,0]`); noise rows are indexed in this order.
     pub options: Vec<Block>,
 }
 
@@ -63,6 +69,8 @@ pub struct Clean {
 }
 
 impl Clean {
+    /// Runs the model on `images` (`N×C×H×W`, normalised) without gradients and keeps every
+    /// tensor.
     pub fn new(exec: &Executor, images: &Tensor) -> Self {
         let tensors = tch::no_grad(|| exec.forward_all(images, false));
         Self {

@@ -17,7 +17,9 @@ pub const CHANNELS_PER_ITEM: u32 = 8;
 /// A slice of one layer's channels.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
+    /// Index of the layer in the store's [`Meta::layers`].
     pub layer: usize,
+    /// The channels measured, at most [`CHANNELS_PER_ITEM`] of them.
     pub channels: Range<u32>,
 }
 
@@ -40,13 +42,17 @@ pub fn items(layers: &[LayerOptions]) -> Vec<Item> {
 /// Shard `index` of `count` (`--shard i/n`, 0-based): every item whose position ≡ i mod n.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
+    /// This shard's number i, `0 ≤ i < count`.
     pub index: usize,
+    /// The number of shards n (1 = everything).
     pub count: usize,
 }
 
 impl Shard {
+    /// Every item: the unsharded run.
     pub const ALL: Shard = Shard { index: 0, count: 1 };
 
+    /// Parses `i/n` (`--shard 0/4`); needs `0 ≤ i < n`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (i, n) = s.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
         let (index, count) = (
@@ -63,6 +69,7 @@ impl Shard {
         Ok(Self { index, count })
     }
 
+    /// Whether the item at `position` (in [`items`] order) belongs to this shard.
     pub fn owns(&self, position: usize) -> bool {
         position % self.count == self.index
     }
@@ -71,58 +78,87 @@ impl Shard {
 /// What a distortion directory measures; a second run must agree with it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
+    /// The graph's name.
     pub model: String,
     /// Hash of the graph and its parameters.
     pub fingerprint: String,
+    /// Training images in the sample.
     pub images: usize,
+    /// Every ReLU layer with its candidate blocks, in graph order.
     pub layers: Vec<LayerOptions>,
 }
 
 /// One layer's measurements: `noise[channel][option]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerDistortion {
+    /// The layer and its candidates (flattened into the same JSON object).
     #[serde(flatten)]
     pub layer: LayerOptions,
+    /// Mean squared output error per channel, per candidate in `layer.options` order.
     pub noise: Vec<Vec<f64>>,
 }
 
 /// The merged result (`distortion.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Distortion {
+    /// The graph's name.
     pub model: String,
+    /// Hash of the graph and its parameters, as in [`Meta`].
     pub fingerprint: String,
+    /// Training images the noise is averaged over.
     pub images: usize,
+    /// Every ReLU layer's measurements, in graph order.
     pub layers: Vec<LayerDistortion>,
 }
 
+/// Why a distortion directory or file cannot be used; each names the path.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// Reading, writing or renaming a file failed.
     #[error("{path}: {error}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         error: std::io::Error,
     },
+    /// A file is not the JSON it should be.
     #[error("{path}: {error}")]
     Json {
+        /// The file.
         path: PathBuf,
+        /// What is wrong and where.
         error: serde_json::Error,
     },
     #[error(
         "{dir} holds distortion of another model, parameters, sample or candidate list; use another --out or delete it"
     )]
-    Mismatch { dir: PathBuf },
+    /// The directory's `meta.json` differs from this run's (another model, checkpoint, sample
+    /// size or candidate list).
+    Mismatch {
+        /// The distortion directory (`--out`).
+        dir: PathBuf,
+    },
     #[error(
         "{missing} of {total} work items are not measured yet (first: layer `{first}`); run the remaining shards"
     )]
+    /// `merge` found work items without results.
     Incomplete {
+        /// Items not measured yet.
         missing: usize,
+        /// All items.
         total: usize,
+        /// The layer of the first missing item.
         first: String,
     },
+    /// A result file has the wrong number of rows or options.
     #[error("{path}: holds {got} values, expected {expected}")]
     Size {
+        /// The result file.
         path: PathBuf,
+        /// Values (channels × options) it should hold.
         expected: usize,
+        /// Values it holds.
         got: usize,
     },
 }
@@ -176,6 +212,7 @@ impl Store {
         })
     }
 
+    /// What this directory measures.
     pub fn meta(&self) -> &Meta {
         &self.meta
     }
@@ -188,10 +225,12 @@ impl Store {
         ))
     }
 
+    /// Whether `item` has its result file (finished items are skipped on resume).
     pub fn done(&self, item: &Item) -> bool {
         self.path(item).is_file()
     }
 
+    /// Writes `item`'s noise (`[channel][option]`) atomically, marking it done.
     pub fn save(&self, item: &Item, noise: &[Vec<f64>]) -> Result<(), StoreError> {
         write_json(&self.path(item), &noise)
     }
@@ -241,6 +280,7 @@ impl Store {
 }
 
 impl Distortion {
+    /// Reads a `distortion.json`.
     pub fn load(path: &Path) -> Result<Self, StoreError> {
         read_json(path)
     }

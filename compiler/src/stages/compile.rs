@@ -15,8 +15,11 @@ use ksnn_graph::lower::{self, LowerOptions};
 use super::train::{load_with_spec, read_spec};
 use super::{Data, Model, load_data};
 
+/// What `ksnn compile` (and the pipeline's compile stage) needs: the trained model, its spec,
+/// the fixed point and protocol to lower to, and the calibration check.
 #[derive(Clone, Debug)]
 pub struct CompileConfig {
+    /// The trained (usually fine-tuned) model to lower; its checkpoint gives the weights.
     pub model: Model,
     /// Calibration images come from this dataset's training split.
     pub data: Data,
@@ -24,6 +27,8 @@ pub struct CompileConfig {
     pub spec: Option<PathBuf>,
     /// Calibration images for the fixed-point check.
     pub calibration: usize,
+    /// The program's ring and fractional bits f (`--frac-bits`); every parameter is quantized to
+    /// it.
     pub fixed_point: FixedPoint,
     /// Truncation, DReLU protocol and approximate comparison, recorded in the program.
     pub protocol: ProtocolConfig,

@@ -13,8 +13,11 @@ use ksnn_compiler::torch::train;
 
 use super::{Data, Model, fingerprint, load_data, load_model};
 
+/// What `ksnn distortion` (and the pipeline's distortion stage) measures, and where it keeps the
+/// results.
 #[derive(Clone, Debug)]
 pub struct DistortionConfig {
+    /// The trained model whose ReLU layers are perturbed; its fingerprint pins the store.
     pub model: Model,
     /// Its training split gives the images.
     pub data: Data,

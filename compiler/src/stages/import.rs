@@ -7,12 +7,14 @@ use anyhow::Result;
 use ksnn_graph::ir::{Graph, rewrite};
 use ksnn_graph::onnx::ImportOptions;
 
+/// What `ksnn import` (and the pipeline's ONNX import) does: which file, where to, which rewrites.
 #[derive(Clone, Debug)]
 pub struct ImportConfig {
     /// The .onnx file (its external data files are read from the same folder).
     pub onnx: PathBuf,
     /// Where to write the graph.
     pub out: PathBuf,
+    /// Input shape, normalisation and softmax handling passed to the ONNX importer.
     pub options: ImportOptions,
     /// Replace ReLU6 by ReLU positions the knapsack can budget.
     pub relu6_to_relu: bool,
@@ -20,6 +22,8 @@ pub struct ImportConfig {
     pub maxpool_to_avgpool: bool,
 }
 
+/// Imports the ONNX file, applies the chosen rewrites and writes the graph file, printing a
+/// summary.
 pub fn run(c: &ImportConfig) -> Result<()> {
     let mut file = ksnn_graph::onnx::import(&c.onnx, &c.options)?;
     if c.relu6_to_relu {

@@ -18,11 +18,14 @@ pub enum Budget {
     Drelus(u64),
 }
 
+/// What `ksnn knapsack` (and the pipeline's knapsack stage) solves, and where the spec goes.
 #[derive(Clone, Debug)]
 pub struct KnapsackConfig {
     /// `distortion.json` from the distortion stage.
     pub distortion: PathBuf,
+    /// How many DReLUs per inference the chosen blocks may cost in total.
     pub budget: Budget,
+    /// Exact DP or the Lagrangian relaxation with a certified gap.
     pub solver: Solver,
     /// Where to write the block spec (JSON).
     pub out: PathBuf,
@@ -30,9 +33,13 @@ pub struct KnapsackConfig {
 
 /// What the solver chose.
 pub struct Chosen {
+    /// One block per channel of every ReLU layer in the distortion file.
     pub spec: BlockSpec,
+    /// DReLUs per inference the chosen blocks cost (at most `budget`).
     pub drelus: u64,
+    /// The budget in DReLUs, after a ratio is turned into a count (floored).
     pub budget: u64,
+    /// DReLUs per inference with plain ReLUs everywhere (Σ C·H·W over the ReLU layers).
     pub full: u64,
 }
 
@@ -129,6 +136,7 @@ pub fn solve(d: &Distortion, budget: Budget, solver: Solver) -> Result<Chosen> {
     })
 }
 
+/// Loads the distortion, solves, and writes the spec as JSON to `c.out`.
 pub fn run(c: &KnapsackConfig) -> Result<Chosen> {
     let d = Distortion::load(&c.distortion)?;
     let chosen = solve(&d, c.budget, c.solver)?;
@@ -143,6 +151,7 @@ pub fn run(c: &KnapsackConfig) -> Result<Chosen> {
     Ok(chosen)
 }
 
+/// Writes `spec` as JSON, creating the parent folder; the file `ksnn finetune --spec` takes.
 pub fn write_spec(spec: &BlockSpec, out: &Path) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;

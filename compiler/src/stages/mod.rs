@@ -31,6 +31,7 @@ pub enum ModelSource {
 /// A model and the parameters to start from.
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// Where the graph (and, for a graph file, its initial parameters) comes from.
     pub source: ModelSource,
     /// Parameters saved by `ksnn train`; they replace the starting point.
     pub checkpoint: Option<PathBuf>,
@@ -39,7 +40,10 @@ pub struct Model {
 /// A dataset and how much of it to use.
 #[derive(Clone, Debug)]
 pub struct Data {
+    /// The data root (`--data`): the folder holding each dataset's usual folder, or that
+    /// folder itself.
     pub root: PathBuf,
+    /// Which dataset and on-disk layout to read; its image shape must equal the model's input.
     pub dataset: Dataset,
     /// Only the first N images of each split (quick runs).
     pub limit: Option<usize>,
@@ -47,8 +51,12 @@ pub struct Data {
 
 /// A model ready to run: its graph, parameters in a var store, and the executor.
 pub struct Loaded {
+    /// The model's IR as loaded; it fixes the input shape, mean/std and the ReLU-layer names.
     pub graph: Graph,
+    /// The trainable parameters (on the GPU when present), named after the graph's nodes;
+    /// what a checkpoint saves.
     pub vs: nn::VarStore,
+    /// Runs `graph` with the parameters in `vs`; carries the block spec when one is installed.
     pub exec: Executor,
 }
 
@@ -65,6 +73,8 @@ impl ModelSource {
     }
 }
 
+/// Builds the model on the best device, then overwrites its fresh parameters with the graph
+/// file's and then the checkpoint's (the later source wins).
 pub fn load_model(model: &Model) -> Result<Loaded> {
     let (graph, params) = model.source.load()?;
     let mut vs = nn::VarStore::new(Device::cuda_if_available());
@@ -78,6 +88,8 @@ pub fn load_model(model: &Model) -> Result<Loaded> {
     Ok(Loaded { graph, vs, exec })
 }
 
+/// One split of `data` at the model's input size, cut to `data.limit`; an image shape other
+/// than the graph's input is an error naming both.
 pub fn load_data(data: &Data, graph: &Graph, split: Split) -> Result<Classification> {
     let name = name_of(&data.dataset);
     let mut d = data
@@ -97,6 +109,7 @@ pub fn load_data(data: &Data, graph: &Graph, split: Split) -> Result<Classificat
     Ok(d)
 }
 
+/// Builds the zoo model `name`; an unknown name is an error listing the zoo.
 pub fn zoo(name: &str) -> Result<Graph> {
     ksnn_graph::ir::zoo::build(name).ok_or_else(|| {
         anyhow!(

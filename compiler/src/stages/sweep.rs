@@ -14,18 +14,23 @@ use super::knapsack::{Budget, solve, write_spec};
 use super::train::{TrainConfig, eval};
 use super::{Data, Model, ModelSource};
 
+/// What `ksnn sweep` (and the pipeline's `[sweep]`) runs: one knapsack + fine-tune + evaluation per
+/// ratio.
 #[derive(Clone, Debug)]
 pub struct SweepConfig {
     /// The trained model distortion was measured on.
     pub model: Model,
+    /// Fine-tuning uses its training split, the accuracies its test split.
     pub data: Data,
     /// `distortion.json` of the same model.
     pub distortion: PathBuf,
     /// Budgets as fractions of the model's DReLUs.
     pub ratios: Vec<f64>,
+    /// The knapsack solver used at every budget.
     pub solver: Solver,
     /// Fine-tuning epochs per budget.
     pub epochs: usize,
+    /// Fine-tuning learning rate (the same at every budget, no warm-up).
     pub lr: f64,
     /// Directory for specs, checkpoints, `sweep.md`, `sweep.json` and `sweep.png`.
     pub out: PathBuf,
@@ -41,6 +46,8 @@ struct Point {
     accuracy: f64,
 }
 
+/// Runs every budget, then writes `sweep.md`, `sweep.json` and `sweep.png` (accuracy against
+/// DReLUs, before and after fine-tuning).
 pub fn run(a: &SweepConfig) -> Result<()> {
     ensure!(
         a.model.checkpoint.is_some() || matches!(a.model.source, ModelSource::File(_)),

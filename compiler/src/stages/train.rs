@@ -13,7 +13,9 @@ use super::{Data, Loaded, Model, load_data, load_model};
 /// One training (or, with a spec, fine-tuning) run.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// The model to train; its checkpoint, if any, is the starting point.
     pub model: Model,
+    /// Trains on its training split and reports accuracy on its test split.
     pub data: Data,
     /// Train with block ReLUs from this spec.
     pub spec: Option<PathBuf>,

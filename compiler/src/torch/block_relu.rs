@@ -48,6 +48,8 @@ impl BlockRelu {
         Self { groups, all_relu }
     }
 
+    /// Applies the layer to `x` (`N×C×H×W`): each channel times its block mask; the gradient
+    /// flows through the kept pixels only.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         if self.all_relu {
             return x.relu();

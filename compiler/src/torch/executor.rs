@@ -31,17 +31,25 @@ pub struct Executor {
 /// A block spec that does not fit the graph.
 #[derive(Debug, Error)]
 pub enum SpecError {
+    /// The spec names a layer that is not a ReLU position of the graph.
     #[error("block spec layer `{0}` is not a ReLU layer of the model (see `ksnn info`)")]
     UnknownLayer(String),
+    /// The spec gives a layer a block per channel for a different channel count.
     #[error("block spec layer `{layer}` has {got} channels, the model has {expected}")]
     Channels {
+        /// The ReLU layer's name (a node name).
         layer: String,
+        /// Channels of the layer in the graph.
         expected: usize,
+        /// Blocks the spec gives it.
         got: usize,
     },
+    /// A block is invalid or larger than the layer's map.
     #[error("block spec layer `{layer}`: {problem}")]
     Block {
+        /// The ReLU layer's name (a node name).
         layer: String,
+        /// What is wrong with the block, from the formats' spec check.
         problem: ksnn_formats::Problem,
     },
 }
@@ -49,16 +57,23 @@ pub enum SpecError {
 /// Parameters that do not fit the graph's variables.
 #[derive(Debug, Error)]
 pub enum ParamError {
+    /// A variable of the graph has no value in the parameters (by name).
     #[error("parameter `{0}` is missing")]
     Missing(String),
+    /// A parameter's dimensions differ from its variable's.
     #[error("parameter `{name}` has shape {got:?}, the graph needs {expected:?}")]
     Shape {
+        /// The variable, `node.weight` style.
         name: String,
+        /// The variable's dimensions, as the graph builds it.
         expected: Vec<i64>,
+        /// The parameter's dimensions.
         got: Vec<u32>,
     },
+    /// A parameter matches no variable (a wrong or stale name), by name.
     #[error("parameter `{0}` belongs to no node of the graph")]
     Unknown(String),
+    /// libtorch failed to copy or convert the values.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
@@ -176,6 +191,7 @@ impl Executor {
         })
     }
 
+    /// The graph this executor runs (input shape, mean/std, nodes).
     pub fn graph(&self) -> &Graph {
         &self.graph
     }

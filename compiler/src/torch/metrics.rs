@@ -7,6 +7,7 @@ use tch::{Kind, Tensor};
 /// Pixels counted by (label, prediction).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Confusion {
+    /// Number of classes K; labels at or above it (and 255) are not counted.
     pub classes: usize,
     /// Row-major `classes × classes`: `counts[label * classes + predicted]`.
     pub counts: Vec<u64>,
@@ -16,6 +17,7 @@ pub struct Confusion {
 pub const IGNORE: i64 = 255;
 
 impl Confusion {
+    /// An empty matrix for `classes` classes.
     pub fn new(classes: usize) -> Self {
         Self {
             classes,

@@ -11,38 +11,59 @@ use crate::torch::executor::Executor;
 /// Optimiser choice.
 #[derive(Clone, Copy, Debug)]
 pub enum Optimizer {
+    /// Adam with tch's defaults (β = 0.9, 0.999; no weight decay).
     Adam,
-    Sgd { momentum: f64, weight_decay: f64 },
+    /// SGD with `momentum` and L2 `weight_decay`, as the seed trains.
+    Sgd {
+        /// Momentum factor (`--momentum`, default 0.9).
+        momentum: f64,
+        /// L2 penalty added to the gradient (`--weight-decay`, default 0).
+        weight_decay: f64,
+    },
 }
 
 /// Learning-rate schedules of the seed (docs/original.md §6).
 #[derive(Clone, Debug)]
 pub enum Schedule {
+    /// The base rate throughout (after the warm-up).
     Constant,
     /// Multiply by `gamma` at each epoch in `milestones`.
     Step {
+        /// Epochs (0-based) from which one more factor `gamma` applies.
         milestones: Vec<usize>,
+        /// The factor per milestone passed (0.1 for `--schedule step`).
         gamma: f64,
     },
     /// `(1 - progress)^power`, floored at `min_lr`.
     Poly {
+        /// The decay's exponent (1 = linear).
         power: f64,
+        /// The rate never falls below this.
         min_lr: f64,
     },
 }
 
+/// How [`train`] optimises: epochs, batch, rate, optimiser, schedule, augmentation, seed.
+/// `Default` is a short Adam run with a linear (poly 1) decay and 2-pixel shifts.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// Passes over the training set.
     pub epochs: usize,
+    /// Images per optimisation step (the last batch of an epoch may be smaller).
     pub batch: usize,
+    /// The peak learning rate; warm-up and schedule scale it.
     pub lr: f64,
+    /// Adam or SGD.
     pub optimizer: Optimizer,
+    /// How the rate changes with the step or epoch after the warm-up.
     pub schedule: Schedule,
     /// Linear warm-up over this many steps from 1 % of the rate.
     pub warmup_steps: usize,
     /// Random shifts of up to this many pixels.
     pub shift: i64,
+    /// libtorch's random seed (shuffle and shifts), so a run can be repeated.
     pub seed: i64,
+    /// Show a per-epoch progress bar (off in tests).
     pub progress: bool,
 }
 
@@ -68,8 +89,11 @@ impl Default for TrainConfig {
 /// Per-epoch results.
 #[derive(Clone, Debug)]
 pub struct Epoch {
+    /// Mean cross-entropy over the epoch's training batches (with augmentation).
     pub loss: f64,
+    /// Top-1 accuracy on the training batches as they were trained (augmented, training mode).
     pub train_accuracy: f64,
+    /// Top-1 accuracy on the held-out set after the epoch, when one was given.
     pub test_accuracy: Option<f64>,
 }
 

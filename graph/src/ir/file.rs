@@ -13,6 +13,7 @@ use super::{Graph, IrError, Params};
 /// A graph file's contents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraphFile {
+    /// The model, checked for consistent shapes on load.
     pub graph: Graph,
     /// Initial parameter values; empty for a graph to train from scratch.
     pub params: Params,
@@ -23,15 +24,19 @@ pub struct GraphFile {
 /// A graph file that cannot be read.
 #[derive(Debug, Error)]
 pub enum GraphFileError {
+    /// Reading or writing the file failed.
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
+    /// The envelope or its body is damaged or not a graph file.
     #[error("{path}: {error}")]
     Format { path: String, error: FormatError },
+    /// The file decodes but its graph does not hold together.
     #[error("{path}: {error}")]
     Graph { path: String, error: IrError },
 }
 
 impl GraphFile {
+    /// The `KSNNGRF` envelope with the postcard body, as written to `model.ksnn-graph`.
     pub fn encode(&self) -> Vec<u8> {
         envelope::seal(Magic::Graph, self)
     }
@@ -41,6 +46,7 @@ impl GraphFile {
         envelope::open(Magic::Graph, bytes)
     }
 
+    /// Reads, decodes and shape-checks a graph file; errors name the path.
     pub fn load(path: &Path) -> Result<Self, GraphFileError> {
         let p = || path.display().to_string();
         let bytes = std::fs::read(path).map_err(|error| GraphFileError::Io { path: p(), error })?;
@@ -52,6 +58,7 @@ impl GraphFile {
         Ok(file)
     }
 
+    /// Writes the encoded file to `path` (the parent folder must exist).
     pub fn save(&self, path: &Path) -> Result<(), GraphFileError> {
         std::fs::write(path, self.encode()).map_err(|error| GraphFileError::Io {
             path: path.display().to_string(),

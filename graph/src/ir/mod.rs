@@ -20,26 +20,39 @@ pub use params::{Param, Params};
 /// here; everything else reuses the program's parameter types.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum IrOp {
+    /// 2-D convolution (grouped, dilated, asymmetric padding), as the program's layer.
     Conv(Conv2d),
+    /// Fully connected layer on an `N×1×1` input.
     Linear(Linear),
     /// Per-channel batch normalisation (folded into the convolution before lowering).
     BatchNorm {
+        /// C of the input; the node holds per-channel weight, bias and running statistics.
         channels: u32,
+        /// Added to the running variance before the square root.
         eps: f64,
     },
     /// A ReLU position: becomes a block-ReLU layer, its name keys the block spec.
     Relu,
     /// Clamp to `[min, max]` (ReLU6 is `[0, 6]`).
     Clip {
+        /// Lower bound in real units.
         min: f32,
+        /// Upper bound in real units.
         max: f32,
     },
+    /// Max pooling (padding never wins).
     MaxPool(MaxPool),
+    /// Average pooling (`count_include_pad` and `ceil_mode` as the program's layer).
     AvgPool(AvgPool),
+    /// Mean over each channel's map: `C×H×W` → `C×1×1`.
     GlobalAvgPool,
+    /// Element-wise sum of two inputs of the same shape (residual connections).
     Add,
+    /// Concatenation of the inputs along channels (all of the same H×W).
     Concat,
+    /// `C×H×W` → `(C·H·W)×1×1`, row-major, for a following linear layer.
     Flatten,
+    /// Resize to a given size, nearest or bilinear.
     Upsample(Upsample),
     /// Dropout at inference, reshapes that keep the layout, explicit identities.
     Identity,
@@ -49,7 +62,9 @@ pub enum IrOp {
     /// `x · scale[c] + shift[c]` with constants: ONNX `Mul`/`Div`/`Sub`/`Add` by a constant.
     /// One value broadcasts over all channels.
     Affine {
+        /// Per-channel factors, or one for every channel.
         scale: Vec<f32>,
+        /// Per-channel offsets, or one for every channel.
         shift: Vec<f32>,
     },
 }
@@ -57,19 +72,27 @@ pub enum IrOp {
 /// One node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// Unique within the graph: parameters are named `name.weight` etc. and, for a ReLU, the
+    /// block spec's layer key.
     pub name: String,
+    /// What the node computes, with its hyperparameters.
     pub op: IrOp,
+    /// Tensor ids read, in order, all below this node's own tensor (SSA).
     pub inputs: Vec<u32>,
 }
 
 /// A model graph.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
+    /// The model's name, carried into the program and distortion files.
     pub name: String,
+    /// Tensor 0's shape, `C×H×W`, with no batch dimension.
     pub input: Shape,
     /// Input normalisation: pixels in [0, 1] become `(x - mean[c]) / std[c]`.
     pub mean: Vec<f32>,
+    /// Per-channel divisors of that normalisation (pairs with `mean`).
     pub std: Vec<f32>,
+    /// Nodes in topological order; node i writes tensor i + 1.
     pub nodes: Vec<Node>,
     /// Output tensor ids.
     pub outputs: Vec<u32>,
@@ -78,10 +101,14 @@ pub struct Graph {
 /// A graph that does not hold together.
 #[derive(Debug, Error)]
 pub enum IrError {
+    /// A node's inputs or hyperparameters do not fit the shapes before it.
     #[error("node {index} `{name}`: {problem}")]
     Node {
+        /// Position of the node in `Graph::nodes`.
         index: usize,
+        /// The node's name.
         name: String,
+        /// What does not fit, in the program's shape-rule terms.
         problem: Problem,
     },
 }

@@ -7,15 +7,22 @@ use thiserror::Error;
 
 use super::{Graph, IrOp, Param, Params};
 
+/// A fold that found a node's parameters missing or of the wrong size.
 #[derive(Debug, Error)]
 pub enum RewriteError {
+    /// A parameter the fold needs is absent.
     #[error("folding `{node}`: parameter `{param}` is missing")]
     Missing { node: String, param: String },
+    /// A parameter has the wrong number of values for the node.
     #[error("folding `{node}`: parameter `{param}` has {got} values, expected {expected}")]
     Size {
+        /// The node being folded.
         node: String,
+        /// The parameter's name (`node.weight` style).
         param: String,
+        /// Values the node's shape needs.
         expected: usize,
+        /// Values the parameter holds.
         got: usize,
     },
 }

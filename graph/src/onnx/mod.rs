@@ -26,36 +26,57 @@ pub const OPSETS: std::ops::RangeInclusive<i64> = 9..=21;
 /// Why a model cannot be imported.
 #[derive(Debug, Error)]
 pub enum OnnxError {
+    /// The file could not be read.
     #[error("{path}: cannot read: {error}")]
     Io {
+        /// The ONNX file.
         path: PathBuf,
+        /// What the OS said.
         error: std::io::Error,
     },
+    /// The bytes are not an ONNX `ModelProto`.
     #[error("{path}: not an ONNX model: {reason}")]
     Decode { path: PathBuf, reason: String },
+    /// The default-domain opset is outside [`OPSETS`] (0 when the file declares none).
     #[error("unsupported opset {version} (ksnn imports opsets 9 to 21)")]
     Opset { version: i64 },
+    /// The model has no graph to import.
     #[error("the model has no graph")]
     NoGraph,
+    /// A node the IR cannot express exactly (op, attribute or input form); refused, never
+    /// skipped.
     #[error("unsupported op {op} (opset {opset}) at node {node}{}", detail(.reason))]
     Unsupported {
+        /// The op type (with its domain when not the default one).
         op: String,
+        /// The model's default-domain opset.
         opset: i64,
+        /// The node's name, or `#index (output …)` when it has none.
         node: String,
+        /// Why, when more can be said than the op (may be empty).
         reason: String,
     },
+    /// A supported node whose attributes or inputs are malformed.
     #[error("node {node} ({op}): {problem}")]
     Node {
+        /// The op type.
         op: String,
+        /// The node's name, or `#index (output …)` when it has none.
         node: String,
+        /// What is wrong.
         problem: String,
     },
+    /// An initializer cannot be decoded (data type, size, external data).
     #[error("tensor `{name}`: {problem}")]
     Tensor { name: String, problem: String },
+    /// The graph's inputs are not one image input of a shape ksnn takes, or `--mean`/`--std`
+    /// do not fit its channels.
     #[error("graph input `{name}`: {problem}")]
     Input { name: String, problem: String },
+    /// A graph output is constant, not computed, or there are none.
     #[error("graph output `{name}`: {problem}")]
     Output { name: String, problem: String },
+    /// The imported graph's shapes do not hold together.
     #[error(transparent)]
     Graph(#[from] IrError),
 }
@@ -75,6 +96,7 @@ pub struct ImportOptions {
     pub input_shape: Option<Shape>,
     /// Input normalisation that the graph expects to have been applied (per channel).
     pub mean: Option<Vec<f32>>,
+    /// Per-channel (or one) standard deviation of that normalisation; `None` = 1.
     pub std: Option<Vec<f32>>,
     /// Drop a softmax that produces a graph output: it never changes the predicted class,
     /// and secure inference returns logits.

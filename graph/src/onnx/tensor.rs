@@ -11,7 +11,9 @@ use onnx_protobuf::tensor_proto::DataLocation;
 /// A dense constant. Integers are held exactly as `f64` (shape values stay far below 2^53).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Const {
+    /// Dimensions, outermost first; empty for a scalar.
     pub dims: Vec<usize>,
+    /// Row-major values; as many as the product of `dims`.
     pub values: Vec<f64>,
 }
 
@@ -19,27 +21,33 @@ pub struct Const {
 const MAX_ELEMENTS: usize = 1 << 32;
 
 impl Const {
+    /// A constant from its dimensions and row-major values (their counts must agree).
     pub fn new(dims: Vec<usize>, values: Vec<f64>) -> Self {
         debug_assert_eq!(dims.iter().product::<usize>(), values.len());
         Self { dims, values }
     }
 
+    /// A rank-0 constant.
     pub fn scalar(v: f64) -> Self {
         Self::new(Vec::new(), vec![v])
     }
 
+    /// A rank-1 constant.
     pub fn vector(values: Vec<f64>) -> Self {
         Self::new(vec![values.len()], values)
     }
 
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
 
+    /// The values as `f32` (weights, for the IR's parameters).
     pub fn f32s(&self) -> Vec<f32> {
         self.values.iter().map(|&v| v as f32).collect()
     }

@@ -22,8 +22,11 @@ pub enum PickleError {
     /// The pickle itself is broken, hostile or uses something this reader does not support.
     #[error("byte {offset} ({opcode}): {problem}")]
     At {
+        /// Byte offset of the opcode in the file.
         offset: usize,
+        /// The opcode's name (`BINUNICODE`, …).
         opcode: &'static str,
+        /// What is wrong there.
         problem: String,
     },
     /// The pickle decodes, but one layer's value is not a `[C, 2]` array of block sizes.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 /// Skips a stage whose stamp matches; otherwise runs it and writes the stamp.
 pub struct Stages {
+    /// The run directory; stamps live in its `.stamps/` folder, one file per stage.
     pub dir: PathBuf,
 }
 

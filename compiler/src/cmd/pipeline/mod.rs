@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use ksnn_compiler::experiment::{Experiment, ModelCfg};
 
+/// `ksnn pipeline`'s options: an experiment file or an ONNX model, and overrides; they
+/// become an [`Experiment`].
 #[derive(clap::Args)]
 pub struct PipelineArgs {
     /// The experiment (see experiments/mnist.toml).
@@ -55,6 +57,7 @@ impl TryFrom<&PipelineArgs> for Experiment {
     }
 }
 
+/// Loads and checks the experiment, applies the overrides, and runs every stage.
 pub fn run(a: &PipelineArgs) -> Result<()> {
     run::run(&Experiment::try_from(a)?)
 }

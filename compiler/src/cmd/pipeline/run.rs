@@ -42,6 +42,8 @@ fn settings(e: &Epochs, warmup_steps: usize) -> Settings {
     }
 }
 
+/// Runs the stages in order under `cfg.run_dir`, skipping those whose stamp is unchanged,
+/// then the secure evaluation with `ksnn-party local`, and prints the summary.
 pub fn run(cfg: &Experiment) -> Result<()> {
     let dir = cfg.run_dir.clone();
     std::fs::create_dir_all(&dir)?;

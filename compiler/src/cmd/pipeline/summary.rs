@@ -8,6 +8,8 @@ use ksnn_compiler::experiment::Experiment;
 use ksnn_compiler::plot;
 use ksnn_formats::Report;
 
+/// Prints the run's table from the secure evaluation's report; `plain` and `at_budget` are
+/// the float test accuracies (fractions) before the spec and after fine-tuning with it.
 pub fn print(r: &Report, plain: f64, at_budget: f64, cfg: &Experiment) {
     let p = &r.per_inference;
     let differ = r.images - r.secure_equals_reference;
@@ -76,6 +78,7 @@ pub fn print(r: &Report, plain: f64, at_budget: f64, cfg: &Experiment) {
     );
 }
 
+/// Draws the bytes each layer sends per inference (kB, all parties) as a bar chart (PNG).
 pub fn plot_bytes(r: &Report, path: &Path) -> Result<()> {
     let points: Vec<(String, f64)> = r
         .per_layer

@@ -30,6 +30,7 @@ pub const MODELS: &[&str] = &[
 /// inputs for tests. Segmentation graphs depend on the size through their resizes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZooOptions {
+    /// Output classes instead of the model's dataset's (10, 100, 1000, 21 or 150).
     pub classes: Option<u32>,
     /// `(height, width)`.
     pub size: Option<(u32, u32)>,
