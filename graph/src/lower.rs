@@ -42,7 +42,12 @@ pub enum LowerError {
     Rewrite(#[from] RewriteError),
     /// A node the program cannot express, or parameters that do not fit its layer.
     #[error("node `{node}`: {what}")]
-    Unsupported { node: String, what: String },
+    Unsupported {
+        /// The graph node.
+        node: String,
+        /// What the program cannot express.
+        what: String,
+    },
     /// A parameter a layer needs is absent (by name, `node.weight` style).
     #[error("parameter `{0}` is missing")]
     Missing(String),

@@ -34,6 +34,7 @@ pub enum DataError {
         /// The layout the loader needs, e.g. `root/<class>/<image>.jpg`.
         expected: &'static str,
     },
+    /// An image or MNIST file that does not decode.
     #[error(transparent)]
     Image(#[from] ImageError),
 }

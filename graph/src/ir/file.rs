@@ -26,13 +26,28 @@ pub struct GraphFile {
 pub enum GraphFileError {
     /// Reading or writing the file failed.
     #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        error: std::io::Error,
+    },
     /// The envelope or its body is damaged or not a graph file.
     #[error("{path}: {error}")]
-    Format { path: String, error: FormatError },
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong with the envelope or body.
+        error: FormatError,
+    },
     /// The file decodes but its graph does not hold together.
     #[error("{path}: {error}")]
-    Graph { path: String, error: IrError },
+    Graph {
+        /// The file.
+        path: String,
+        /// What does not hold together.
+        error: IrError,
+    },
 }
 
 impl GraphFile {

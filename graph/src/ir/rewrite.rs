@@ -12,7 +12,12 @@ use super::{Graph, IrOp, Param, Params};
 pub enum RewriteError {
     /// A parameter the fold needs is absent.
     #[error("folding `{node}`: parameter `{param}` is missing")]
-    Missing { node: String, param: String },
+    Missing {
+        /// The node being folded.
+        node: String,
+        /// The parameter's name.
+        param: String,
+    },
     /// A parameter has the wrong number of values for the node.
     #[error("folding `{node}`: parameter `{param}` has {got} values, expected {expected}")]
     Size {

@@ -36,10 +36,18 @@ pub enum OnnxError {
     },
     /// The bytes are not an ONNX `ModelProto`.
     #[error("{path}: not an ONNX model: {reason}")]
-    Decode { path: PathBuf, reason: String },
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The protobuf decoder's complaint.
+        reason: String,
+    },
     /// The default-domain opset is outside [`OPSETS`] (0 when the file declares none).
     #[error("unsupported opset {version} (ksnn imports opsets 9 to 21)")]
-    Opset { version: i64 },
+    Opset {
+        /// The declared default-domain opset.
+        version: i64,
+    },
     /// The model has no graph to import.
     #[error("the model has no graph")]
     NoGraph,
@@ -68,14 +76,29 @@ pub enum OnnxError {
     },
     /// An initializer cannot be decoded (data type, size, external data).
     #[error("tensor `{name}`: {problem}")]
-    Tensor { name: String, problem: String },
+    Tensor {
+        /// The initializer's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The graph's inputs are not one image input of a shape ksnn takes, or `--mean`/`--std`
     /// do not fit its channels.
     #[error("graph input `{name}`: {problem}")]
-    Input { name: String, problem: String },
+    Input {
+        /// The graph input's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A graph output is constant, not computed, or there are none.
     #[error("graph output `{name}`: {problem}")]
-    Output { name: String, problem: String },
+    Output {
+        /// The graph output's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The imported graph's shapes do not hold together.
     #[error(transparent)]
     Graph(#[from] IrError),

@@ -31,7 +31,12 @@ pub enum PickleError {
     },
     /// The pickle decodes, but one layer's value is not a `[C, 2]` array of block sizes.
     #[error("layer `{layer}`: {problem}")]
-    Layer { layer: String, problem: String },
+    Layer {
+        /// The layer name the pickle keys.
+        layer: String,
+        /// What is wrong with its value.
+        problem: String,
+    },
     /// The pickle decodes, but not to a dict of layer name → array.
     #[error("not a block spec: {0}")]
     Shape(String),
