@@ -138,6 +138,9 @@ pub enum Scope {
 pub enum Label {
     /// Sharing the client's input.
     Input,
+    /// Revealing the outputs to the client (draws nothing today; named so a future use
+    /// cannot borrow another step's address).
+    Output,
     /// Layer `i` of the program.
     Layer(u32),
     /// A DReLU batch within a step; the number tells batches of one step apart (max-pool
@@ -156,6 +159,7 @@ impl Label {
     fn encode(self) -> [u8; 5] {
         let (tag, v) = match self {
             Label::Input => (1u8, 0u32),
+            Label::Output => (7, 0),
             Label::Layer(i) => (2, i),
             Label::Compare(i) => (3, i),
             Label::Product(i) => (4, i),

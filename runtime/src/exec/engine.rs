@@ -252,7 +252,7 @@ impl<'m> Engine<'m> {
         let mut outputs = Vec::new();
         for o in &model.program.outputs {
             let n = model.shapes[o.tensor as usize].elements() as usize;
-            let mut p = self.party(net, inference, Label::Input);
+            let mut p = self.party(net, inference, Label::Output);
             let share = &tensors[o.tensor as usize];
             let opened =
                 share::reveal_to_client(&mut p, share, n).map_err(|source| ExecError::Step {
