@@ -44,7 +44,7 @@ pub fn run3<T: Send>(
 /// network (60 s timeout); returns the results and the keys.
 pub fn on_three<T: Send>(f: impl Fn(&Keys, mem::MemTransport) -> T + Sync) -> ([T; 3], [Keys; 3]) {
     let keys = Keys::random_triple();
-    let out = on_three_with(&keys, Duration::from_secs(60), |k, net| f(k, net));
+    let out = on_three_with(&keys, Duration::from_secs(60), f);
     (out, keys)
 }
 

@@ -6,7 +6,7 @@
 use ksnn_formats::layer::{AvgPool, Layer, Op, UpsampleMode, WeightRole};
 use ksnn_formats::{Shape, Weights};
 
-use crate::kernels::bilinear::LinearMap;
+use crate::kernels::bilinear::{Bilinear, LinearMap};
 use crate::kernels::layout::BlockLayout;
 use crate::kernels::{pool, resize};
 use crate::protocol::arith::Arith;
@@ -92,16 +92,15 @@ pub enum Local<'a> {
 }
 
 impl<'a> Step<'a> {
-    /// The step for `layer`, whose inputs have shapes `xs` and output `y`; `weights` are
+    /// The step for `layer`, whose first input has shape `x` and output `y`; `weights` are
     /// given to the server and the reference (already checked against the program).
     pub fn new(
         layer: &'a Layer,
-        xs: &[Shape],
+        x: Shape,
         y: Shape,
         frac_bits: u8,
         weights: Option<&Weights>,
     ) -> Self {
-        let x = xs[0];
         let tensor = |role| {
             weights
                 .and_then(|w| w.get(&layer.name, role))
@@ -163,7 +162,7 @@ impl<'a> Step<'a> {
         match self {
             Step::Linear { map, weight, bias } => {
                 let y = a.linear(map, weight.as_deref(), inputs[0])?;
-                let mut y = a.truncate(y, crate::kernels::bilinear::Bilinear::y_len(map))?;
+                let mut y = a.truncate(y, map.y_len())?;
                 a.add_bias(&mut y, bias.as_deref());
                 Ok(y)
             }
@@ -230,8 +229,10 @@ impl<'a> Step<'a> {
         match self {
             Step::Linear { .. } => true,
             Step::Local { truncate, .. } => *truncate,
-            Step::Bias { .. } | Step::BlockRelu { .. } | Step::Clip { .. } => false,
-            Step::MaxPool { .. } => false,
+            Step::Bias { .. }
+            | Step::BlockRelu { .. }
+            | Step::Clip { .. }
+            | Step::MaxPool { .. } => false,
         }
     }
 }
