@@ -179,7 +179,7 @@ pub const MAX_DEPTH: usize = 6;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Addr {
     scope: Scope,
-    depth: u8,
+    /// The labels from the root, then `None`s: the depth is the number of labels.
     path: [Option<Label>; MAX_DEPTH],
 }
 
@@ -188,7 +188,6 @@ impl Addr {
     pub const fn root(scope: Scope) -> Self {
         Self {
             scope,
-            depth: 0,
             path: [None; MAX_DEPTH],
         }
     }
@@ -198,10 +197,9 @@ impl Addr {
     /// Panics past [`MAX_DEPTH`]: paths are fixed by the code, not by input, so a test run
     /// finds any that is too deep.
     pub fn child(mut self, label: Label) -> Self {
-        let d = self.depth as usize;
+        let d = self.path().count();
         assert!(d < MAX_DEPTH, "stream path {self:?} is full");
         self.path[d] = Some(label);
-        self.depth += 1;
         self
     }
 
@@ -229,7 +227,7 @@ impl Addr {
             }
             Scope::Session => h.update([2u8; 9]),
         }
-        h.update([self.depth]);
+        h.update([self.path().count() as u8]);
         for l in self.path() {
             h.update(l.encode());
         }
