@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_kernels;
 mod bench_knapsack;
 mod bench_soak;
 mod inspect;
@@ -21,6 +22,7 @@ mod sample;
 ///   ksnn-tools keygen --out certs/
 ///   ksnn-tools bench net --mib 256
 ///   ksnn-tools bench knapsack
+///   ksnn-tools bench kernels --model resnet50
 #[derive(Parser)]
 #[command(name = "ksnn-tools", version, verbatim_doc_comment)]
 struct Cli {
@@ -101,6 +103,17 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         n: usize,
     },
+    /// The linear-layer kernels on a zoo model's convolution shapes: the server's online
+    /// product with 16-bit weights, full ring products, the old scalar loop, and the f64 GEMM
+    /// rate of this machine for the same shapes.
+    Kernels {
+        /// Zoo model whose convolutions to run.
+        #[arg(long, default_value = "resnet50")]
+        model: String,
+        /// Runs per shape (the fastest counts).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// Knapsack solvers on synthetic instances with the seed's real shapes and budgets.
     Knapsack {
         /// Seed for the synthetic distortions.
@@ -125,6 +138,7 @@ fn main() -> ExitCode {
             revoke,
         } => keygen(&out, days, renew, client.as_deref(), revoke.as_deref()),
         Command::Bench(Bench::Net { mib }) => bench::net(mib),
+        Command::Bench(Bench::Kernels { model, reps }) => bench_kernels::run(&model, reps),
         Command::Bench(Bench::Knapsack { seed, exact }) => bench_knapsack::run(seed, exact),
         Command::Bench(Bench::Soak { clients, n }) => bench_soak::run(clients, n),
     };

@@ -1,12 +1,15 @@
 //! Convolution, fully connected and per-channel scaling on `u64` with wrapping arithmetic.
 
 use ksnn_formats::Shape;
-use ksnn_formats::layer::Conv2d;
+use ksnn_formats::layer::{Conv2d, Padding};
 use rayon::prelude::*;
 
+use super::gemm::gemm;
+
 /// `y = conv(x, w)` with PyTorch semantics (groups, stride, padding, dilation), no bias.
-/// `x` is `C×H×W`, `w` is `[out, in/groups, kh, kw]`, the result `out×OH×OW`.
-pub fn conv2d(x: &[u64], xs: Shape, c: &Conv2d, ys: Shape, w: &[u64]) -> Vec<u64> {
+/// `x` is `C×H×W`, `w` is `[out, in/groups, kh, kw]` with values that fit `w_bits` signed
+/// bits (see [`gemm`]), the result `out×OH×OW`.
+pub fn conv2d(x: &[u64], xs: Shape, c: &Conv2d, ys: Shape, w: &[u64], w_bits: u8) -> Vec<u64> {
     let (kh, kw) = (c.kernel[0] as usize, c.kernel[1] as usize);
     let (sh, sw) = (c.stride[0] as usize, c.stride[1] as usize);
     let (dh, dw) = (c.dilation[0] as usize, c.dilation[1] as usize);
@@ -19,56 +22,54 @@ pub fn conv2d(x: &[u64], xs: Shape, c: &Conv2d, ys: Shape, w: &[u64]) -> Vec<u64
     let plane = oh * ow;
     let mut y = vec![0u64; c.out_channels as usize * plane];
 
-    // im2col per group: rows = cin_g·kh·kw, columns = output pixels; then a plain GEMM.
+    // im2col per group: rows = cin_g·kh·kw, columns = output pixels; then a GEMM. A 1×1
+    // convolution with stride 1 and no padding reads the input as it is.
     let rows = cin_g * kh * kw;
+    let pointwise = kh == 1
+        && kw == 1
+        && sh == 1
+        && sw == 1
+        && c.padding == Padding::default()
+        && (oh, ow) == (h, wd);
+    let mut col = Vec::new();
     for g in 0..groups {
-        let mut col = vec![0u64; rows * plane];
-        col.par_chunks_mut(plane).enumerate().for_each(|(r, dst)| {
-            let ci = g * cin_g + r / (kh * kw);
-            let ky = (r / kw) % kh;
-            let kx = r % kw;
-            let src = &x[ci * h * wd..(ci + 1) * h * wd];
-            for oy in 0..oh {
-                let iy = (oy * sh + ky * dh) as isize - pt;
-                if iy < 0 || iy >= h as isize {
-                    continue;
-                }
-                let row = &src[iy as usize * wd..(iy as usize + 1) * wd];
-                for ox in 0..ow {
-                    let ix = (ox * sw + kx * dw) as isize - pl;
-                    if ix >= 0 && ix < wd as isize {
-                        dst[oy * ow + ox] = row[ix as usize];
+        let cols: &[u64] = if pointwise {
+            &x[g * cin_g * plane..(g + 1) * cin_g * plane]
+        } else {
+            col.clear();
+            col.resize(rows * plane, 0);
+            col.par_chunks_mut(plane).enumerate().for_each(|(r, dst)| {
+                let ci = g * cin_g + r / (kh * kw);
+                let ky = (r / kw) % kh;
+                let kx = r % kw;
+                let src = &x[ci * h * wd..(ci + 1) * h * wd];
+                for oy in 0..oh {
+                    let iy = (oy * sh + ky * dh) as isize - pt;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let row = &src[iy as usize * wd..(iy as usize + 1) * wd];
+                    for ox in 0..ow {
+                        let ix = (ox * sw + kx * dw) as isize - pl;
+                        if ix >= 0 && ix < wd as isize {
+                            dst[oy * ow + ox] = row[ix as usize];
+                        }
                     }
                 }
-            }
-        });
+            });
+            &col
+        };
         let wg = &w[g * cout_g * rows..(g + 1) * cout_g * rows];
         let yg = &mut y[g * cout_g * plane..(g + 1) * cout_g * plane];
-        gemm(wg, &col, yg, cout_g, rows, plane);
+        gemm(wg, w_bits, cols, yg, cout_g, rows, plane);
     }
     y
 }
 
-/// `c[m×n] = a[m×k] · b[k×n]` on the ring, row-parallel.
-fn gemm(a: &[u64], b: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
-    debug_assert_eq!((a.len(), b.len(), c.len()), (m * k, k * n, m * n));
-    c.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
-        let arow = &a[i * k..(i + 1) * k];
-        // No shortcut for zero weights: the server's running time must not depend on its
-        // weights (a client would read each layer's sparsity off it).
-        for (p, &av) in arow.iter().enumerate() {
-            let brow = &b[p * n..(p + 1) * n];
-            for (o, &bv) in out.iter_mut().zip(brow) {
-                *o = o.wrapping_add(av.wrapping_mul(bv));
-            }
-        }
-    });
-}
-
-/// `y = W·x` for `W` `[out, in]`.
-pub fn linear(x: &[u64], w: &[u64], out: usize) -> Vec<u64> {
+/// `y = W·x` for `W` `[out, in]` with values that fit `w_bits` signed bits.
+pub fn linear(x: &[u64], w: &[u64], w_bits: u8, out: usize) -> Vec<u64> {
     let mut y = vec![0u64; out];
-    gemm(w, x, &mut y, out, x.len(), 1);
+    gemm(w, w_bits, x, &mut y, out, x.len(), 1);
     y
 }
 
@@ -162,6 +163,35 @@ mod tests {
                 [1, 1],
                 2,
             ),
+            // Large enough for the limb GEMM, and the pointwise shortcut (with a strided
+            // 1×1 that must not take it).
+            (
+                Shape::new(16, 20, 20),
+                16,
+                [3, 3],
+                [1, 1],
+                Padding::uniform(1),
+                [1, 1],
+                1,
+            ),
+            (
+                Shape::new(32, 12, 12),
+                24,
+                [1, 1],
+                [1, 1],
+                Padding::default(),
+                [1, 1],
+                1,
+            ),
+            (
+                Shape::new(32, 12, 12),
+                24,
+                [1, 1],
+                [2, 2],
+                Padding::default(),
+                [1, 1],
+                1,
+            ),
         ];
         for (xs, out, kernel, stride, padding, dilation, groups) in cases {
             let c = Conv2d {
@@ -183,11 +213,14 @@ mod tests {
             let expect = naive(&x, xs, &c, ys, &w);
             let xu: Vec<u64> = x.iter().map(|&v| v as u64).collect();
             let wu: Vec<u64> = w.iter().map(|&v| v as u64).collect();
-            let got: Vec<i64> = conv2d(&xu, xs, &c, ys, &wu)
-                .iter()
-                .map(|&v| v as i64)
-                .collect();
-            assert_eq!(got, expect, "{c:?}");
+            // The test weights fit 16 bits: every digit plan must give the same result.
+            for bits in [16, 32, 64] {
+                let got: Vec<i64> = conv2d(&xu, xs, &c, ys, &wu, bits)
+                    .iter()
+                    .map(|&v| v as i64)
+                    .collect();
+                assert_eq!(got, expect, "{c:?} at {bits} bits");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bilinear;
 pub mod conv;
+pub mod gemm;
 pub mod layout;
 pub mod pool;
 pub mod resize;

@@ -39,9 +39,14 @@ impl Stages {
     }
 }
 
-/// A stage's key: what it is made from (its settings and the keys before it).
+/// A stage's key: what it is made from (its settings and the keys before it), and the file
+/// format version, so that outputs an older build wrote are remade rather than misread.
 pub fn key(parts: &[&str]) -> String {
-    ContentHash::of(parts.join("\n").as_bytes()).to_string()
+    let version = ksnn_formats::envelope::FORMAT_VERSION.to_string();
+    let all: Vec<&str> = std::iter::once(version.as_str())
+        .chain(parts.iter().copied())
+        .collect();
+    ContentHash::of(all.join("\n").as_bytes()).to_string()
 }
 
 /// Settings as they enter a key.
