@@ -199,8 +199,7 @@ impl Program {
     /// The program's identity: the hash of its encoded body. Parties compare it at handshake
     /// and the weight file records it.
     pub fn content_hash(&self) -> ContentHash {
-        let body = postcard::to_allocvec(self).expect("in-memory postcard encoding cannot fail");
-        ContentHash::of(&body)
+        ContentHash::of_encoding(self)
     }
 
     /// Checks everything a decoder must and returns every tensor's shape (index = tensor id).

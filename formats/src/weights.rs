@@ -78,8 +78,7 @@ impl Weights {
 
     /// Hash of the tensors, recorded in the program as `weights_hash`.
     pub fn content_hash(&self) -> ContentHash {
-        let body = postcard::to_allocvec(&self.content).expect("in-memory encoding cannot fail");
-        ContentHash::of(&body)
+        ContentHash::of_encoding(&self.content)
     }
 
     /// Encodes to the `weights.ksnw` bytes. Validate first: encoding does not.

@@ -86,6 +86,78 @@ fn tiny_cnn_exact_equals_reference() {
     exact_case(&p, &w, 11).unwrap();
 }
 
+/// Convolutions large enough for the limb GEMMs (the small test programs stay on the scalar
+/// loop), with weights declared 16 and 32 bits wide, and a pointwise convolution: the secure
+/// run still equals the reference in every tensor.
+#[test]
+fn limb_kernels_are_exact_end_to_end() {
+    use ksnn_formats::layer::{BlockRelu, Conv2d, Layer, Linear, Op, Padding};
+    use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
+    use ksnn_formats::{Block, ContentHash, Shape};
+    let conv = |cin, cout, k: u32| {
+        Op::Conv2d(Conv2d {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: [k, k],
+            stride: [1, 1],
+            padding: Padding::uniform(k / 2),
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        })
+    };
+    let layer = |name: &str, input: u32, op| Layer {
+        name: name.into(),
+        inputs: vec![input],
+        op,
+    };
+    let program = Program {
+        name: "limbs".into(),
+        fixed_point: FixedPoint::default(),
+        input: InputSpec {
+            shape: Shape::new(8, 16, 16),
+            mean: vec![0.0; 8],
+            std: vec![1.0; 8],
+        },
+        layers: vec![
+            layer("conv1", 0, conv(8, 32, 3)),
+            layer(
+                "relu1",
+                1,
+                Op::BlockRelu(BlockRelu {
+                    blocks: vec![Block(2, 2); 32],
+                }),
+            ),
+            layer("conv2", 2, conv(32, 32, 1)),
+            layer("gap", 3, Op::GlobalAvgPool),
+            layer("flat", 4, Op::Flatten),
+            layer(
+                "fc",
+                5,
+                Op::Linear(Linear {
+                    in_features: 32,
+                    out_features: 10,
+                    bias: true,
+                }),
+            ),
+        ],
+        outputs: vec![Output {
+            tensor: 6,
+            kind: OutputKind::Logits,
+        }],
+        protocol: ProtocolConfig::default(),
+        weights_hash: ContentHash::default(),
+    };
+    // ±0.5 fits 16 bits at f = 12; ±20 needs 32.
+    for (amplitude, bits) in [(0.5, 16), (20.0, 32)] {
+        let mut p = program.clone();
+        p.protocol.truncation = Truncation::HelperExact;
+        let (p, w) = with_weights(p, 5, amplitude);
+        assert_eq!(p.fixed_point.weight_bits, bits);
+        exact_case(&p, &w, 5).unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 

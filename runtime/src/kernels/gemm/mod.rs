@@ -55,15 +55,17 @@ pub fn scalar(w: &[u64], x: &[u64], c: &mut [u64], k: usize, n: usize) {
     });
 }
 
-/// The limb path (module docs).
+/// The limb path (module docs). Column tiles run one after the other (bounding the digit
+/// buffers); within a tile, blocks of rows run in parallel, each a sequential f64 GEMM: the
+/// parties share the cores, and a GEMM library's own spinning thread team would burn the
+/// cycles another party is waiting for.
 fn limbs_f64(w: &[u64], lw: Limbs, x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
     let lx = Limbs::FULL;
     // Each digit product is below 2^(bw + bx); a sum of `depth` of them stays ≤ 2^53.
     let depth = 1usize << (53 - lw.magnitude_bits() - lx.magnitude_bits());
     let wd = split_planes(w, lw);
-    let par = Par::rayon(0);
+    let rows_per_task = m.div_ceil(rayon::current_num_threads()).max(MIN_SIDE);
     let mut xd = Vec::new();
-    let mut s = Vec::new();
     for q0 in (0..n).step_by(TILE) {
         let nt = TILE.min(n - q0);
         let stride = lx.count * nt;
@@ -78,37 +80,49 @@ fn limbs_f64(w: &[u64], lw: Limbs, x: &[u64], c: &mut [u64], m: usize, k: usize,
                 }
             }
         });
-        for p0 in (0..k).step_by(depth) {
-            let kd = depth.min(k - p0);
-            for (j, wj) in wd.iter().enumerate() {
-                // X digits whose weight 2^(shift_j + shift_i) is still below 2^64.
-                let ni = (0..lx.count)
-                    .take_while(|&i| lw.shift(j) + lx.shift(i) < 64)
-                    .count();
-                let cols = ni * nt;
-                s.clear();
-                s.resize(m * cols, 0.0);
-                matmul(
-                    MatMut::from_row_major_slice_mut(&mut s, m, cols),
-                    Accum::Replace,
-                    MatRef::from_row_major_slice_with_stride(&wj[p0..], m, kd, k),
-                    MatRef::from_row_major_slice_with_stride(&xd[p0 * stride..], kd, cols, stride),
-                    1.0,
-                    par,
-                );
-                c.par_chunks_mut(n)
-                    .zip(s.par_chunks(cols))
-                    .for_each(|(out, srow)| {
-                        let out = &mut out[q0..q0 + nt];
-                        for i in 0..ni {
-                            let sh = lw.shift(j) + lx.shift(i);
-                            for (o, &v) in out.iter_mut().zip(&srow[i * nt..(i + 1) * nt]) {
-                                *o = o.wrapping_add((v as i64 as u64) << sh);
+        let xd = &xd;
+        let wd = &wd;
+        c.par_chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(|(b, cb)| {
+                let r0 = b * rows_per_task;
+                let mb = cb.len() / n;
+                let mut s = Vec::new();
+                for p0 in (0..k).step_by(depth) {
+                    let kd = depth.min(k - p0);
+                    for (j, wj) in wd.iter().enumerate() {
+                        // X digits whose weight 2^(shift_j + shift_i) is still below 2^64.
+                        let ni = (0..lx.count)
+                            .take_while(|&i| lw.shift(j) + lx.shift(i) < 64)
+                            .count();
+                        let cols = ni * nt;
+                        s.clear();
+                        s.resize(mb * cols, 0.0);
+                        matmul(
+                            MatMut::from_row_major_slice_mut(&mut s, mb, cols),
+                            Accum::Replace,
+                            MatRef::from_row_major_slice_with_stride(&wj[r0 * k + p0..], mb, kd, k),
+                            MatRef::from_row_major_slice_with_stride(
+                                &xd[p0 * stride..],
+                                kd,
+                                cols,
+                                stride,
+                            ),
+                            1.0,
+                            Par::Seq,
+                        );
+                        for (out, srow) in cb.chunks_mut(n).zip(s.chunks(cols)) {
+                            let out = &mut out[q0..q0 + nt];
+                            for i in 0..ni {
+                                let sh = lw.shift(j) + lx.shift(i);
+                                for (o, &v) in out.iter_mut().zip(&srow[i * nt..(i + 1) * nt]) {
+                                    *o = o.wrapping_add((v as i64 as u64) << sh);
+                                }
                             }
                         }
-                    });
-            }
-        }
+                    }
+                }
+            });
     }
 }
 
