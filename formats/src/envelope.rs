@@ -23,7 +23,7 @@ use crate::error::{FileKind, FormatError};
 use crate::hash::ContentHash;
 
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 1;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 52;
 

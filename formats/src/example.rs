@@ -272,7 +272,6 @@ pub fn random_program(seed: u64, max_layers: u32) -> (Program, Weights) {
         fixed_point: FixedPoint {
             ring_bits: 64,
             frac_bits: rng.range(8, 16) as u8,
-            weight_bits: 64,
         },
         input: InputSpec {
             shape: input,

@@ -25,37 +25,6 @@ pub struct FixedPoint {
     pub ring_bits: u8,
     /// Fractional bits f of the encoding (1..=30): a real x is stored as round(x·2^f).
     pub frac_bits: u8,
-    /// Every convolution and linear weight, in fixed point, lies in `[−2^(b−1), 2^(b−1))` for
-    /// this b (16, 32 or 64). It picks the server's product kernel (fewer limbs for narrower
-    /// weights), so it is public: the server's running time then depends on the program, not on
-    /// its weights' values. Lowering sets the smallest that fits; a weight file that exceeds it
-    /// is refused at load.
-    pub weight_bits: u8,
-}
-
-impl FixedPoint {
-    /// The weight widths a program may declare.
-    pub const WEIGHT_BITS: [u8; 3] = [16, 32, 64];
-
-    /// The narrowest of [`Self::WEIGHT_BITS`] that holds every value.
-    pub fn weight_bits_for(values: impl IntoIterator<Item = i64>) -> u8 {
-        let widest = values.into_iter().map(signed_bits).max().unwrap_or(1);
-        Self::WEIGHT_BITS
-            .into_iter()
-            .find(|&b| u32::from(b) >= widest)
-            .unwrap_or(64)
-    }
-
-    /// Whether `v` lies in the declared weight range.
-    pub fn weight_fits(&self, v: i64) -> bool {
-        signed_bits(v) <= u32::from(self.weight_bits)
-    }
-}
-
-/// Bits of the smallest two's-complement integer type that holds `v`.
-fn signed_bits(v: i64) -> u32 {
-    // v and !v have the same magnitude class: 64 − leading sign bits + 1.
-    65 - (if v < 0 { !v } else { v }).leading_zeros()
 }
 
 impl Default for FixedPoint {
@@ -63,7 +32,6 @@ impl Default for FixedPoint {
         Self {
             ring_bits: 64,
             frac_bits: 12,
-            weight_bits: 64,
         }
     }
 }
@@ -229,13 +197,6 @@ impl Program {
                     value: f.into(),
                     max: MAX_FRAC_BITS.into(),
                 },
-            ));
-        }
-        let b = self.fixed_point.weight_bits;
-        if !FixedPoint::WEIGHT_BITS.contains(&b) {
-            return Err(field(
-                "fixed_point.weight_bits",
-                Problem::Invalid("weight_bits must be 16, 32 or 64"),
             ));
         }
         let a = self.protocol.approx;

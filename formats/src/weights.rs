@@ -16,7 +16,7 @@ use crate::error::{FileKind, FormatError, Problem};
 use crate::hash::ContentHash;
 use crate::layer::WeightRole;
 use crate::limits::{MAX_NAME_LEN, MAX_WEIGHT_ELEMENTS, MAX_WEIGHT_TENSORS};
-use crate::program::{FixedPoint, Program};
+use crate::program::Program;
 
 /// One fixed-point tensor, row-major.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,15 +58,8 @@ pub struct Weights {
 
 impl Weights {
     /// The weight file for `tensors`, tying `program` and it together: the program records
-    /// the tensors' content hash and the narrowest weight width that holds them
-    /// (`fixed_point.weight_bits`), the file the program's hash.
+    /// the tensors' content hash, the file the program's hash.
     pub fn bind(program: &mut Program, frac_bits: u8, tensors: Vec<WeightTensor>) -> Weights {
-        program.fixed_point.weight_bits = FixedPoint::weight_bits_for(
-            tensors
-                .iter()
-                .filter(|t| t.role == WeightRole::Weight)
-                .flat_map(|t| t.data.iter().copied()),
-        );
         let mut weights = Weights {
             program_hash: ContentHash::default(),
             content: WeightsContent { frac_bits, tensors },
@@ -192,16 +185,6 @@ impl Weights {
                     return Err(FormatError::Weight {
                         tensor: key,
                         problem: Problem::Invalid("shape differs from the program's layer"),
-                    });
-                }
-                if role == WeightRole::Weight
-                    && !t.data.iter().all(|&v| program.fixed_point.weight_fits(v))
-                {
-                    return Err(FormatError::Weight {
-                        tensor: key,
-                        problem: Problem::Invalid(
-                            "a value exceeds the program's fixed_point.weight_bits",
-                        ),
                     });
                 }
             }

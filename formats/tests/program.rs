@@ -296,68 +296,6 @@ fn weights_must_belong_to_the_program() {
     ));
 }
 
-/// The program declares the narrowest weight width that holds its weights (it picks the
-/// server's kernel), and a weight file that exceeds the declaration is refused.
-#[test]
-fn weight_width_is_declared_and_enforced() {
-    use ksnn_formats::layer::WeightRole;
-    use ksnn_formats::program::FixedPoint;
-    assert_eq!(FixedPoint::weight_bits_for([0, -32768, 32767]), 16);
-    assert_eq!(FixedPoint::weight_bits_for([32768]), 32);
-    assert_eq!(FixedPoint::weight_bits_for([-32769]), 32);
-    assert_eq!(FixedPoint::weight_bits_for([i64::from(i32::MIN)]), 32);
-    assert_eq!(FixedPoint::weight_bits_for([1i64 << 31]), 64);
-
-    let (program, weights) = tiny_cnn(1);
-    let widest = weights
-        .content
-        .tensors
-        .iter()
-        .filter(|t| t.role == WeightRole::Weight)
-        .flat_map(|t| t.data.iter().copied())
-        .map(i64::unsigned_abs)
-        .max()
-        .unwrap();
-    assert!(widest < 1 << 15, "tiny_cnn's weights are small");
-    assert_eq!(program.fixed_point.weight_bits, 16);
-    weights.check_against(&program).unwrap();
-
-    // A weight beyond 16 bits under a 16-bit declaration: refused, naming the tensor.
-    let mut w = weights.clone();
-    let t = w
-        .content
-        .tensors
-        .iter_mut()
-        .find(|t| t.role == WeightRole::Weight)
-        .unwrap();
-    t.data[0] = 1 << 20;
-    let name = format!("{}.weight", t.layer);
-    let mut p = program.clone();
-    p.weights_hash = w.content_hash();
-    w.program_hash = p.content_hash();
-    let err = w.check_against(&p).unwrap_err();
-    assert!(
-        err.to_string().contains(&name) && err.to_string().contains("weight_bits"),
-        "{err}"
-    );
-    // Binding the same tensors again declares 32 bits, and then they are accepted.
-    let mut p = program.clone();
-    let f = p.fixed_point.frac_bits;
-    let rebound = Weights::bind(&mut p, f, w.content.tensors.clone());
-    assert_eq!(p.fixed_point.weight_bits, 32);
-    rebound.check_against(&p).unwrap();
-
-    // Widths other than 16, 32 and 64 are not a valid program.
-    let mut p = program.clone();
-    p.fixed_point.weight_bits = 24;
-    assert!(
-        p.validate()
-            .unwrap_err()
-            .to_string()
-            .contains("weight_bits")
-    );
-}
-
 #[test]
 fn errors_read_well() {
     let (mut p, _) = tiny_cnn(1);

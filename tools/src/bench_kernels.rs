@@ -1,10 +1,11 @@
 //! `ksnn-tools bench kernels`: the linear-layer kernels on a zoo model's real convolution
 //! shapes, beside the machine's f64 GEMM rate measured in the same run.
 //!
-//! Rates are multiply-adds of the *ring* product per second (a limb GEMM does several f64
-//! multiply-adds per ring one). Rows: the server's online product `E⊛W` (weights declared
-//! 16-bit), full products of two ring elements (P0's `A⊛F`, P2's `A⊛B`), the scalar `u64`
-//! loop the runtime used before the limb kernels, and plain f64 GEMMs of the same shapes.
+//! Rates are ring multiply-adds (on Z_2^64) per second. The same kernel serves the server's
+//! online product `E⊛W`, P0's `A⊛F` and P2's `A⊛B`: all three are full ring products.
+//! Rows: whole convolutions (im2col + GEMM), the GEMMs alone with the AVX2 build and with the
+//! portable build of the same loop, and plain f64 GEMMs of the same shapes (faer, all cores)
+//! as the machine's reference.
 
 use std::time::Instant;
 
@@ -15,7 +16,10 @@ use ksnn_formats::Shape;
 use ksnn_formats::layer::Conv2d;
 use ksnn_graph::ir::{IrOp, zoo};
 use ksnn_runtime::kernels::conv2d;
-use ksnn_runtime::kernels::gemm::scalar;
+use ksnn_runtime::kernels::gemm::tiled;
+
+/// A GEMM entry point: `(w, x, c, m, k, n)`, `c += w·x`.
+type Gemm = fn(&[u64], &[u64], &mut [u64], usize, usize, usize);
 
 /// One convolution of the model: its input and output shapes.
 struct ConvShape {
@@ -27,11 +31,8 @@ struct ConvShape {
 impl ConvShape {
     /// Ring multiply-adds of one application.
     fn macs(&self) -> f64 {
-        let c = &self.conv;
-        f64::from(c.out_channels)
-            * f64::from(c.in_channels / c.groups)
-            * f64::from(c.kernel[0] * c.kernel[1])
-            * self.y.plane() as f64
+        let (m, k, n) = self.gemm_dims();
+        (m * k * n) as f64 * f64::from(self.conv.groups)
     }
     /// The GEMM of each group: `cout_g × (cin_g·kh·kw) × OH·OW`.
     fn gemm_dims(&self) -> (usize, usize, usize) {
@@ -56,7 +57,7 @@ fn xorshift(seed: u64) -> impl FnMut() -> u64 {
 
 /// Seconds of the fastest of `reps` runs.
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    (0..reps)
+    (0..reps.max(1))
         .map(|_| {
             let t = Instant::now();
             f();
@@ -92,36 +93,33 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
     }
     let total: f64 = convs.iter().map(ConvShape::macs).sum();
     println!(
-        "{model}: {} convolutions, {:.2} G multiply-adds per inference; best of {reps} runs, {} threads",
+        "{model}: {} convolutions, {:.2} G multiply-adds per inference; best of {reps} runs, {} threads, AVX2 {}",
         convs.len(),
         total / 1e9,
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        if avx2() { "yes" } else { "no" }
     );
 
     let mut r = xorshift(0x9E37_79B9_7F4A_7C15);
-    let (mut narrow, mut full, mut plain, mut f64s) = (0.0, 0.0, 0.0, 0.0);
+    let (mut conv, mut simd, mut portable, mut f64s) = (0.0, 0.0, 0.0, 0.0);
     for c in &convs {
         let x: Vec<u64> = (0..c.x.elements()).map(|_| r()).collect();
         let (m, k, n) = c.gemm_dims();
-        let wlen = m * k * c.conv.groups as usize;
-        let w16: Vec<u64> = (0..wlen).map(|_| (r() as i16) as i64 as u64).collect();
-        let w64: Vec<u64> = (0..wlen).map(|_| r()).collect();
-        narrow += best(reps, || {
-            std::hint::black_box(conv2d(&x, c.x, &c.conv, c.y, &w16, 16));
-        });
-        full += best(reps, || {
-            std::hint::black_box(conv2d(&x, c.x, &c.conv, c.y, &w64, 64));
-        });
-        // The GEMMs alone (no im2col), group by group, on the old scalar loop and in f64.
         let groups = c.conv.groups as usize;
+        let w: Vec<u64> = (0..m * k * groups).map(|_| r()).collect();
+        conv += best(reps, || {
+            std::hint::black_box(conv2d(&x, c.x, &c.conv, c.y, &w));
+        });
         let col: Vec<u64> = (0..k * n).map(|_| r()).collect();
-        plain += best(1, || {
+        let gemms = |f: Gemm| {
             for g in 0..groups {
                 let mut out = vec![0u64; m * n];
-                scalar(&w64[g * m * k..(g + 1) * m * k], &col, &mut out, k, n);
+                f(&w[g * m * k..(g + 1) * m * k], &col, &mut out, m, k, n);
                 std::hint::black_box(&out);
             }
-        });
+        };
+        simd += best(reps, || gemms(tiled::gemm));
+        portable += best(1, || gemms(tiled::gemm_portable));
         let a = Mat::<f64>::from_fn(m, k, |i, j| ((i * 31 + j * 7) % 1021) as f64);
         let b = Mat::<f64>::from_fn(k, n, |i, j| ((i * 13 + j * 3) % 1019) as f64);
         let mut out = Mat::<f64>::zeros(m, n);
@@ -141,13 +139,24 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
     }
     let row = |what: &str, secs: f64| {
         println!(
-            "  {what:<52} {secs:>7.3} s  {:>6.2} G MAC/s",
+            "  {what:<50} {secs:>7.3} s  {:>6.2} G MAC/s",
             total / secs / 1e9
         );
     };
-    row("server online E⊛W, 16-bit weights (limb GEMM)", narrow);
-    row("full ring products A⊛F, A⊛B (limb GEMM)", full);
-    row("scalar u64 loop (before; GEMM only)", plain);
-    row("f64 GEMM of the same shapes (machine reference)", f64s);
+    row("convolutions on Z_2^64 (im2col + GEMM)", conv);
+    row("GEMMs alone on Z_2^64, AVX2 build", simd);
+    row("GEMMs alone on Z_2^64, portable build", portable);
+    row("f64 GEMMs of the same shapes (faer, reference)", f64s);
     Ok(())
+}
+
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }

@@ -103,9 +103,9 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         n: usize,
     },
-    /// The linear-layer kernels on a zoo model's convolution shapes: the server's online
-    /// product with 16-bit weights, full ring products, the old scalar loop, and the f64 GEMM
-    /// rate of this machine for the same shapes.
+    /// The linear-layer kernels on a zoo model's convolution shapes: whole convolutions, the
+    /// GEMMs alone (AVX2 and portable builds), and this machine's f64 GEMM rate on the same
+    /// shapes, in G multiply-adds per second.
     Kernels {
         /// Zoo model whose convolutions to run.
         #[arg(long, default_value = "resnet50")]

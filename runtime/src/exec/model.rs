@@ -39,14 +39,14 @@ impl<'a> Model<'a> {
         if let Some(w) = weights {
             w.check_against(program)?;
         }
-        let fixed_point = program.fixed_point;
+        let frac_bits = program.fixed_point.frac_bits;
         let steps = program
             .layers
             .iter()
             .enumerate()
             .map(|(i, layer)| {
                 let x = shapes[layer.inputs[0] as usize];
-                Step::new(layer, x, shapes[i + 1], fixed_point, weights)
+                Step::new(layer, x, shapes[i + 1], frac_bits, weights)
             })
             .collect();
         let mut last_use = vec![0usize; shapes.len()];

@@ -3,7 +3,7 @@
 //! input (Beaver triples, the linear layers' `C0`) and leaves it in a stash; the online pass
 //! takes it back, in the same order, and exchanges the masked values.
 
-use crate::kernels::bilinear::{Bilinear, Coeffs};
+use crate::kernels::bilinear::Bilinear;
 use crate::prf::Label;
 use crate::protocol::arith::{Arith, add_per_channel};
 use crate::protocol::beaver::{self, MulShape};
@@ -139,7 +139,7 @@ impl Arith for Secure<'_, '_> {
     fn linear(
         &mut self,
         map: &dyn Bilinear,
-        weights: Option<Coeffs>,
+        weights: Option<&[u64]>,
         x: &[u64],
     ) -> Result<Vec<u64>> {
         if !self.online() {

@@ -4,10 +4,9 @@
 //! index structures (block tilings, max-pool taps) are chosen here and nowhere else.
 
 use ksnn_formats::layer::{AvgPool, Layer, Op, UpsampleMode, WeightRole};
-use ksnn_formats::program::FixedPoint;
 use ksnn_formats::{Shape, Weights};
 
-use crate::kernels::bilinear::{Bilinear, Coeffs, LinearMap};
+use crate::kernels::bilinear::{Bilinear, LinearMap};
 use crate::kernels::layout::BlockLayout;
 use crate::kernels::{pool, resize};
 use crate::protocol::arith::Arith;
@@ -22,9 +21,6 @@ pub enum Step<'a> {
         map: LinearMap<'a>,
         /// The server's (and the reference's) coefficients; `None` for P0 and P2.
         weight: Option<Vec<u64>>,
-        /// Signed bits the coefficients fit: the program's `weight_bits` for convolution and
-        /// linear weights, 64 for per-channel scales (which the declaration does not cover).
-        weight_bits: u8,
         /// The server's (and the reference's) per-channel bias at f fractional bits, added
         /// after truncation; `None` for P0 and P2, and for layers without a bias.
         bias: Option<Vec<u64>>,
@@ -102,10 +98,9 @@ impl<'a> Step<'a> {
         layer: &'a Layer,
         x: Shape,
         y: Shape,
-        fixed_point: FixedPoint,
+        frac_bits: u8,
         weights: Option<&Weights>,
     ) -> Self {
-        let frac_bits = fixed_point.frac_bits;
         let tensor = |role| {
             weights
                 .and_then(|w| w.get(&layer.name, role))
@@ -122,7 +117,6 @@ impl<'a> Step<'a> {
             Op::Conv2d(op) => Step::Linear {
                 map: LinearMap::Conv { op, x, y },
                 weight: tensor(WeightRole::Weight),
-                weight_bits: fixed_point.weight_bits,
                 bias: tensor(WeightRole::Bias),
             },
             Op::Linear(l) => Step::Linear {
@@ -131,13 +125,11 @@ impl<'a> Step<'a> {
                     y: l.out_features as usize,
                 },
                 weight: tensor(WeightRole::Weight),
-                weight_bits: fixed_point.weight_bits,
                 bias: tensor(WeightRole::Bias),
             },
             Op::ScaleBias(s) if s.scale => Step::Linear {
                 map: LinearMap::Scale { x },
                 weight: tensor(WeightRole::Scale),
-                weight_bits: 64,
                 bias: tensor(WeightRole::Bias),
             },
             Op::ScaleBias(_) => Step::Bias {
@@ -168,17 +160,8 @@ impl<'a> Step<'a> {
     /// Runs the step on its inputs (empty slices for a party that holds nothing).
     pub fn eval<A: Arith>(&self, a: &mut A, inputs: &[&[u64]]) -> Result<Vec<u64>> {
         match self {
-            Step::Linear {
-                map,
-                weight,
-                weight_bits,
-                bias,
-            } => {
-                let w = weight.as_deref().map(|values| Coeffs {
-                    values,
-                    bits: *weight_bits,
-                });
-                let y = a.linear(map, w, inputs[0])?;
+            Step::Linear { map, weight, bias } => {
+                let y = a.linear(map, weight.as_deref(), inputs[0])?;
                 let mut y = a.truncate(y, map.y_len())?;
                 a.add_bias(&mut y, bias.as_deref());
                 Ok(y)

@@ -7,23 +7,6 @@ use ksnn_formats::layer::Conv2d;
 
 use super::{conv2d, linear, scale_channels};
 
-/// Coefficients `W` and the signed bits their values fit: the program declares the server's
-/// weights narrow (`fixed_point.weight_bits`); masked coefficients are any ring element.
-#[derive(Clone, Copy, Debug)]
-pub struct Coeffs<'a> {
-    /// The values, in the map's coefficient layout.
-    pub values: &'a [u64],
-    /// 16, 32 or 64 (any ring element).
-    pub bits: u8,
-}
-
-impl<'a> Coeffs<'a> {
-    /// Coefficients that may be any ring element (masks, masked weights).
-    pub fn full(values: &'a [u64]) -> Self {
-        Self { values, bits: 64 }
-    }
-}
-
 /// A bilinear map in `X` and `W`, with its sizes.
 pub trait Bilinear: Sync {
     /// Elements of the input `X`.
@@ -33,7 +16,7 @@ pub trait Bilinear: Sync {
     /// Elements of the output `X ⊛ W`.
     fn y_len(&self) -> usize;
     /// `X ⊛ W` on ring elements (cleartext or shares alike).
-    fn apply(&self, x: &[u64], w: Coeffs) -> Vec<u64>;
+    fn apply(&self, x: &[u64], w: &[u64]) -> Vec<u64>;
 }
 
 /// The linear maps whose coefficients the server holds.
@@ -86,11 +69,11 @@ impl Bilinear for LinearMap<'_> {
             LinearMap::Scale { x } => x.elements() as usize,
         }
     }
-    fn apply(&self, x: &[u64], w: Coeffs) -> Vec<u64> {
+    fn apply(&self, x: &[u64], w: &[u64]) -> Vec<u64> {
         match self {
-            LinearMap::Conv { op, x: xs, y: ys } => conv2d(x, *xs, op, *ys, w.values, w.bits),
-            LinearMap::Dense { y, .. } => linear(x, w.values, w.bits, *y),
-            LinearMap::Scale { x: xs } => scale_channels(x, *xs, w.values),
+            LinearMap::Conv { op, x: xs, y: ys } => conv2d(x, *xs, op, *ys, w),
+            LinearMap::Dense { y, .. } => linear(x, w, *y),
+            LinearMap::Scale { x: xs } => scale_channels(x, *xs, w),
         }
     }
 }

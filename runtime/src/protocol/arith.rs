@@ -9,7 +9,7 @@
 //! the same calls with the same counts, because the counts are what the protocols' messages
 //! and randomness depend on.
 
-use crate::kernels::bilinear::{Bilinear, Coeffs};
+use crate::kernels::bilinear::Bilinear;
 use crate::prf::Label;
 use crate::protocol::Result;
 use crate::protocol::beaver::MulShape;
@@ -40,7 +40,7 @@ pub trait Arith {
     fn linear(
         &mut self,
         map: &dyn Bilinear,
-        weights: Option<Coeffs>,
+        weights: Option<&[u64]>,
         x: &[u64],
     ) -> Result<Vec<u64>>;
 }

@@ -7,7 +7,7 @@
 //! The shares sum to `X ⊛ W` (at 2f fractional bits; the caller truncates).
 //! The original sends masked inputs and masked weights both ways every inference.
 
-use crate::kernels::bilinear::{Bilinear, Coeffs};
+use crate::kernels::bilinear::Bilinear;
 use crate::prf::Purpose;
 use crate::protocol::{Party, Result};
 use crate::role::{Pair, Role};
@@ -59,7 +59,7 @@ pub fn offline(p: &mut Party, op: &dyn Bilinear, f: Option<&[u64]>) -> Result<Op
             let c1 = p
                 .stream(Pair::ServerHelper, Purpose::LinearC1)
                 .ring(op.y_len());
-            let c0 = crate::ring::sub(&op.apply(&a, Coeffs::full(&b)), &c1);
+            let c0 = crate::ring::sub(&op.apply(&a, &b), &c1);
             p.send_ring(Role::Client, "linear: triple share C0 to P0", &c0)?;
             Ok(None)
         }
@@ -68,8 +68,7 @@ pub fn offline(p: &mut Party, op: &dyn Bilinear, f: Option<&[u64]>) -> Result<Op
             let a = p
                 .stream(Pair::ClientHelper, Purpose::LinearA)
                 .ring(op.x_len());
-            let f = f.expect("P0 received F at set-up");
-            let mut y0 = op.apply(&a, Coeffs::full(f));
+            let mut y0 = op.apply(&a, f.expect("P0 received F at set-up"));
             crate::ring::add_assign(&mut y0, &c0);
             Ok(Some(ClientPre { a, y0 }))
         }
@@ -82,7 +81,7 @@ pub fn online(
     p: &mut Party,
     op: &dyn Bilinear,
     x: &[u64],
-    weights: Option<Coeffs>,
+    weights: Option<&[u64]>,
     pre: Option<ClientPre>,
 ) -> Result<Vec<u64>> {
     match p.role {

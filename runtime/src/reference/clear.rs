@@ -3,7 +3,7 @@
 
 use ksnn_formats::{ApproxCompare, Program};
 
-use crate::kernels::bilinear::{Bilinear, Coeffs};
+use crate::kernels::bilinear::Bilinear;
 use crate::prf::Label;
 use crate::protocol::arith::{Arith, add_per_channel};
 use crate::protocol::beaver::MulShape;
@@ -63,7 +63,7 @@ impl Arith for Clear {
     fn linear(
         &mut self,
         map: &dyn Bilinear,
-        weights: Option<Coeffs>,
+        weights: Option<&[u64]>,
         x: &[u64],
     ) -> Result<Vec<u64>> {
         let w = weights.ok_or(ProtocolError::NoWeights)?;

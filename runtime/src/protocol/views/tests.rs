@@ -6,7 +6,7 @@ use super::attack::{self, Element};
 use super::stats::{Histograms, differing, features};
 use super::{Run, session};
 use crate::exec::secure::both_passes;
-use crate::kernels::bilinear::{Bilinear, Coeffs};
+use crate::kernels::bilinear::Bilinear;
 use crate::kernels::layout::BlockLayout;
 use crate::net::recording::Received;
 use crate::prf::{Addr, Label, P, Purpose, Scope, mask};
@@ -179,8 +179,8 @@ impl Bilinear for MatVec {
     fn y_len(&self) -> usize {
         self.n_out
     }
-    fn apply(&self, x: &[u64], w: Coeffs) -> Vec<u64> {
-        crate::kernels::conv::linear(x, w.values, w.bits, self.n_out)
+    fn apply(&self, x: &[u64], w: &[u64]) -> Vec<u64> {
+        crate::kernels::conv::linear(x, w, self.n_out)
     }
 }
 
@@ -219,7 +219,7 @@ fn linear_views_are_independent_of_inputs_and_weights() {
                 } else {
                     &x[p.role.index()][..]
                 };
-                linear::online(p, &op, mine, w.map(Coeffs::full), pre).unwrap();
+                linear::online(p, &op, mine, w, pre).unwrap();
             },
         );
         assert_independent("linear", found);
