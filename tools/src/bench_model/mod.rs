@@ -125,8 +125,8 @@ fn build(a: &ModelArgs) -> Result<Lowered> {
     };
     let opts = LowerOptions {
         fixed_point: FixedPoint {
-            ring_bits: 64,
             frac_bits: a.frac_bits,
+            ..FixedPoint::default()
         },
         protocol: ProtocolConfig {
             drelu: a.drelu,
