@@ -55,6 +55,22 @@ pub struct PerInference {
     pub rounds: u64,
 }
 
+/// Peak resident memory of each party's process in bytes (Linux `VmHWM`, since the process
+/// started); `None` where it was not measured (another system, a daemon on another host, or a
+/// report from before this field).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeakRss {
+    /// The client P0.
+    #[serde(rename = "P0")]
+    pub p0: Option<u64>,
+    /// The server P1.
+    #[serde(rename = "P1")]
+    pub p1: Option<u64>,
+    /// The helper P2.
+    #[serde(rename = "P2")]
+    pub p2: Option<u64>,
+}
+
 /// One layer's share of an inference.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerReport {
@@ -91,6 +107,13 @@ pub struct Report {
     /// Bytes sent once per session (the server's masked weights), not per inference.
     #[serde(default)]
     pub setup_bytes: u64,
+    /// Wall-clock seconds of the client's whole session, all inferences back to back (set-up
+    /// included): `images / wall_seconds` is the throughput. 0 where unknown (older reports).
+    #[serde(default)]
+    pub wall_seconds: f64,
+    /// Peak memory per party (optional: older reports lack it).
+    #[serde(default)]
+    pub peak_rss: PeakRss,
     /// Cost per program layer, in program order.
     pub per_layer: Vec<LayerReport>,
 }
@@ -192,5 +215,29 @@ mod tests {
         }
         assert_eq!(Report::from_json(&json).unwrap(), r);
         assert!(Report::from_json("{\"model\": 3}").is_err());
+        assert!(json.contains("\"peak_rss\"") && json.contains("\"wall_seconds\""));
+    }
+
+    #[test]
+    fn reports_without_the_newer_fields_still_parse() {
+        let r = Report {
+            model: "mnist-cnn".into(),
+            wall_seconds: 2.5,
+            peak_rss: PeakRss {
+                p0: Some(1 << 20),
+                p1: None,
+                p2: Some(3 << 20),
+            },
+            ..Default::default()
+        };
+        let mut v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["peak_rss"]["P1"], serde_json::Value::Null);
+        let o = v.as_object_mut().unwrap();
+        o.remove("peak_rss");
+        o.remove("wall_seconds");
+        let old = Report::from_json(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(old.peak_rss, PeakRss::default());
+        assert_eq!(old.wall_seconds, 0.0);
+        assert_eq!(old.model, "mnist-cnn");
     }
 }

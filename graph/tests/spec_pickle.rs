@@ -267,3 +267,22 @@ fn resource_bombs_are_refused() {
         "byte 2 (NEXT_BUFFER): out-of-band buffers are not supported"
     );
 }
+
+#[test]
+fn spec_files_are_read_by_content_in_every_form() {
+    let bytes = std::fs::read(fixtures().join("np1_mnist_int32_p2.pickle")).unwrap();
+    let spec = ksnn_formats::BlockSpec {
+        layers: read_block_spec(&bytes).unwrap(),
+    };
+    assert!(!spec.layers.is_empty());
+    assert_eq!(ksnn_graph::spec::read(&bytes).unwrap(), spec);
+    assert_eq!(ksnn_graph::spec::read(&spec.encode()).unwrap(), spec);
+    assert_eq!(
+        ksnn_graph::spec::read(spec.to_json().as_bytes()).unwrap(),
+        spec
+    );
+    let bad = ksnn_graph::spec::read(b"\x80\x04garbage").unwrap_err();
+    assert!(bad.to_string().starts_with("block-spec pickle"), "{bad}");
+    let bad = ksnn_graph::spec::read(b"{\"stem\": [[1]]}").unwrap_err();
+    assert!(bad.to_string().contains("block spec"), "{bad}");
+}

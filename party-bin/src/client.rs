@@ -11,6 +11,7 @@ use ksnn_formats::report::Accuracy;
 use ksnn_runtime::exec::engine::{Engine, Record};
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::exec::{report, session};
+use ksnn_runtime::memory::{self, Process};
 use ksnn_runtime::net::counting::{CountingTransport, Phase};
 use ksnn_runtime::net::tcp::Node;
 use ksnn_runtime::reference::argmax;
@@ -152,13 +153,16 @@ pub fn infer(
         .filter(|(((p, _), _), _)| *p == Phase::Setup)
         .map(|(_, t)| t.bytes)
         .sum();
-    let rep = report::build(
+    let mut rep = report::build(
         &model,
         [&records[0], &records[1], &records[2]],
         setup_bytes,
         accuracy,
         0,
     );
+    rep.wall_seconds = seconds;
+    // The daemons serve other clients too: only `ksnn-party local`, which owns them, adds theirs.
+    rep.peak_rss.p0 = memory::peak_rss(Process::This);
     std::fs::write(report_path, rep.to_json())
         .with_context(|| format!("cannot write {}", report_path.display()))?;
     if let Some(path) = out {

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result, bail};
 use ksnn_formats::Report;
 use ksnn_runtime::exec::model::{Model, encode_input};
+use ksnn_runtime::memory::{self, Process};
 use ksnn_runtime::net::tls;
 use ksnn_runtime::reference;
 use ksnn_runtime::role::Role;
@@ -116,6 +117,12 @@ pub fn local(
         .arg(report)
         .status()
         .context("starting the client")?;
+    // The daemons are idle now, so their high-water marks are this run's peaks.
+    let peaks: Vec<Option<u64>> = daemons
+        .0
+        .iter()
+        .map(|c| memory::peak_rss(Process::Pid(c.id())))
+        .collect();
     drop(daemons);
     if !status.success() {
         bail!("the client failed ({status}); see its messages above");
@@ -142,6 +149,7 @@ pub fn local(
     }
     let mut rep = Report::from_json(&std::fs::read_to_string(report)?)?;
     rep.secure_equals_reference = equal;
+    (rep.peak_rss.p1, rep.peak_rss.p2) = (peaks[0], peaks[1]);
     if labelled > 0 {
         rep.accuracy.plain = correct as f64 / labelled as f64;
     }

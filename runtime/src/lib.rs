@@ -3,6 +3,7 @@
 //! It never links libtorch.
 pub mod exec;
 pub mod kernels;
+pub mod memory;
 pub mod net;
 pub mod prf;
 pub mod protocol;

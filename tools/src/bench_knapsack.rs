@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
-use ksnn_formats::{Block, BlockKind, candidates};
-use ksnn_knapsack::{Item, Problem, Row, exact, lagrangian};
+use ksnn_knapsack::{Problem, exact, lagrangian};
+
+use crate::synthetic::{self, ReluShape};
 
 /// One network: (layer, channels, square activation dim) in LAYER_NAMES order (§3.5), and
 /// §3.3's totals the table must reproduce.
@@ -96,67 +97,27 @@ const NETS: &[Net] = &[
 /// The exact DP runs only below this many merged options × budget cells (per pass).
 const EXACT_CELLS: f64 = 1e10;
 
-/// SplitMix64, so instances are identical on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Synthetic distortions with the real shapes: per layer and per channel a log-spread scale;
-/// noise grows with the block area (0 for 1x1), a little with elongation, jittered per
-/// option; identity is worst.
+/// The net's synthetic instance (square maps).
 fn instance(net: &Net, seed: u64) -> Problem {
-    let mut rng = Rng(seed);
-    let mut rows = Vec::with_capacity(net.channels as usize);
-    for &(_, channels, dim) in net.layers {
-        let blocks: Vec<Block> = candidates::options(dim, dim);
-        let layer_scale = 10f64.powf(2.0 * rng.unit() - 1.0);
-        let full = f64::from(dim * dim).ln();
-        for _ in 0..channels {
-            let scale = layer_scale * (1.5 * (rng.unit() + rng.unit() - 1.0)).exp();
-            let options = blocks
-                .iter()
-                .map(|&b| {
-                    let weight = b.drelus(dim, dim);
-                    let jitter = 1.0 + 0.3 * rng.unit();
-                    let noise = match b.kind() {
-                        BlockKind::Sized { h, w } => {
-                            let area = f64::from(h * w).ln();
-                            let shape = 0.15 * (f64::from(h) / f64::from(w)).ln().abs();
-                            (area + shape) * jitter
-                        }
-                        _ => (full + 2.0) * jitter,
-                    };
-                    Item {
-                        weight,
-                        value: -scale * noise,
-                    }
-                })
-                .collect();
-            rows.push(Row { options });
-        }
-    }
-    Problem { rows }
+    let layers: Vec<ReluShape> = net
+        .layers
+        .iter()
+        .map(|&(_, channels, dim)| ReluShape {
+            channels,
+            h: dim,
+            w: dim,
+        })
+        .collect();
+    synthetic::instance(&layers, seed).problem
 }
 
-/// (current RSS, peak RSS since the last reset) in bytes, from /proc/self/status.
+/// (current RSS, peak RSS since the last reset) in bytes; 0 where unknown.
 fn rss() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb << 10)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    use ksnn_runtime::memory::{self, Process};
+    (
+        memory::rss(Process::This).unwrap_or(0),
+        memory::peak_rss(Process::This).unwrap_or(0),
+    )
 }
 
 /// Resets VmHWM to the current RSS so the next peak is the solver's (Linux ≥ 4.0).

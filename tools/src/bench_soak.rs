@@ -35,12 +35,7 @@ impl Drop for Daemon {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    ksnn_runtime::memory::rss(ksnn_runtime::memory::Process::Pid(pid)).unwrap_or(0) >> 10
 }
 
 fn start(party: &Path, cfg: &Path, log: &Path) -> Result<Daemon> {

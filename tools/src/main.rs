@@ -8,9 +8,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_kernels;
 mod bench_knapsack;
+mod bench_model;
 mod bench_soak;
 mod inspect;
 mod sample;
+mod synthetic;
 
 /// Utilities around ksnn programs, weight files, block specs and reports.
 ///
@@ -23,6 +25,7 @@ mod sample;
 ///   ksnn-tools bench net --mib 256
 ///   ksnn-tools bench knapsack
 ///   ksnn-tools bench kernels --model resnet50
+///   ksnn-tools bench model --model resnet18-cifar --uniform 4x4 --images 3
 #[derive(Parser)]
 #[command(name = "ksnn-tools", version, verbatim_doc_comment)]
 struct Cli {
@@ -123,6 +126,25 @@ enum Bench {
         #[arg(long)]
         exact: bool,
     },
+    /// A zoo model end to end: random parameters (He weights; batch norms that keep
+    /// activations at unit scale), a block spec, lowering, and the three parties as
+    /// processes over TLS on loopback (needs ksnn-party next to this binary; no dataset, no
+    /// libtorch). Prints seconds offline/online per inference, throughput, bytes per party,
+    /// rounds, the slowest layers, totals per layer kind and each party's peak memory; fails
+    /// unless every secure prediction equals the cleartext reference.
+    ///
+    /// The spec: none = every ReLU plain; --uniform HxW = that block everywhere; --budget F
+    /// = the knapsack over synthetic distortions (as `bench knapsack`) keeping F of all
+    /// ReLUs' DReLUs; --spec FILE = a JSON, binary or pickle spec.
+    ///
+    /// Examples:
+    ///   ksnn-tools bench model --model mnist-cnn --uniform 2x2 --images 2
+    ///   ksnn-tools bench model --model resnet18-cifar --uniform 4x4 --images 3
+    ///   ksnn-tools bench model --model resnet18-cifar --budget 0.06 --approx 5,48
+    ///   ksnn-tools bench model --model resnet50-avgpool --uniform 4x4 --truncation exact
+    ///   ksnn-tools bench model --model resnet18-cifar --spec spec.json --report r18.json --keep runs/r18
+    #[command(verbatim_doc_comment)]
+    Model(bench_model::ModelArgs),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +163,7 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Kernels { model, reps }) => bench_kernels::run(&model, reps),
         Command::Bench(Bench::Knapsack { seed, exact }) => bench_knapsack::run(seed, exact),
         Command::Bench(Bench::Soak { clients, n }) => bench_soak::run(clients, n),
+        Command::Bench(Bench::Model(args)) => bench_model::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -86,6 +86,9 @@ pub fn build(
             rounds: total_rounds / n,
         },
         setup_bytes,
+        // Process-level facts the records do not hold: the caller fills them in.
+        wall_seconds: 0.0,
+        peak_rss: Default::default(),
         per_layer,
     }
 }

@@ -1,0 +1,87 @@
+//! Reproducible pseudo-random data for the benchmarks: one generator ([`Rng`]) and the
+//! synthetic knapsack instances `bench knapsack` solves and `bench model --budget` chooses
+//! blocks with, so both stand on the same distortions.
+
+use ksnn_formats::{Block, BlockKind, candidates};
+use ksnn_knapsack::{Item, Problem, Row};
+
+/// SplitMix64, so instances and parameters are identical on every run and machine.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[-a, a)`.
+    pub fn symmetric(&mut self, a: f64) -> f64 {
+        a * (2.0 * self.unit() - 1.0)
+    }
+}
+
+/// One ReLU layer as the knapsack sees it: `channels` rows on an `h×w` map.
+#[derive(Clone, Copy, Debug)]
+pub struct ReluShape {
+    /// Rows (one per channel).
+    pub channels: u64,
+    /// Activation height.
+    pub h: u32,
+    /// Activation width.
+    pub w: u32,
+}
+
+/// A synthetic instance and, per layer, the block each option index stands for.
+pub struct Instance {
+    /// One row per channel, layers in the given order.
+    pub problem: Problem,
+    /// Per layer, its candidate blocks (`candidates::options`), in option order.
+    pub blocks: Vec<Vec<Block>>,
+}
+
+/// Synthetic distortions with real shapes: per layer and per channel a log-spread scale;
+/// noise grows with the block area (0 for 1x1), a little with elongation, jittered per
+/// option; identity is worst. Weights are the blocks' real DReLU costs.
+pub fn instance(layers: &[ReluShape], seed: u64) -> Instance {
+    let mut rng = Rng(seed);
+    let channels: u64 = layers.iter().map(|l| l.channels).sum();
+    let mut rows = Vec::with_capacity(channels as usize);
+    let mut all = Vec::with_capacity(layers.len());
+    for &ReluShape { channels, h, w } in layers {
+        let blocks: Vec<Block> = candidates::options(h, w);
+        let layer_scale = 10f64.powf(2.0 * rng.unit() - 1.0);
+        let full = f64::from(h * w).ln();
+        for _ in 0..channels {
+            let scale = layer_scale * (1.5 * (rng.unit() + rng.unit() - 1.0)).exp();
+            let options = blocks
+                .iter()
+                .map(|&b| {
+                    let weight = b.drelus(h, w);
+                    let jitter = 1.0 + 0.3 * rng.unit();
+                    let noise = match b.kind() {
+                        BlockKind::Sized { h, w } => {
+                            let area = f64::from(h * w).ln();
+                            let shape = 0.15 * (f64::from(h) / f64::from(w)).ln().abs();
+                            (area + shape) * jitter
+                        }
+                        _ => (full + 2.0) * jitter,
+                    };
+                    Item {
+                        weight,
+                        value: -scale * noise,
+                    }
+                })
+                .collect();
+            rows.push(Row { options });
+        }
+        all.push(blocks);
+    }
+    Instance {
+        problem: Problem { rows },
+        blocks: all,
+    }
+}

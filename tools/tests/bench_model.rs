@@ -1,0 +1,105 @@
+//! `ksnn-tools bench model` end to end through the real binaries: the three parties over TLS
+//! on loopback, every secure prediction equal to the reference, each party's peak memory in
+//! the report. Needs `ksnn-party` built next to `ksnn-tools` (`cargo build -p ksnn-party`);
+//! without it the end-to-end test says so and checks only the argument errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ksnn_formats::Report;
+
+fn tools(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ksnn-tools"))
+        .args(args)
+        .output()
+        .expect("run ksnn-tools")
+}
+
+fn party_built() -> bool {
+    Path::new(env!("CARGO_BIN_EXE_ksnn-tools"))
+        .with_file_name("ksnn-party")
+        .exists()
+}
+
+#[test]
+fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
+    if !party_built() {
+        eprintln!(
+            "skipped: ksnn-party is not built next to ksnn-tools (cargo build -p ksnn-party)"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ksnn-bench-model-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = dir.join("out.json");
+    let o = tools(&[
+        "bench",
+        "model",
+        "--model",
+        "mnist-cnn",
+        "--uniform",
+        "2x2",
+        "--images",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+        "--keep",
+        dir.join("files").to_str().unwrap(),
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("secure = reference: 2/2"), "{out}");
+    let rep = Report::from_json(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!((rep.images, rep.secure_equals_reference), (2, 2));
+    let m = &rep.peak_rss;
+    for (party, peak) in [("P0", m.p0), ("P1", m.p1), ("P2", m.p2)] {
+        assert!(peak.is_some_and(|b| b > 1 << 20), "{party}: {peak:?}");
+    }
+    assert!(rep.wall_seconds > 0.0);
+    // mnist-cnn's ReLU maps are 28, 14, 14, 14 and 7 wide: 2x2 blocks on each.
+    let want = 16 * 14 * 14 + 3 * 32 * 7 * 7 + 64 * 4 * 4;
+    assert_eq!(rep.spec_drelus, want);
+    for f in [
+        "model.ksnn",
+        "weights.ksnw",
+        "spec.json",
+        "x0.npy",
+        "x1.npy",
+    ] {
+        assert!(dir.join("files").join(f).exists(), "{f} not kept");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_fail_with_a_precise_message() {
+    for (args, expect) in [
+        (&["--model", "lenet"][..], "unknown model `lenet`"),
+        (
+            &["--model", "mnist-cnn", "--uniform", "0x2"],
+            "sides are integers",
+        ),
+        (&["--model", "mnist-cnn", "--approx", "5"], "give K,G"),
+        (&["--model", "mnist-cnn", "--budget", "2"], "in (0, 1]"),
+        (
+            &[
+                "--model",
+                "mnist-cnn",
+                "--uniform",
+                "2x2",
+                "--budget",
+                "0.1",
+            ],
+            "cannot be used with",
+        ),
+    ] {
+        let o = tools(&[&["bench", "model"][..], args].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
