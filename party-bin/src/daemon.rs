@@ -21,11 +21,9 @@ use crate::setup::{load_party, node_config};
 pub fn serve(cfg: Config) -> Result<()> {
     let (program, weights) = load_party(&cfg)?;
     let program = Box::leak(Box::new(program));
-    // The model copies what it needs out of the weights; the file's tensors go now (for
-    // ResNet50 they are 200 MB the server would otherwise hold twice).
-    let model: &'static Model<'static> =
-        Box::leak(Box::new(Model::new(program, weights.as_ref())?));
-    drop(weights);
+    // The model borrows the server's tensors from the weight file: one copy, for the process.
+    let weights = weights.map(|w| &*Box::leak(Box::new(w)));
+    let model: &'static Model<'static> = Box::leak(Box::new(Model::new(program, weights)?));
     let role = cfg.role;
     let files = raise_fd_limit();
     let node_cfg = node_config(&cfg, program)?;

@@ -50,12 +50,47 @@ fn pump(tx: &mut dyn Transport, rx: &mut dyn Transport, total: usize) -> Result<
     Ok(total as f64 / start.elapsed().as_secs_f64() / 1e6)
 }
 
+/// Median round-trip seconds of `n` one-word messages bounced between two parties: what
+/// each protocol round costs on this transport beyond its bytes.
+fn ping_pong(a: &mut dyn Transport, b: &mut dyn Transport, n: usize) -> Result<f64> {
+    let (ra, rb) = (a.role(), b.role());
+    std::thread::scope(|s| -> Result<f64> {
+        let h = s.spawn(move || -> Result<()> {
+            for _ in 0..n {
+                let m = b.recv(ra)?;
+                b.send(ra, m)?;
+            }
+            Ok(())
+        });
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            a.send(
+                rb,
+                Message {
+                    kind: FrameKind::Bytes,
+                    depth: 0,
+                    payload: vec![0; 8],
+                },
+            )?;
+            a.recv(rb)?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        h.join()
+            .map_err(|_| anyhow::anyhow!("the echo side panicked"))??;
+        times.sort_by(f64::total_cmp);
+        Ok(times[n / 2])
+    })
+}
+
 pub fn net(mib: usize) -> Result<()> {
     let total = mib << 20;
     let [a, b, _c] = mem::triple(Duration::from_secs(60));
     let (mut a, mut b) = (a, b);
     let mem_rate = pump(&mut a, &mut b, total)?;
     println!("in-memory : {mib} MiB P0 -> P1 at {mem_rate:.0} MB/s");
+    let rtt = ping_pong(&mut a, &mut b, 1000)?;
+    println!("in-memory : round trip {:.1} µs (median of 1000)", rtt * 1e6);
 
     let dir = std::env::temp_dir().join(format!("ksnn-bench-net-{}", std::process::id()));
     generate(&dir)?;
@@ -87,6 +122,11 @@ pub fn net(mib: usize) -> Result<()> {
     };
     let tls_rate = pump(&mut s0, &mut s1, total)?;
     println!("TLS (mio, loopback): {mib} MiB P0 -> P1 at {tls_rate:.0} MB/s");
+    let rtt = ping_pong(&mut s0, &mut s1, 1000)?;
+    println!(
+        "TLS (mio, loopback): round trip {:.1} µs (median of 1000)",
+        rtt * 1e6
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

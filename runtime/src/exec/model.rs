@@ -22,7 +22,7 @@ pub struct Model<'a> {
 impl<'a> Model<'a> {
     /// Validates `program`, and `weights` against it when given; refuses options this
     /// runtime cannot run, so a party fails at load time, not in the middle of a session.
-    pub fn new(program: &'a Program, weights: Option<&Weights>) -> Result<Self, FormatError> {
+    pub fn new(program: &'a Program, weights: Option<&'a Weights>) -> Result<Self, FormatError> {
         let shapes = program.validate()?;
         match program.protocol.drelu {
             DreluProtocol::SecureNn => {}

@@ -20,16 +20,16 @@ pub enum Step<'a> {
         /// The map `X ⊛ W` and its sizes: convolution, dense or per-channel scale.
         map: LinearMap<'a>,
         /// The server's (and the reference's) coefficients; `None` for P0 and P2.
-        weight: Option<Vec<u64>>,
+        weight: Option<&'a [u64]>,
         /// The server's (and the reference's) per-channel bias at f fractional bits, added
         /// after truncation; `None` for P0 and P2, and for layers without a bias.
-        bias: Option<Vec<u64>>,
+        bias: Option<&'a [u64]>,
     },
     /// A bias alone (scale-bias without scale): the server adds it, no protocol.
     Bias {
         /// The server's (and the reference's) per-channel bias at f fractional bits; `None`
         /// for P0 and P2.
-        bias: Option<Vec<u64>>,
+        bias: Option<&'a [u64]>,
     },
     /// Linear in the shares with public coefficients: each party applies it to its share;
     /// truncated when the coefficients are fractional (averages, bilinear weights).
@@ -99,12 +99,14 @@ impl<'a> Step<'a> {
         x: Shape,
         y: Shape,
         frac_bits: u8,
-        weights: Option<&Weights>,
+        weights: Option<&'a Weights>,
     ) -> Self {
+        // Borrowed from the weight file, not copied: the server holds its weights once (the
+        // ring's u64 is the same bits as the file's i64).
         let tensor = |role| {
             weights
                 .and_then(|w| w.get(&layer.name, role))
-                .map(|t| t.data.iter().map(|&v| v as u64).collect::<Vec<u64>>())
+                .map(|t| bytemuck::cast_slice::<i64, u64>(&t.data))
         };
         let local = |op, truncate| Step::Local {
             op,
@@ -161,14 +163,14 @@ impl<'a> Step<'a> {
     pub fn eval<A: Arith>(&self, a: &mut A, inputs: &[&[u64]]) -> Result<Vec<u64>> {
         match self {
             Step::Linear { map, weight, bias } => {
-                let y = a.linear(map, weight.as_deref(), inputs[0])?;
+                let y = a.linear(map, *weight, inputs[0])?;
                 let mut y = a.truncate(y, map.y_len())?;
-                a.add_bias(&mut y, bias.as_deref());
+                a.add_bias(&mut y, *bias);
                 Ok(y)
             }
             Step::Bias { bias } => {
                 let mut y = inputs[0].to_vec();
-                a.add_bias(&mut y, bias.as_deref());
+                a.add_bias(&mut y, *bias);
                 Ok(y)
             }
             Step::Local {
@@ -219,7 +221,7 @@ impl<'a> Step<'a> {
     /// The server's coefficients of a linear step.
     pub fn weight(&self) -> Option<&[u64]> {
         match self {
-            Step::Linear { weight, .. } => weight.as_deref(),
+            Step::Linear { weight, .. } => *weight,
             _ => None,
         }
     }
