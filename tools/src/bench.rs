@@ -90,7 +90,10 @@ pub fn net(mib: usize) -> Result<()> {
     let mem_rate = pump(&mut a, &mut b, total)?;
     println!("in-memory : {mib} MiB P0 -> P1 at {mem_rate:.0} MB/s");
     let rtt = ping_pong(&mut a, &mut b, 1000)?;
-    println!("in-memory : round trip {:.1} µs (median of 1000)", rtt * 1e6);
+    println!(
+        "in-memory : round trip {:.1} µs (median of 1000)",
+        rtt * 1e6
+    );
 
     let dir = std::env::temp_dir().join(format!("ksnn-bench-net-{}", std::process::id()));
     generate(&dir)?;

@@ -114,16 +114,7 @@ fn attack(dir: &Path, program_hash: ksnn_formats::ContentHash, p1: &str, p2: &st
 }
 
 pub fn run(clients: usize, n: usize) -> Result<()> {
-    let party = std::env::current_exe()?
-        .parent()
-        .context("no directory")?
-        .join("ksnn-party");
-    if !party.exists() {
-        bail!(
-            "{} is missing: build it first (cargo build --release -p ksnn-party)",
-            party.display()
-        );
-    }
+    let party = crate::party_binary()?;
     let dir = std::env::temp_dir().join(format!("ksnn-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;

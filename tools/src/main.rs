@@ -147,6 +147,21 @@ enum Bench {
     Model(bench_model::ModelArgs),
 }
 
+/// The `ksnn-party` binary next to this one (the benchmarks that run real daemons need it).
+fn party_binary() -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let party = std::env::current_exe()?
+        .parent()
+        .context("this binary has no directory")?
+        .join("ksnn-party");
+    anyhow::ensure!(
+        party.exists(),
+        "{} is missing: build it first (cargo build --release -p ksnn-party)",
+        party.display()
+    );
+    Ok(party)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -152,16 +152,7 @@ pub fn run(a: &ModelArgs) -> Result<()> {
     let t = Instant::now();
     let Lowered { program, weights } = build(a)?;
     let built = t.elapsed().as_secs_f64();
-    let party = std::env::current_exe()?
-        .parent()
-        .context("no directory")?
-        .join("ksnn-party");
-    if !party.exists() {
-        bail!(
-            "{} is missing: build it first (cargo build --release -p ksnn-party)",
-            party.display()
-        );
-    }
+    let party = crate::party_binary()?;
     let dir = match &a.keep {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("ksnn-bench-model-{}", std::process::id())),

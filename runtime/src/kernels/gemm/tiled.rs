@@ -32,99 +32,92 @@ fn run(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize, simd: 
         let q1 = (q0 + NC).min(n);
         for p0 in (0..k).step_by(KC) {
             let p1 = (p0 + KC).min(k);
-            c.par_chunks_mut(MR * n)
-                .enumerate()
-                .for_each(|(b, rows)| block(w, x, rows, b * MR, k, n, (p0, p1), (q0, q1), simd));
+            c.par_chunks_mut(MR * n).enumerate().for_each(|(b, rows)| {
+                let block = Block {
+                    w,
+                    x,
+                    r0: b * MR,
+                    k,
+                    n,
+                    depth: p0..p1,
+                    cols: q0..q1,
+                };
+                block.run(rows, simd);
+            });
         }
     }
 }
 
-/// One register tile's rows over one cache block, on the best code the CPU runs.
-#[allow(clippy::too_many_arguments)]
-fn block(
-    w: &[u64],
-    x: &[u64],
-    rows: &mut [u64],
+/// One register tile's rows (from `r0`) over one cache block of `X`.
+struct Block<'a> {
+    w: &'a [u64],
+    x: &'a [u64],
     r0: usize,
     k: usize,
     n: usize,
-    depth: (usize, usize),
-    cols: (usize, usize),
-    simd: bool,
-) {
+    depth: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+}
+
+impl Block<'_> {
+    /// On the best code the CPU runs.
+    fn run(&self, rows: &mut [u64], simd: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if simd && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: `run_avx2` only requires AVX2, which the CPU was just found to have.
+            unsafe { self.run_avx2(rows) };
+            return;
+        }
+        let _ = simd;
+        self.body(rows);
+    }
+
     #[cfg(target_arch = "x86_64")]
-    if simd && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: `block_avx2` only requires AVX2, which the CPU was just found to have.
-        unsafe { block_avx2(w, x, rows, r0, k, n, depth, cols) };
-        return;
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&self, rows: &mut [u64]) {
+        self.body(rows);
     }
-    let _ = simd;
-    block_body(w, x, rows, r0, k, n, depth, cols);
-}
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn block_avx2(
-    w: &[u64],
-    x: &[u64],
-    rows: &mut [u64],
-    r0: usize,
-    k: usize,
-    n: usize,
-    depth: (usize, usize),
-    cols: (usize, usize),
-) {
-    block_body(w, x, rows, r0, k, n, depth, cols);
-}
-
-/// The loop itself (inlined into each compiled copy).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block_body(
-    w: &[u64],
-    x: &[u64],
-    rows: &mut [u64],
-    r0: usize,
-    k: usize,
-    n: usize,
-    (p0, p1): (usize, usize),
-    (q0, q1): (usize, usize),
-) {
-    let mr = rows.len() / n;
-    if mr == MR {
-        let (c0, rest) = rows.split_at_mut(n);
-        let (c1, rest) = rest.split_at_mut(n);
-        let (c2, c3) = rest.split_at_mut(n);
-        let (c0, c1, c2, c3) = (
-            &mut c0[q0..q1],
-            &mut c1[q0..q1],
-            &mut c2[q0..q1],
-            &mut c3[q0..q1],
-        );
-        for p in p0..p1 {
-            let a0 = w[r0 * k + p];
-            let a1 = w[(r0 + 1) * k + p];
-            let a2 = w[(r0 + 2) * k + p];
-            let a3 = w[(r0 + 3) * k + p];
-            let xr = &x[p * n + q0..p * n + q1];
-            for q in 0..xr.len() {
-                let b = xr[q];
-                c0[q] = c0[q].wrapping_add(a0.wrapping_mul(b));
-                c1[q] = c1[q].wrapping_add(a1.wrapping_mul(b));
-                c2[q] = c2[q].wrapping_add(a2.wrapping_mul(b));
-                c3[q] = c3[q].wrapping_add(a3.wrapping_mul(b));
-            }
-        }
-    } else {
-        // The last rows, when m is not a multiple of MR.
-        for (i, out) in rows.chunks_mut(n).enumerate() {
-            let out = &mut out[q0..q1];
+    /// The loop itself (inlined into each compiled copy).
+    #[inline(always)]
+    fn body(&self, rows: &mut [u64]) {
+        let Block { w, x, r0, k, n, .. } = *self;
+        let (p0, p1) = (self.depth.start, self.depth.end);
+        let (q0, q1) = (self.cols.start, self.cols.end);
+        if rows.len() / n == MR {
+            let (c0, rest) = rows.split_at_mut(n);
+            let (c1, rest) = rest.split_at_mut(n);
+            let (c2, c3) = rest.split_at_mut(n);
+            let (c0, c1, c2, c3) = (
+                &mut c0[q0..q1],
+                &mut c1[q0..q1],
+                &mut c2[q0..q1],
+                &mut c3[q0..q1],
+            );
             for p in p0..p1 {
-                let a = w[(r0 + i) * k + p];
+                let a0 = w[r0 * k + p];
+                let a1 = w[(r0 + 1) * k + p];
+                let a2 = w[(r0 + 2) * k + p];
+                let a3 = w[(r0 + 3) * k + p];
                 let xr = &x[p * n + q0..p * n + q1];
-                for (o, &b) in out.iter_mut().zip(xr) {
-                    *o = o.wrapping_add(a.wrapping_mul(b));
+                for q in 0..xr.len() {
+                    let b = xr[q];
+                    c0[q] = c0[q].wrapping_add(a0.wrapping_mul(b));
+                    c1[q] = c1[q].wrapping_add(a1.wrapping_mul(b));
+                    c2[q] = c2[q].wrapping_add(a2.wrapping_mul(b));
+                    c3[q] = c3[q].wrapping_add(a3.wrapping_mul(b));
+                }
+            }
+        } else {
+            // The last rows, when m is not a multiple of MR.
+            for (i, out) in rows.chunks_mut(n).enumerate() {
+                let out = &mut out[q0..q1];
+                for p in p0..p1 {
+                    let a = w[(r0 + i) * k + p];
+                    let xr = &x[p * n + q0..p * n + q1];
+                    for (o, &b) in out.iter_mut().zip(xr) {
+                        *o = o.wrapping_add(a.wrapping_mul(b));
+                    }
                 }
             }
         }
