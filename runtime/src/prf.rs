@@ -26,8 +26,9 @@ pub enum Purpose {
     InputShare = 1,
     /// (P0,P2): the mask A of a linear layer's input.
     LinearA = 2,
-    /// (P1,P2), per session: the mask B of a linear layer's weights.
-    LinearB = 3,
+    /// (P0,P1), per session: the mask F of a linear layer's weights (B = W − F goes to P2).
+    /// (3 was `LinearB`, the P1–P2 mask of the weights P0 used to receive and store.)
+    LinearF = 9,
     /// (P1,P2): P1's share C1 of A⊛B.
     LinearC1 = 4,
     /// (P0,P2) / (P1,P2): Beaver triple shares for element-wise products.
@@ -416,7 +417,7 @@ mod tests {
     #[should_panic(expected = "has no secret")]
     fn a_party_cannot_open_a_stream_of_another_pair() {
         let [p0, ..] = Keys::random_triple();
-        p0.stream(Pair::ServerHelper, &at(0, 0), Purpose::LinearB);
+        p0.stream(Pair::ServerHelper, &at(0, 0), Purpose::LinearF);
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub struct Engine<'m> {
     model: &'m Model<'m>,
     role: Role,
     keys: Keys,
-    /// P0: the masked weights F of each linear layer, from set-up.
+    /// P2: the masked weights B of each linear layer, from set-up.
     masked_weights: Vec<Option<Vec<u64>>>,
     /// Keep every tensor's share (for tests).
     pub keep_shares: bool,
@@ -144,7 +144,7 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// P0's masked weights of layer `i`, from set-up.
+    /// P2's masked weights of layer `i`, from set-up.
     fn masked(&self, i: usize) -> Option<&[u64]> {
         self.masked_weights[i].as_deref()
     }

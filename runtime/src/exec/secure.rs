@@ -32,7 +32,7 @@ pub enum Pass<'s> {
 pub struct Secure<'s, 'p> {
     party: Party<'p>,
     pass: Pass<'s>,
-    /// P0: the masked weights `F` of this layer, from the session's set-up.
+    /// P2: the masked weights `B` of this layer, from the session's set-up.
     masked_weights: Option<&'s [u64]>,
 }
 

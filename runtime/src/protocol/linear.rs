@@ -1,8 +1,10 @@
 //! Linear layers whose weights only the server knows (convolution, fully connected,
 //! per-channel scale), for any bilinear map `X ⊛ W`.
 //!
-//! Per session P1 sends P0 `F = W − B` once (B from P1's stream with P2). Per inference P2
-//! sends P0 `C0 = A ⊛ B − C1` offline, and P0 precomputes `A ⊛ F + C0`; online P0 sends
+//! Per session P1 sends P2 `B = W − F` once, with F from P1's stream with P0: P0 keeps only
+//! its key and redraws F when it needs it, so the client, the party most likely to run on a
+//! small machine, never stores a weight-sized tensor; the helper does. Per inference P2 sends
+//! P0 `C0 = A ⊛ B − C1` offline, and P0 precomputes `A ⊛ F + C0`; online P0 sends
 //! `E = X0 − A` — one activation-sized message — and P1 computes `(E + X1) ⊛ W + C1`.
 //! The shares sum to `X ⊛ W` (at 2f fractional bits; the caller truncates).
 //! The original sends masked inputs and masked weights both ways every inference.
@@ -12,7 +14,7 @@ use crate::prf::Purpose;
 use crate::protocol::{Party, Result};
 use crate::role::{Pair, Role};
 
-/// Session set-up. P1 passes its weights and returns nothing; P0 returns `F`.
+/// Session set-up. P1 passes its weights and returns nothing; P2 returns `B`; P0 nothing.
 pub fn setup(
     p: &mut Party,
     op: &dyn Bilinear,
@@ -21,22 +23,22 @@ pub fn setup(
     match p.role {
         Role::Server => {
             let w = weights.expect("the server holds the weights");
-            let b = p
-                .session_stream(Pair::ServerHelper, Purpose::LinearB)
+            let f = p
+                .session_stream(Pair::ClientServer, Purpose::LinearF)
                 .ring(op.w_len());
             p.send_ring(
-                Role::Client,
-                "linear: masked weights F to P0",
-                &crate::ring::sub(w, &b),
+                Role::Helper,
+                "linear: masked weights B to P2",
+                &crate::ring::sub(w, &f),
             )?;
             Ok(None)
         }
-        Role::Client => Ok(Some(p.recv_ring(
+        Role::Helper => Ok(Some(p.recv_ring(
             Role::Server,
-            "linear: masked weights F",
+            "linear: masked weights B",
             op.w_len(),
         )?)),
-        Role::Helper => Ok(None),
+        Role::Client => Ok(None),
     }
 }
 
@@ -46,20 +48,18 @@ pub struct ClientPre {
     y0: Vec<u64>,
 }
 
-/// Offline. P2 deals C0; P0 (given `F`) precomputes; P1 has nothing to do.
-pub fn offline(p: &mut Party, op: &dyn Bilinear, f: Option<&[u64]>) -> Result<Option<ClientPre>> {
+/// Offline. P2 (given `B`) deals C0; P0 redraws F and precomputes; P1 has nothing to do.
+pub fn offline(p: &mut Party, op: &dyn Bilinear, b: Option<&[u64]>) -> Result<Option<ClientPre>> {
     match p.role {
         Role::Helper => {
             let a = p
                 .stream(Pair::ClientHelper, Purpose::LinearA)
                 .ring(op.x_len());
-            let b = p
-                .session_stream(Pair::ServerHelper, Purpose::LinearB)
-                .ring(op.w_len());
             let c1 = p
                 .stream(Pair::ServerHelper, Purpose::LinearC1)
                 .ring(op.y_len());
-            let c0 = crate::ring::sub(&op.apply(&a, &b), &c1);
+            let b = b.expect("P2 received B at set-up");
+            let c0 = crate::ring::sub(&op.apply(&a, b), &c1);
             p.send_ring(Role::Client, "linear: triple share C0 to P0", &c0)?;
             Ok(None)
         }
@@ -68,7 +68,10 @@ pub fn offline(p: &mut Party, op: &dyn Bilinear, f: Option<&[u64]>) -> Result<Op
             let a = p
                 .stream(Pair::ClientHelper, Purpose::LinearA)
                 .ring(op.x_len());
-            let mut y0 = op.apply(&a, f.expect("P0 received F at set-up"));
+            let f = p
+                .session_stream(Pair::ClientServer, Purpose::LinearF)
+                .ring(op.w_len());
+            let mut y0 = op.apply(&a, &f);
             crate::ring::add_assign(&mut y0, &c0);
             Ok(Some(ClientPre { a, y0 }))
         }

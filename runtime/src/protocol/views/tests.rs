@@ -185,7 +185,7 @@ impl Bilinear for MatVec {
 }
 
 /// Linear layer: P0 must not learn W, P1 must not learn X. Condition A: weights W1 and
-/// inputs (X1, X1); B: W2 and (X2, X1). The masked weights F are sent once per session.
+/// inputs (X1, X1); B: W2 and (X2, X1). The masked weights B = W − F go to P2 once per session.
 #[test]
 fn linear_views_are_independent_of_inputs_and_weights() {
     let op = MatVec {
@@ -212,8 +212,8 @@ fn linear_views_are_independent_of_inputs_and_weights() {
                 if i == 0 {
                     memo.push(linear::setup(p, &op, w).unwrap().unwrap_or_default());
                 }
-                let f = (p.role == Role::Client).then(|| memo[0].as_slice());
-                let pre = linear::offline(p, &op, f).unwrap();
+                let b = (p.role == Role::Helper).then(|| memo[0].as_slice());
+                let pre = linear::offline(p, &op, b).unwrap();
                 let mine = if p.role == Role::Helper {
                     &[][..]
                 } else {
