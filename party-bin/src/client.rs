@@ -147,12 +147,14 @@ pub fn infer(
             -1.0
         },
     };
-    let setup_bytes = setup
-        .received
-        .iter()
-        .filter(|(((p, _), _), _)| *p == Phase::Setup)
-        .map(|(_, t)| t.bytes)
-        .sum();
+    // Everything sent at set-up, by any party: P0's own, and the daemons' from their first
+    // record (the masked weights go from P1 to P2, past the client).
+    let setup_bytes = setup.sent_in(Phase::Setup).bytes
+        + records[1..]
+            .iter()
+            .filter_map(|r| r.first())
+            .map(|r| r.stats.sent_in(Phase::Setup).bytes)
+            .sum::<u64>();
     let mut rep = report::build(
         &model,
         [&records[0], &records[1], &records[2]],

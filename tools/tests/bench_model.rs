@@ -62,6 +62,19 @@ fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
     // mnist-cnn's ReLU maps are 28, 14, 14, 14 and 7 wide: 2x2 blocks on each.
     let want = 16 * 14 * 14 + 3 * 32 * 7 * 7 + 64 * 4 * 4;
     assert_eq!(rep.spec_drelus, want);
+    // The set-up sends every masked coefficient once (P1 to P2, past the client), and the
+    // client's report still counts it.
+    let weights =
+        ksnn_formats::Weights::decode(&std::fs::read(dir.join("files/weights.ksnw")).unwrap())
+            .unwrap();
+    let coefficients: u64 = weights
+        .content
+        .tensors
+        .iter()
+        .filter(|t| t.role != ksnn_formats::WeightRole::Bias)
+        .map(|t| 8 * t.data.len() as u64)
+        .sum();
+    assert_eq!(rep.setup_bytes, coefficients);
     for f in [
         "model.ksnn",
         "weights.ksnw",

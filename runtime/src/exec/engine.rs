@@ -104,7 +104,8 @@ pub struct Record {
     /// Per-layer online seconds.
     pub layer_seconds: Vec<f64>,
     /// This party's bytes, messages and depths per phase and layer, counted since the set-up
-    /// or its previous record (control traffic included; reports leave it out).
+    /// or its previous record (control traffic included; reports leave it out). A daemon's
+    /// first record of a session also carries its set-up traffic (phase `Setup`).
     pub stats: Stats,
 }
 

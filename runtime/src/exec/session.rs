@@ -138,7 +138,8 @@ pub fn serve_for<T: Transport>(
     } else {
         Role::Client
     };
-    engine.setup(net)?;
+    // The set-up's traffic travels in the first `Record`, so the client can report it.
+    let mut setup = Some(engine.setup(net)?);
     let mut served = 0;
     let mut last: Option<u64> = None;
     loop {
@@ -175,6 +176,9 @@ pub fn serve_for<T: Transport>(
                 let mut record = engine.infer(net, id, None)?.record;
                 // Only totals leave a daemon: per-layer times would time the server's work.
                 record.layer_seconds.clear();
+                if let Some(s) = setup.take() {
+                    record.stats.absorb(s);
+                }
                 net.start_phase(Phase::Control);
                 net.send(Role::Client, SessionCmd::Record(record).message())
                     .map_err(step_err(role, "sending the measurements"))?;

@@ -93,8 +93,23 @@ pub fn rounds(parties: &[&Stats], phase: Phase, layers: usize) -> (Vec<u32>, u32
 impl Stats {
     /// Total sent in a phase.
     pub fn sent_in(&self, phase: Phase) -> Traffic {
+        Self::in_phase(&self.sent, phase)
+    }
+
+    /// Adds `other`'s traffic to this one's (depths: `other`'s slots are taken as they are).
+    pub fn absorb(&mut self, other: Stats) {
+        for (k, v) in other.sent {
+            *self.sent.entry(k).or_default() += v;
+        }
+        for (k, v) in other.received {
+            *self.received.entry(k).or_default() += v;
+        }
+        self.depth_at_end.extend(other.depth_at_end);
+    }
+
+    fn in_phase(map: &BTreeMap<(Slot, Role), Traffic>, phase: Phase) -> Traffic {
         let mut t = Traffic::default();
-        for (((p, _), _), v) in &self.sent {
+        for (((p, _), _), v) in map {
             if *p == phase {
                 t += *v;
             }
