@@ -4,6 +4,7 @@
 pub mod exec;
 pub mod kernels;
 pub mod net;
+pub mod par;
 pub mod prf;
 pub mod protocol;
 pub mod reference;
