@@ -5,6 +5,7 @@ pub mod exec;
 pub mod kernels;
 pub mod memory;
 pub mod net;
+pub mod par;
 pub mod prf;
 pub mod protocol;
 pub mod reference;

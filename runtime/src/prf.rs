@@ -279,9 +279,21 @@ impl Stream {
         self.0.next_u64()
     }
 
-    /// `n` uniform ring elements.
+    /// `n` uniform ring elements: the next `2n` stream words, two per element.
+    ///
+    /// A fixed-size draw, so every chunk's position in the stream is known: long draws are
+    /// generated in parallel by copies of the generator sought to their chunk, element for
+    /// element what one pass gives, and the stream then continues after the last word.
     pub fn ring(&mut self, n: usize) -> Vec<u64> {
-        (0..n).map(|_| self.0.next_u64()).collect()
+        let start = self.0.get_word_pos();
+        let mut out = vec![0; n];
+        crate::par::chunks_mut(&mut out, |first, chunk| {
+            let mut g = self.0.clone();
+            g.set_word_pos(start + 2 * first as u128);
+            chunk.iter_mut().for_each(|v| *v = g.next_u64());
+        });
+        self.0.set_word_pos(start + 2 * n as u128);
+        out
     }
 
     /// `n` uniform values below `2^bits` (`bits` ≤ 64).
@@ -300,41 +312,65 @@ impl Stream {
         out
     }
 
-    /// One uniform byte value in `lo..P` by rejection (`lo` is 0 or 1).
-    fn mod_p_from(&mut self, lo: u8, buf: &mut [u8; 64], pos: &mut usize) -> u8 {
-        let span = P - lo;
-        let limit = 256 - 256 % span as u32;
-        loop {
-            if *pos == buf.len() {
-                self.0.fill_bytes(buf);
-                *pos = 0;
+    /// Fills `out` with uniform values in `lo..P` (`lo` is 0 or 1) by rejection on stream
+    /// bytes, 64 at a time. Each call starts on fresh stream bytes (what is left of the last
+    /// 64 is dropped), so a call's draws are fixed by its length alone.
+    fn mod_p_fill(&mut self, lo: u8, out: &mut [u8]) {
+        let table = &BYTE_TO_MOD_P[lo as usize];
+        let (mut buf, mut kept) = ([0u8; 64], [0u8; 64]);
+        let mut k = 0;
+        while k < out.len() {
+            self.0.fill_bytes(&mut buf);
+            // Branch-free: every byte is written, only accepted ones advance.
+            let mut c = 0;
+            for &b in &buf {
+                let v = table[b as usize];
+                kept[c] = v;
+                c += (v != REJECT) as usize;
             }
-            let b = buf[*pos] as u32;
-            *pos += 1;
-            if b < limit {
-                return lo + (b % span as u32) as u8;
-            }
+            let take = c.min(out.len() - k);
+            out[k..k + take].copy_from_slice(&kept[..take]);
+            k += take;
         }
     }
 
     /// `n` uniform values mod 67.
     pub fn mod_p(&mut self, n: usize) -> Vec<u8> {
-        let (mut buf, mut pos) = ([0u8; 64], 64);
-        (0..n)
-            .map(|_| self.mod_p_from(0, &mut buf, &mut pos))
-            .collect()
+        let mut out = vec![0; n];
+        self.mod_p_into(&mut out);
+        out
+    }
+
+    /// Fills `out` with uniform values mod 67: the same draws as `mod_p(out.len())`.
+    pub fn mod_p_into(&mut self, out: &mut [u8]) {
+        self.mod_p_fill(0, out);
     }
 
     /// `n` uniform non-zero values mod 67.
     pub fn nonzero_mod_p(&mut self, n: usize) -> Vec<u8> {
-        let (mut buf, mut pos) = ([0u8; 64], 64);
-        (0..n)
-            .map(|_| self.mod_p_from(1, &mut buf, &mut pos))
-            .collect()
+        let mut out = vec![0; n];
+        self.nonzero_mod_p_into(&mut out);
+        out
     }
 
-    /// A uniform index below `n` (`n` ≥ 1), without modulo bias.
+    /// Fills `out` with uniform non-zero values mod 67: the same draws as
+    /// `nonzero_mod_p(out.len())`.
+    pub fn nonzero_mod_p_into(&mut self, out: &mut [u8]) {
+        self.mod_p_fill(1, out);
+    }
+
+    /// A uniform index below `n` (`n` ≥ 1), without modulo bias: the first stream word
+    /// below the largest multiple of `n`, reduced mod `n`.
     pub fn below(&mut self, n: u64) -> u64 {
+        // n = 0 wraps to no entry and fails below as it always did.
+        if let Some(d) = SMALL_DIVISORS.get((n as usize).wrapping_sub(1)) {
+            loop {
+                let v = self.0.next_u64();
+                if v < d.zone {
+                    return d.rem(v);
+                }
+            }
+        }
         let zone = u64::MAX - u64::MAX % n;
         loop {
             let v = self.0.next_u64();
@@ -344,7 +380,7 @@ impl Stream {
         }
     }
 
-    /// Fisher–Yates: a uniform permutation of `0..n`, written into `out`.
+    /// Fisher–Yates: a uniform permutation of `0..n`, written into `out` (`n` ≤ 256).
     pub fn permutation_into(&mut self, out: &mut [u8]) {
         for (i, v) in out.iter_mut().enumerate() {
             *v = i as u8;
@@ -355,6 +391,65 @@ impl Stream {
         }
     }
 }
+
+/// Marks a rejected byte in [`BYTE_TO_MOD_P`] (no value mod 67 is 255).
+const REJECT: u8 = u8::MAX;
+
+/// For `lo` = 0 and 1: byte `b` ↦ `lo + b mod (P − lo)` if `b` is below the largest multiple
+/// of `P − lo` that fits in a byte, else [`REJECT`]. A lookup instead of a division per byte.
+const BYTE_TO_MOD_P: [[u8; 256]; 2] = [byte_table(0), byte_table(1)];
+
+const fn byte_table(lo: u8) -> [u8; 256] {
+    let span = (P - lo) as u32;
+    let limit = 256 - 256 % span;
+    let mut t = [REJECT; 256];
+    let mut b = 0;
+    while b < limit {
+        t[b as usize] = lo + (b % span) as u8;
+        b += 1;
+    }
+    t
+}
+
+/// [`Stream::below`]'s rejection zone and a division-free remainder for each `n` ≤ 256
+/// (permutations of PrivateCompare's bit positions): two 64-bit divisions per draw were most
+/// of a permutation's cost.
+struct SmallDivisor {
+    /// `u64::MAX − u64::MAX mod n`: draws at or above it are rejected.
+    zone: u64,
+    /// ⌈2^128 / n⌉ (Lemire, Kaser and Kurz, "Faster remainder by direct computation").
+    m: u128,
+    n: u64,
+}
+
+impl SmallDivisor {
+    const fn new(n: u64) -> Self {
+        Self {
+            zone: u64::MAX - u64::MAX % n,
+            m: (u128::MAX / n as u128).wrapping_add(1),
+            n,
+        }
+    }
+
+    /// `v mod n`, exactly: the high 128 bits of (m·v mod 2^128)·n.
+    fn rem(&self, v: u64) -> u64 {
+        let low = self.m.wrapping_mul(v as u128);
+        let (hi, lo) = ((low >> 64) as u64, low as u64);
+        let carry = (lo as u128 * self.n as u128) >> 64;
+        ((hi as u128 * self.n as u128 + carry) >> 64) as u64
+    }
+}
+
+/// Entry `n − 1` for `n` in 1..=256 (for 1, `m` wraps to 0 and every remainder is 0).
+const SMALL_DIVISORS: [SmallDivisor; 256] = {
+    let mut t = [const { SmallDivisor::new(1) }; 256];
+    let mut n = 2;
+    while n <= 256 {
+        t[n - 1] = SmallDivisor::new(n as u64);
+        n += 1;
+    }
+    t
+};
 
 /// `2^bits - 1` for `bits` ≤ 64.
 pub const fn mask(bits: u32) -> u64 {
@@ -418,6 +513,116 @@ mod tests {
     fn a_party_cannot_open_a_stream_of_another_pair() {
         let [p0, ..] = Keys::random_triple();
         p0.stream(Pair::ServerHelper, &at(0, 0), Purpose::LinearF);
+    }
+
+    /// Two copies of one stream.
+    fn twin_streams() -> (Stream, Stream) {
+        let [p0, ..] = Keys::random_triple();
+        let open = || p0.stream(Pair::ClientServer, &at(0, 0), Purpose::WrapCommon);
+        (open(), open())
+    }
+
+    #[test]
+    fn fast_samplers_draw_what_their_definitions_draw() {
+        // The definitions, step by step: rejection on fresh 64-byte refills; Fisher–Yates
+        // with `%`.
+        fn mod_p_def(s: &mut Stream, lo: u8, n: usize) -> Vec<u8> {
+            let span = (P - lo) as u32;
+            let limit = 256 - 256 % span;
+            let (mut buf, mut pos, mut out) = ([0u8; 64], 64, Vec::new());
+            while out.len() < n {
+                if pos == 64 {
+                    s.0.fill_bytes(&mut buf);
+                    pos = 0;
+                }
+                let b = buf[pos] as u32;
+                pos += 1;
+                if b < limit {
+                    out.push(lo + (b % span) as u8);
+                }
+            }
+            out
+        }
+        fn below_def(s: &mut Stream, n: u64) -> u64 {
+            let zone = u64::MAX - u64::MAX % n;
+            loop {
+                let v = s.u64();
+                if v < zone {
+                    return v % n;
+                }
+            }
+        }
+        let (mut fast, mut def) = twin_streams();
+        for round in 0..200usize {
+            let n = (round * 37) % 300;
+            assert_eq!(fast.mod_p(n), mod_p_def(&mut def, 0, n), "mod_p({n})");
+            assert_eq!(
+                fast.nonzero_mod_p(n),
+                mod_p_def(&mut def, 1, n),
+                "nonzero_mod_p({n})"
+            );
+            let len = 1 + round % 256;
+            let mut perm = vec![0u8; len];
+            fast.permutation_into(&mut perm);
+            let mut expect: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            for i in (1..len).rev() {
+                expect.swap(i, below_def(&mut def, i as u64 + 1) as usize);
+            }
+            assert_eq!(perm, expect, "permutation of {len}");
+            for n in [1, 2, 3, 63, 64, 255, 256, 257, 1 << 40, u64::MAX] {
+                assert_eq!(fast.below(n), below_def(&mut def, n), "below({n})");
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_ring_draws_are_the_sequential_ones() {
+        // Lengths below and well above the parallel threshold, from even and odd word
+        // positions (a byte draw consumes whole 32-bit words), then the stream continues.
+        let (mut par, mut seq) = twin_streams();
+        for (round, n) in [
+            0,
+            1,
+            5,
+            3 * crate::par::MIN_LEN + 7,
+            100,
+            9 * crate::par::MIN_LEN,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut skip = vec![0u8; 4 * round + 4];
+            par.0.fill_bytes(&mut skip);
+            seq.0.fill_bytes(&mut skip);
+            let expect: Vec<u64> = (0..n).map(|_| seq.u64()).collect();
+            assert_eq!(par.ring(n), expect, "ring({n}) after {} words", round + 1);
+            assert_eq!(par.u64(), seq.u64(), "the word after ring({n})");
+            assert_eq!(par.mod_p(70), seq.mod_p(70));
+        }
+    }
+
+    #[test]
+    fn division_free_remainders_are_exact() {
+        let (mut s, _) = twin_streams();
+        for n in 1..=256u64 {
+            let d = &SMALL_DIVISORS[n as usize - 1];
+            assert_eq!(d.zone, u64::MAX - u64::MAX % n);
+            let q = u64::MAX / n;
+            let edges = [
+                0,
+                1,
+                n - 1,
+                n,
+                n + 1,
+                q * n - 1,
+                q * n,
+                u64::MAX - 1,
+                u64::MAX,
+            ];
+            for v in edges.into_iter().chain((0..2000).map(|_| s.u64())) {
+                assert_eq!(d.rem(v), v % n, "{v} mod {n}");
+            }
+        }
     }
 
     #[test]

@@ -19,31 +19,27 @@ pub fn trunc_exact(v: u64, f: u32) -> u64 {
 
 /// In-place `a += b`.
 pub fn add_assign(a: &mut [u64], b: &[u64]) {
-    a.iter_mut()
-        .zip(b)
-        .for_each(|(x, y)| *x = x.wrapping_add(*y));
+    crate::par::zip_mut(a, b, |x, y| *x = x.wrapping_add(*y));
 }
 
 /// In-place `a -= b`.
 pub fn sub_assign(a: &mut [u64], b: &[u64]) {
-    a.iter_mut()
-        .zip(b)
-        .for_each(|(x, y)| *x = x.wrapping_sub(*y));
+    crate::par::zip_mut(a, b, |x, y| *x = x.wrapping_sub(*y));
 }
 
 /// `a - b`.
 pub fn sub(a: &[u64], b: &[u64]) -> Vec<u64> {
-    a.iter().zip(b).map(|(x, y)| x.wrapping_sub(*y)).collect()
+    crate::par::zip_map(a, b, |x, y| x.wrapping_sub(*y))
 }
 
 /// `a + b`.
 pub fn add(a: &[u64], b: &[u64]) -> Vec<u64> {
-    a.iter().zip(b).map(|(x, y)| x.wrapping_add(*y)).collect()
+    crate::par::zip_map(a, b, |x, y| x.wrapping_add(*y))
 }
 
 /// `a ⊙ b`.
 pub fn mul(a: &[u64], b: &[u64]) -> Vec<u64> {
-    a.iter().zip(b).map(|(x, y)| x.wrapping_mul(*y)).collect()
+    crate::par::zip_map(a, b, |x, y| x.wrapping_mul(*y))
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl BlockLayout {
 
     /// The sized-channel pixels of `x`, in layout order.
     pub fn gather(&self, x: &[u64]) -> Vec<u64> {
-        self.pixels.iter().map(|&p| x[p as usize]).collect()
+        crate::par::map(self.pixels.len(), |i| x[self.pixels[i] as usize])
     }
 
     /// Writes `values` (layout order) back into `x` and zeroes the zero channels.

@@ -52,13 +52,11 @@ pub fn offline(p: &mut Party, shape: &MulShape) -> Result<Option<Vec<u64>>> {
             let (a0, b0, _) = draws(p, shape, Pair::ClientHelper);
             let (a1, b1, mut st) = draws(p, shape, Pair::ServerHelper);
             let c1 = st.ring(shape.n_x);
-            let c0: Vec<u64> = (0..shape.n_x)
-                .map(|i| {
-                    let a = a0[i].wrapping_add(a1[i]);
-                    let b = b0[shape.y_of(i)].wrapping_add(b1[shape.y_of(i)]);
-                    a.wrapping_mul(b).wrapping_sub(c1[i])
-                })
-                .collect();
+            let c0 = crate::par::map(shape.n_x, |i| {
+                let a = a0[i].wrapping_add(a1[i]);
+                let b = b0[shape.y_of(i)].wrapping_add(b1[shape.y_of(i)]);
+                a.wrapping_mul(b).wrapping_sub(c1[i])
+            });
             p.send_ring(Role::Client, "product: triple share C0 to P0", &c0)?;
             Ok(None)
         }
@@ -97,15 +95,13 @@ pub fn online(
     crate::ring::add_assign(&mut ef, &other);
     let (e, f) = ef.split_at(shape.n_x);
     let j = p.j();
-    Ok((0..shape.n_x)
-        .map(|i| {
-            let k = shape.y_of(i);
-            (j.wrapping_mul(e[i]).wrapping_mul(f[k]))
-                .wrapping_add(e[i].wrapping_mul(b[k]))
-                .wrapping_add(a[i].wrapping_mul(f[k]))
-                .wrapping_add(c[i])
-        })
-        .collect())
+    Ok(crate::par::map(shape.n_x, |i| {
+        let k = shape.y_of(i);
+        (j.wrapping_mul(e[i]).wrapping_mul(f[k]))
+            .wrapping_add(e[i].wrapping_mul(b[k]))
+            .wrapping_add(a[i].wrapping_mul(f[k]))
+            .wrapping_add(c[i])
+    }))
 }
 
 /// Offline and online in one call, for protocols whose product is not preprocessed.

@@ -27,7 +27,8 @@ pub struct PcRandom<'a> {
     /// The output position of each bit position's term, a permutation of `0..n`: it hides
     /// where the zero is.
     pub perm: &'a [u8],
-    /// P0 adds m_i, P1 subtracts it: hides each party's vector from the helper.
+    /// P0 adds m_i, P1 subtracts it: hides each party's vector from the helper. (All zero
+    /// only in the positive control of the view tests, which unmasks the comparison.)
     pub m: &'a [u8],
     /// Only used in the R = 2^n − 1, β = 1 corner.
     pub u: &'a [u8],
@@ -47,13 +48,8 @@ pub fn party_vector(
     let n = bits as usize;
     let all_ones = r == crate::prf::mask(bits);
     let j = j as i32;
-    // The common zero-sharing: +m_i for P0, −m_i for P1 (switched off only by the positive
-    // control of the view tests).
+    // The common zero-sharing: +m_i for P0, −m_i for P1.
     let zero_share = |i: usize| -> i32 {
-        #[cfg(test)]
-        if crate::testing::leak() == crate::testing::Leak::UnmaskedCompare {
-            return 0;
-        }
         let m = rnd.m[i] as i32;
         if j == 0 { m } else { -m }
     };
@@ -95,40 +91,55 @@ pub fn helper_result(d0: &[u8], d1: &[u8]) -> u8 {
     })
 }
 
-/// Draws one comparison's randomness from `stream` into `buf` (`u` only when needed).
-pub fn draw(stream: &mut Stream, bits: u32, corner: bool, buf: &mut PcBuffers) {
-    let n = bits as usize;
-    buf.s = stream.nonzero_mod_p(n);
-    buf.perm.resize(n, 0);
-    stream.permutation_into(&mut buf.perm);
-    buf.m = stream.mod_p(n);
-    if corner {
-        buf.u = stream.mod_p(n);
-    }
+/// The randomness of a batch of comparisons, drawn up front so that the vectors can be
+/// computed in parallel: comparison `i` owns positions `offsets[i]..offsets[i + 1]` of each
+/// buffer (its bit width).
+pub struct PcBatch {
+    s: Vec<u8>,
+    perm: Vec<u8>,
+    m: Vec<u8>,
+    u: Vec<u8>,
 }
 
-/// Reusable buffers for one comparison's randomness.
-#[derive(Default)]
-pub struct PcBuffers {
-    /// Backs [`PcRandom::s`]: n non-zero multipliers mod 67.
-    pub s: Vec<u8>,
-    /// Backs [`PcRandom::perm`]: a permutation of `0..n`.
-    pub perm: Vec<u8>,
-    /// Backs [`PcRandom::m`]: the n-element zero-sharing mod 67.
-    pub m: Vec<u8>,
-    /// Backs [`PcRandom::u`]: drawn only for the corner case, else left as it was.
-    pub u: Vec<u8>,
-}
-
-impl PcBuffers {
-    /// The drawn randomness as [`PcRandom`].
-    pub fn random(&self) -> PcRandom<'_> {
-        PcRandom {
-            s: &self.s,
-            perm: &self.perm,
-            m: &self.m,
-            u: &self.u,
+impl PcBatch {
+    /// Draws comparison after comparison from `stream`, each in [`PcRandom`]'s order, `u`
+    /// only where `corner(i)`: the stream is consumed exactly as one comparison at a time
+    /// would consume it.
+    pub fn draw(stream: &mut Stream, offsets: &[usize], corner: impl Fn(usize) -> bool) -> Self {
+        let total = offsets.last().copied().unwrap_or(0);
+        let mut b = Self {
+            s: vec![0; total],
+            perm: vec![0; total],
+            m: vec![0; total],
+            u: vec![0; total],
+        };
+        for (i, w) in offsets.windows(2).enumerate() {
+            let r = w[0]..w[1];
+            stream.nonzero_mod_p_into(&mut b.s[r.clone()]);
+            stream.permutation_into(&mut b.perm[r.clone()]);
+            stream.mod_p_into(&mut b.m[r.clone()]);
+            if corner(i) {
+                stream.mod_p_into(&mut b.u[r]);
+            }
         }
+        b
+    }
+
+    /// The randomness of the comparison at positions `r`.
+    pub fn get(&self, r: std::ops::Range<usize>) -> PcRandom<'_> {
+        PcRandom {
+            s: &self.s[r.clone()],
+            perm: &self.perm[r.clone()],
+            m: &self.m[r.clone()],
+            u: &self.u[r],
+        }
+    }
+
+    /// The positive control of the view tests: PrivateCompare without the zero-sharing (the
+    /// paper's Algorithm 3 as is). The draws are unchanged; only their use is dropped.
+    #[cfg(test)]
+    pub fn unmask_for_test(&mut self) {
+        self.m.fill(0);
     }
 }
 
@@ -152,10 +163,9 @@ mod tests {
             .zip(&x0)
             .map(|(b, s)| modp(*b as i32 - *s as i32))
             .collect();
-        let mut buf = PcBuffers::default();
         let corner = beta == 1 && r == crate::prf::mask(bits);
-        draw(stream, bits, corner, &mut buf);
-        let rnd = buf.random();
+        let batch = PcBatch::draw(stream, &[0, bits as usize], |_| corner);
+        let rnd = batch.get(0..bits as usize);
         let (mut d0, mut d1) = (vec![0; bits as usize], vec![0; bits as usize]);
         party_vector(0, &x0, r, beta, bits, &rnd, &mut d0);
         party_vector(1, &x1, r, beta, bits, &rnd, &mut d1);

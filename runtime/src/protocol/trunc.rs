@@ -9,6 +9,7 @@
 
 use ksnn_formats::Truncation;
 
+use crate::par;
 use crate::prf::mask;
 use crate::protocol::wrap::wrap_xor;
 use crate::protocol::{Party, Result};
@@ -29,7 +30,7 @@ pub fn local_shift(role: Role, v: u64, k: u32) -> u64 {
 pub fn truncate(p: &mut Party, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {
     let f = p.frac_bits as u32;
     match p.config.truncation {
-        Truncation::LocalShift => Ok(y.into_iter().map(|v| local_shift(p.role, v, f)).collect()),
+        Truncation::LocalShift => Ok(par::map(y.len(), |i| local_shift(p.role, y[i], f))),
         Truncation::HelperExact => exact(p, y, n, f),
     }
 }
@@ -46,18 +47,20 @@ fn exact(p: &mut Party, mut y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
     if p.role == Role::Client {
         y.iter_mut().for_each(|v| *v = v.wrapping_add(BIAS));
     }
-    let u: Vec<u64> = y.iter().flat_map(|&v| [v & mask(f), v]).collect();
+    let u = par::map(2 * n, |k| {
+        let v = y[k / 2];
+        if k % 2 == 0 { v & mask(f) } else { v }
+    });
     let carries = wrap_xor(p, &widths, &u, &vec![0; 2 * n])?;
-    Ok(y.iter()
-        .zip(carries.chunks_exact(2))
-        .map(|(&v, c)| {
-            let mut out = (v >> f).wrapping_add(c[0]).wrapping_sub(c[1] << (64 - f));
-            if p.role == Role::Client {
-                out = out.wrapping_sub(BIAS >> f);
-            }
-            out
-        })
-        .collect())
+    let role = p.role;
+    Ok(par::map(n, |i| {
+        let (v, c) = (y[i], &carries[2 * i..2 * i + 2]);
+        let mut out = (v >> f).wrapping_add(c[0]).wrapping_sub(c[1] << (64 - f));
+        if role == Role::Client {
+            out = out.wrapping_sub(BIAS >> f);
+        }
+        out
+    }))
 }
 
 #[cfg(test)]

@@ -28,10 +28,9 @@
 //! uniform and d0 + d1 shows one zero or none, i.e. the comparison bit, itself masked by η''.
 //! The simulator and every message are in `docs/security.md`.
 
+use crate::par;
 use crate::prf::{P, Purpose, mask};
-use crate::protocol::private_compare::{
-    PcBuffers, bits_msb_first, draw, helper_result, party_vector,
-};
+use crate::protocol::private_compare::{PcBatch, bits_msb_first, helper_result, party_vector};
 use crate::protocol::{Party, Result};
 use crate::role::{Pair, Role};
 
@@ -46,20 +45,29 @@ struct Common {
     r_is_zero: bool,
 }
 
-fn common(st: &mut crate::prf::Stream, bits: u32) -> Common {
-    let m = mask(bits);
-    let r = st.u64() & m;
-    let r0 = st.u64() & m;
-    let r1 = r.wrapping_sub(r0) & m;
-    let flags = st.u64();
-    Common {
-        r0,
-        r1,
-        alpha: (r0 > r) as u8,
-        eta: (flags & 1) as u8,
-        z0: ((flags >> 1) & 1) as u8,
-        z1: ((flags >> 2) & 1) as u8,
-        r_is_zero: r == 0,
+impl Common {
+    /// From the element's three stream words, in draw order: r, r0, the flags.
+    fn new(words: &[u64], bits: u32) -> Self {
+        let m = mask(bits);
+        let r = words[0] & m;
+        let r0 = words[1] & m;
+        let r1 = r.wrapping_sub(r0) & m;
+        let flags = words[2];
+        Common {
+            r0,
+            r1,
+            alpha: (r0 > r) as u8,
+            eta: (flags & 1) as u8,
+            z0: ((flags >> 1) & 1) as u8,
+            z1: ((flags >> 2) & 1) as u8,
+            r_is_zero: r == 0,
+        }
+    }
+
+    /// PrivateCompare's public bound r − 1 (mod 2^n).
+    fn bound(&self, bits: u32) -> u64 {
+        let r = self.r0.wrapping_add(self.r1) & mask(bits);
+        r.wrapping_sub(1) & mask(bits)
     }
 }
 
@@ -74,62 +82,91 @@ fn add_mod(a: u64, b: u64, bits: u32) -> (u64, u8) {
     }
 }
 
+/// Where each element's bits start in the flat bit vectors, and their total at the end.
+fn offsets(bits: &[u32]) -> Vec<usize> {
+    let mut off = Vec::with_capacity(bits.len() + 1);
+    off.push(0);
+    let mut total = 0;
+    for &b in bits {
+        total += b as usize;
+        off.push(total);
+    }
+    off
+}
+
 /// Runs the protocol on `n` elements with per-element widths `bits`. P0 and P1 pass their
 /// `u` and `e`; P2 passes empty slices. Returns P0's / P1's shares (P2: empty).
+///
+/// Randomness is drawn in the one order the protocol defines; the per-element arithmetic
+/// then runs in parallel (`crate::par`), and the draws that no message depends on overlap
+/// the waits for the network.
 pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<u64>> {
     let n = bits.len();
-    let total_bits: usize = bits.iter().map(|&b| b as usize).sum();
+    let offsets = offsets(bits);
+    let total_bits = offsets[n];
     if p.role == Role::Helper {
-        return helper(p, bits, total_bits);
+        return helper(p, bits, &offsets);
     }
     let j = p.j() as u8;
     let mut st = p.stream(Pair::ClientServer, Purpose::WrapCommon);
-    let commons: Vec<Common> = bits.iter().map(|&b| common(&mut st, b)).collect();
+    // Three words per element, element after element: what drawing them one by one gives.
+    let words = st.ring(3 * n);
+    let commons: Vec<Common> = par::map(n, |i| Common::new(&words[3 * i..3 * i + 3], bits[i]));
 
-    // Round 1: masked values and masked bits to the helper.
-    let mut masked = Vec::with_capacity(n);
-    let mut q = Vec::with_capacity(n);
-    for i in 0..n {
+    // The comparisons' randomness (the rest of the common stream) depends on no message: it
+    // is drawn on the pool while this thread sends round 1 and gets the shares mod 67 of
+    // the bits of x (P0's from its stream with P2, P1's from P2).
+    let corner = |i: usize| {
         let c = &commons[i];
-        let r_j = if j == 0 { c.r0 } else { c.r1 };
-        let (ut, beta) = add_mod(u[i], r_j, bits[i]);
-        masked.push(ut);
-        q.push(e[i] ^ beta ^ if j == 0 { c.z0 } else { c.z1 });
-    }
-    p.send_ring(Role::Helper, "wrap: masked values to P2", &masked)?;
-    p.send_bytes(Role::Helper, "wrap: masked bits to P2", q)?;
-
-    // Shares mod 67 of the bits of x: P0's from its stream with P2, P1's from P2.
-    let x_share = if j == 0 {
-        p.stream(Pair::ClientHelper, Purpose::WrapBits)
-            .mod_p(total_bits)
-    } else {
-        p.recv_bytes(Role::Helper, "wrap: bit shares from P2", total_bits)?
+        c.eta == 1 && c.bound(bits[i]) == mask(bits[i])
+    };
+    let (pc, x_share) = par::beside(
+        total_bits,
+        || PcBatch::draw(&mut st, &offsets, corner),
+        || {
+            // Round 1: masked values and masked bits to the helper.
+            let r_j = |c: &Common| if j == 0 { c.r0 } else { c.r1 };
+            let z_j = |c: &Common| if j == 0 { c.z0 } else { c.z1 };
+            let masked = par::map(n, |i| add_mod(u[i], r_j(&commons[i]), bits[i]).0);
+            let q = par::map(n, |i| {
+                let c = &commons[i];
+                e[i] ^ add_mod(u[i], r_j(c), bits[i]).1 ^ z_j(c)
+            });
+            p.send_ring(Role::Helper, "wrap: masked values to P2", &masked)?;
+            p.send_bytes(Role::Helper, "wrap: masked bits to P2", q)?;
+            if j == 0 {
+                Ok(p.stream(Pair::ClientHelper, Purpose::WrapBits)
+                    .mod_p(total_bits))
+            } else {
+                p.recv_bytes(Role::Helper, "wrap: bit shares from P2", total_bits)
+            }
+        },
+    );
+    let x_share = x_share?;
+    #[cfg(test)]
+    let pc = {
+        let mut pc = pc;
+        if crate::testing::leak() == crate::testing::Leak::UnmaskedCompare {
+            pc.unmask_for_test();
+        }
+        pc
     };
 
     // PrivateCompare(x, r − 1, η'') vectors.
     let mut d = vec![0u8; total_bits];
-    let mut buf = PcBuffers::default();
-    let mut off = 0;
-    for i in 0..n {
+    par::for_each_segment(&mut d, &offsets, |i, out| {
         let c = &commons[i];
-        let b = bits[i];
-        let r = c.r0.wrapping_add(c.r1) & mask(b);
-        let bound = r.wrapping_sub(1) & mask(b);
-        let corner = c.eta == 1 && bound == mask(b);
-        draw(&mut st, b, corner, &mut buf);
-        let w = b as usize;
+        let r = offsets[i]..offsets[i + 1];
         party_vector(
             j,
-            &x_share[off..off + w],
-            bound,
+            &x_share[r.clone()],
+            c.bound(bits[i]),
             c.eta,
-            b,
-            &buf.random(),
-            &mut d[off..off + w],
+            bits[i],
+            &pc.get(r),
+            out,
         );
-        off += w;
-    }
+    });
     p.send_bytes(Role::Helper, "wrap: comparison vector to P2", d)?;
 
     // The helper's v, shared: P0's part from the stream, P1's sent.
@@ -138,56 +175,60 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
     } else {
         p.recv_ring(Role::Helper, "wrap: result share from P2", n)?
     };
-    Ok(v.into_iter()
-        .zip(&commons)
-        .map(|(vj, c)| {
-            // result = v ⊕ (α ⊕ 1 ⊕ η'' ⊕ [r = 0] ⊕ z0 ⊕ z1), a flip both parties know.
-            let flip = c.alpha ^ 1 ^ c.eta ^ c.r_is_zero as u8 ^ c.z0 ^ c.z1;
-            if flip == 0 {
-                vj
-            } else if j == 0 {
-                1u64.wrapping_sub(vj)
-            } else {
-                vj.wrapping_neg()
-            }
-        })
-        .collect())
+    Ok(par::map(n, |i| {
+        let (vj, c) = (v[i], &commons[i]);
+        // result = v ⊕ (α ⊕ 1 ⊕ η'' ⊕ [r = 0] ⊕ z0 ⊕ z1), a flip both parties know.
+        let flip = c.alpha ^ 1 ^ c.eta ^ c.r_is_zero as u8 ^ c.z0 ^ c.z1;
+        if flip == 0 {
+            vj
+        } else if j == 0 {
+            1u64.wrapping_sub(vj)
+        } else {
+            vj.wrapping_neg()
+        }
+    }))
 }
 
-fn helper(p: &mut Party, bits: &[u32], total_bits: usize) -> Result<Vec<u64>> {
+fn helper(p: &mut Party, bits: &[u32], offsets: &[usize]) -> Result<Vec<u64>> {
     let n = bits.len();
-    let m0 = p.recv_ring(Role::Client, "wrap: masked values from P0", n)?;
-    let q0 = p.recv_bytes(Role::Client, "wrap: masked bits from P0", n)?;
-    let m1 = p.recv_ring(Role::Server, "wrap: masked values from P1", n)?;
-    let q1 = p.recv_bytes(Role::Server, "wrap: masked bits from P1", n)?;
-    let mut delta = Vec::with_capacity(n);
-    let mut x_bits = Vec::with_capacity(total_bits);
-    for i in 0..n {
-        let (x, d) = add_mod(m0[i] & mask(bits[i]), m1[i] & mask(bits[i]), bits[i]);
-        delta.push(d);
-        x_bits.extend(bits_msb_first(x, bits[i]));
-    }
-    let x0 = p
-        .stream(Pair::ClientHelper, Purpose::WrapBits)
-        .mod_p(total_bits);
-    let x1: Vec<u8> = x_bits
-        .iter()
-        .zip(&x0)
-        .map(|(&b, &s)| (b + P - s) % P)
-        .collect();
+    let total_bits = offsets[n];
+    // P0's bit shares and result shares depend on no message: draw them while the masked
+    // values arrive.
+    let mut x0_stream = p.stream(Pair::ClientHelper, Purpose::WrapBits);
+    let mut v0_stream = p.stream(Pair::ClientHelper, Purpose::WrapResult);
+    let ((x0, v0), received) = par::beside(
+        total_bits,
+        || (x0_stream.mod_p(total_bits), v0_stream.ring(n)),
+        || -> Result<_> {
+            let m0 = p.recv_ring(Role::Client, "wrap: masked values from P0", n)?;
+            let q0 = p.recv_bytes(Role::Client, "wrap: masked bits from P0", n)?;
+            let m1 = p.recv_ring(Role::Server, "wrap: masked values from P1", n)?;
+            let q1 = p.recv_bytes(Role::Server, "wrap: masked bits from P1", n)?;
+            Ok((m0, q0, m1, q1))
+        },
+    );
+    let (m0, q0, m1, q1) = received?;
+    let x_of = |i: usize| add_mod(m0[i] & mask(bits[i]), m1[i] & mask(bits[i]), bits[i]);
+    let mut x1 = vec![0u8; total_bits];
+    par::for_each_segment(&mut x1, offsets, |i, out| {
+        let x0 = &x0[offsets[i]..offsets[i + 1]];
+        for ((o, b), &s) in out
+            .iter_mut()
+            .zip(bits_msb_first(x_of(i).0, bits[i]))
+            .zip(x0)
+        {
+            *o = (b + P - s) % P;
+        }
+    });
     p.send_bytes(Role::Server, "wrap: bit shares to P1", x1)?;
     let d0 = p.recv_bytes(Role::Client, "wrap: comparison vector from P0", total_bits)?;
     let d1 = p.recv_bytes(Role::Server, "wrap: comparison vector from P1", total_bits)?;
-    let v0 = p.stream(Pair::ClientHelper, Purpose::WrapResult).ring(n);
-    let mut v1 = Vec::with_capacity(n);
-    let mut off = 0;
-    for i in 0..n {
-        let w = bits[i] as usize;
-        let beta = helper_result(&d0[off..off + w], &d1[off..off + w]);
-        off += w;
-        let v = (q0[i] ^ q1[i] ^ delta[i] ^ beta) as u64;
-        v1.push(v.wrapping_sub(v0[i]));
-    }
+    let v1 = par::map_weighted(n, total_bits, |i| {
+        let r = offsets[i]..offsets[i + 1];
+        let beta = helper_result(&d0[r.clone()], &d1[r]);
+        let v = (q0[i] ^ q1[i] ^ x_of(i).1 ^ beta) as u64;
+        v.wrapping_sub(v0[i])
+    });
     p.send_ring(Role::Server, "wrap: result share to P1", &v1)?;
     Ok(Vec::new())
 }

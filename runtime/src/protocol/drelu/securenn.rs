@@ -1,5 +1,6 @@
 //! DReLU by the wrap-bit protocol; see the module above for why not ShareConvert.
 
+use crate::par;
 use crate::protocol::trunc::local_shift;
 use crate::protocol::wrap::wrap_xor;
 use crate::protocol::{Party, Result};
@@ -14,15 +15,13 @@ pub fn drelu(p: &mut Party, a: &[u64], n: usize) -> Result<Vec<u64>> {
     if p.role == Role::Helper {
         return wrap_xor(p, &widths, &[], &[]);
     }
-    let low = crate::prf::mask(63);
-    let mut u = Vec::with_capacity(n);
-    let mut e = Vec::with_capacity(n);
-    for &v in a {
-        let v = local_shift(p.role, v, k) << g;
-        u.push((v & low) >> g);
-        // P0 flips its MSB bit: DReLU = 1 − MSB = 1 ⊕ MSB.
-        e.push((v >> 63) as u8 ^ (p.role == Role::Client) as u8);
-    }
+    let (role, low) = (p.role, crate::prf::mask(63));
+    let shifted = |i: usize| local_shift(role, a[i], k) << g;
+    let u = par::map(a.len(), |i| (shifted(i) & low) >> g);
+    // P0 flips its MSB bit: DReLU = 1 − MSB = 1 ⊕ MSB.
+    let e = par::map(a.len(), |i| {
+        (shifted(i) >> 63) as u8 ^ (role == Role::Client) as u8
+    });
     wrap_xor(p, &widths, &u, &e)
 }
 
