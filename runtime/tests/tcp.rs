@@ -430,3 +430,71 @@ fn frames_from_another_connection_are_dropped() {
     intruder.shutdown();
     victim.shutdown();
 }
+
+/// `flush` waits until a session's messages have left the sender's memory: after it, nothing
+/// is queued, and the receiver gets everything intact. To a peer that is gone it returns
+/// promptly (the loop drops what it cannot deliver) instead of waiting out the timeout.
+#[test]
+fn flush_waits_for_the_queue_and_never_hangs() {
+    use ksnn_formats::FrameKind;
+    use ksnn_runtime::net::{Message, Transport};
+
+    let (program, _) = exact_program();
+    let dir = certs("flush");
+    let server = node(&dir, Role::Server, program, true);
+    let helper = node(&dir, Role::Helper, program, true);
+    helper
+        .connect(Role::Server, server.local_addr.unwrap())
+        .unwrap();
+    let client = client_node(
+        &dir,
+        program,
+        (server.local_addr.unwrap(), helper.local_addr.unwrap()),
+    );
+    let mut s0 = client.open_session().unwrap().transport_only();
+    let mut s1 = loop {
+        match server.next_event(Duration::from_secs(5)) {
+            Some(NodeEvent::Session(s)) => break s.transport_only(),
+            Some(NodeEvent::Log(_)) => {}
+            None => panic!("the server saw no session"),
+        }
+    };
+    let piece = 8 << 20;
+    let pieces = 8;
+    let message = |i: usize| Message {
+        kind: FrameKind::Bytes,
+        depth: 0,
+        payload: vec![i as u8; piece],
+    };
+    std::thread::scope(|sc| {
+        let reader = sc.spawn(|| {
+            (0..pieces)
+                .map(|i| {
+                    let m = s1.recv(Role::Client).unwrap();
+                    assert!(m.payload.iter().all(|&b| b == i as u8), "piece {i}");
+                    m.payload.len()
+                })
+                .sum::<usize>()
+        });
+        for i in 0..pieces {
+            s0.send(Role::Server, message(i)).unwrap();
+            s0.flush(Role::Server).unwrap();
+            assert_eq!(s0.unsent(Role::Server), 0, "after flush, piece {i}");
+        }
+        assert_eq!(reader.join().unwrap(), piece * pieces);
+    });
+
+    // The server goes away: flushes return promptly.
+    drop(s1);
+    server.shutdown();
+    let t = Instant::now();
+    for i in 0..pieces {
+        let _ = s0.send(Role::Server, message(i));
+        let _ = s0.flush(Role::Server);
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "flushing to a gone peer took {:?}",
+        t.elapsed()
+    );
+}

@@ -213,6 +213,10 @@ impl<T: Transport> Transport for CountingTransport<T> {
         Ok(self.count_received(from, msg))
     }
 
+    fn flush(&mut self, to: Role) -> Result<(), NetError> {
+        self.inner.flush(to)
+    }
+
     fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
         let msg = self.inner.recv_step(from, step)?;
         Ok(self.count_received(from, msg))

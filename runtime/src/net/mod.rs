@@ -130,6 +130,13 @@ pub trait Transport: Send {
     fn send(&mut self, to: Role, msg: Message) -> Result<(), NetError>;
     /// The next message from `from`, or an error after the transport's timeout.
     fn recv(&mut self, from: Role) -> Result<Message, NetError>;
+    /// Waits until what was sent to `to` has left this party's memory (handed to the
+    /// network, or dropped with a closed connection), at most the transport's timeout. A
+    /// sender of many large messages calls it between them so it never holds them all.
+    fn flush(&mut self, to: Role) -> Result<(), NetError> {
+        let _ = to;
+        Ok(())
+    }
     /// [`recv`](Transport::recv) for protocol step `step`; protocols call this so a
     /// [`recording::RecordingTransport`] can label what a party saw.
     fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
@@ -147,6 +154,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn recv(&mut self, from: Role) -> Result<Message, NetError> {
         (**self).recv(from)
+    }
+    fn flush(&mut self, to: Role) -> Result<(), NetError> {
+        (**self).flush(to)
     }
     fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
         (**self).recv_step(from, step)

@@ -55,6 +55,10 @@ impl<T: Transport> Transport for RecordingTransport<T> {
         self.recv_step(from, "")
     }
 
+    fn flush(&mut self, to: Role) -> Result<(), NetError> {
+        self.inner.flush(to)
+    }
+
     fn recv_step(&mut self, from: Role, step: &'static str) -> Result<Message, NetError> {
         let message = self.inner.recv_step(from, step)?;
         self.view.push(Received {

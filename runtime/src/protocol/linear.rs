@@ -23,14 +23,18 @@ pub fn setup(
     match p.role {
         Role::Server => {
             let w = weights.expect("the server holds the weights");
-            let f = p
+            let mut b = p
                 .session_stream(Pair::ClientServer, Purpose::LinearF)
                 .ring(op.w_len());
-            p.send_ring(
-                Role::Helper,
-                "linear: masked weights B to P2",
-                &crate::ring::sub(w, &f),
-            )?;
+            // B = W − F in F's buffer.
+            for (x, &wv) in b.iter_mut().zip(w) {
+                *x = wv.wrapping_sub(*x);
+            }
+            p.send_ring(Role::Helper, "linear: masked weights B to P2", &b)?;
+            drop(b);
+            // One layer's B at a time: the server never holds the whole model's masked
+            // weights (ResNet50: 200 MB) on top of its own.
+            p.flush(Role::Helper, "linear: sending the masked weights B")?;
             Ok(None)
         }
         Role::Helper => Ok(Some(p.recv_ring(

@@ -243,6 +243,14 @@ impl Party<'_> {
         self.send(to, step, FrameKind::Ring, payload)
     }
 
+    /// Waits until what this party sent `to` has left its memory ([`Transport::flush`]).
+    pub fn flush(&mut self, to: Role, step: &'static str) -> Result<()> {
+        let role = self.role;
+        self.net
+            .flush(to)
+            .map_err(|source| ProtocolError::Net { role, step, source })
+    }
+
     /// Receives exactly `n` ring elements.
     pub fn recv_ring(&mut self, from: Role, step: &'static str, n: usize) -> Result<Vec<u64>> {
         let payload = self.recv(from, step, FrameKind::Ring, n * 8)?;

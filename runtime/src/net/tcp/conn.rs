@@ -10,6 +10,7 @@ use ksnn_formats::{FrameError, FrameKind};
 use mio::Interest;
 use mio::net::TcpStream;
 
+use super::node::Unsent;
 use crate::role::Role;
 
 /// Plaintext handed to TLS per write: small enough to keep TLS buffers small.
@@ -86,7 +87,7 @@ pub struct Conn {
     pub last_sent: std::time::Instant,
     /// Bytes waiting in `out`: a peer that does not read is dropped past a limit.
     pub queued: usize,
-    out: VecDeque<(FrameHeader, Vec<u8>)>,
+    out: VecDeque<(FrameHeader, Vec<u8>, Option<Unsent>)>,
     /// Bytes of the front frame (header then payload) already handed to TLS.
     out_off: usize,
     inbuf: Vec<u8>,
@@ -130,18 +131,42 @@ impl Conn {
 
     /// Queues one message, split into frames of at most `max_payload` bytes.
     pub fn queue(&mut self, session: u64, kind: FrameKind, depth: u32, payload: Vec<u8>) {
+        self.queue_counted(session, kind, depth, payload, None);
+    }
+
+    /// [`Conn::queue`] for a session's message whose bytes count in its sender's window until
+    /// the last frame has been handed to TLS (or dropped with the connection).
+    pub fn queue_counted(
+        &mut self,
+        session: u64,
+        kind: FrameKind,
+        depth: u32,
+        payload: Vec<u8>,
+        unsent: Option<Unsent>,
+    ) {
         let max = self.max_payload as usize;
         if payload.len() <= max {
-            self.push(session, kind, depth, false, payload);
+            self.push(session, kind, depth, false, payload, unsent);
             return;
         }
         let n = payload.len().div_ceil(max);
+        let mut unsent = unsent;
         for (i, part) in payload.chunks(max).enumerate() {
-            self.push(session, kind, depth, i + 1 < n, part.to_vec());
+            let last = i + 1 == n;
+            let tag = if last { unsent.take() } else { None };
+            self.push(session, kind, depth, !last, part.to_vec(), tag);
         }
     }
 
-    fn push(&mut self, session: u64, kind: FrameKind, depth: u32, more: bool, payload: Vec<u8>) {
+    fn push(
+        &mut self,
+        session: u64,
+        kind: FrameKind,
+        depth: u32,
+        more: bool,
+        payload: Vec<u8>,
+        unsent: Option<Unsent>,
+    ) {
         let header = FrameHeader {
             session,
             depth,
@@ -151,7 +176,7 @@ impl Conn {
         };
         self.queued += FRAME_HEADER_LEN + payload.len();
         self.last_sent = std::time::Instant::now();
-        self.out.push_back((header, payload));
+        self.out.push_back((header, payload, unsent));
     }
 
     pub fn interest(&self) -> Interest {
@@ -182,7 +207,7 @@ impl Conn {
             if self.tls.is_handshaking() {
                 return Ok(());
             }
-            let Some((header, payload)) = self.out.front() else {
+            let Some((header, payload, _)) = self.out.front() else {
                 return Ok(());
             };
             let total = FRAME_HEADER_LEN + payload.len();

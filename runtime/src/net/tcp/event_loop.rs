@@ -316,7 +316,12 @@ impl Loop {
                 let r = self.open(session);
                 let _ = reply.send(r);
             }
-            Cmd::Send { session, to, msg } => self.send(session, to, msg),
+            Cmd::Send {
+                session,
+                to,
+                msg,
+                unsent,
+            } => self.send(session, to, msg, unsent),
             #[cfg(feature = "test-utils")]
             Cmd::Raw { session, to, msg } => {
                 if let Some(c) = self.links[to.index()].and_then(|t| self.conns.get_mut(&t)) {

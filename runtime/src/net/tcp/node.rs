@@ -5,10 +5,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ksnn_formats::ContentHash;
 use mio::Waker;
@@ -74,6 +74,7 @@ pub(super) enum Cmd {
         session: u64,
         to: Role,
         msg: Message,
+        unsent: Unsent,
     },
     Drop {
         session: u64,
@@ -210,6 +211,21 @@ impl Drop for Node {
     }
 }
 
+/// One message's bytes in its session's count of unsent bytes: released when the event loop
+/// has handed the message to TLS, or drops it (a closed connection, an unroutable message).
+/// [`Transport::flush`] waits for the count to reach zero.
+pub(super) struct Unsent {
+    window: Arc<[AtomicUsize; 3]>,
+    peer: usize,
+    bytes: usize,
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.window[self.peer].fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// A session's transport: sends go to the loop's queues, receives wait on the session's inbox.
 pub struct TcpTransport {
     pub(super) role: Role,
@@ -218,6 +234,15 @@ pub struct TcpTransport {
     pub(super) waker: Arc<Waker>,
     pub(super) inbox: [Option<Receiver<Result<Message, NetError>>>; 3],
     pub(super) timeout: Duration,
+    /// Bytes queued per peer and not yet handed to TLS.
+    pub(super) unsent: Arc<[AtomicUsize; 3]>,
+}
+
+impl TcpTransport {
+    /// Bytes of this session's messages to `to` that the event loop has not yet handed to TLS.
+    pub fn unsent(&self, to: Role) -> usize {
+        self.unsent[to.index()].load(Ordering::Acquire)
+    }
 }
 
 impl Transport for TcpTransport {
@@ -226,14 +251,38 @@ impl Transport for TcpTransport {
     }
 
     fn send(&mut self, to: Role, msg: Message) -> Result<(), NetError> {
+        let bytes = msg.payload.len();
+        self.unsent[to.index()].fetch_add(bytes, Ordering::AcqRel);
+        let unsent = Unsent {
+            window: self.unsent.clone(),
+            peer: to.index(),
+            bytes,
+        };
         self.cmd
             .send(Cmd::Send {
                 session: self.session,
                 to,
                 msg,
+                unsent,
             })
             .map_err(|_| NetError::Disconnected { peer: to })?;
         let _ = self.waker.wake();
+        Ok(())
+    }
+
+    fn flush(&mut self, to: Role) -> Result<(), NetError> {
+        // The loop drops what it cannot send, so this ends even when the peer is gone (the
+        // next receive reports that).
+        let deadline = Instant::now() + self.timeout;
+        while self.unsent(to) > 0 {
+            if Instant::now() > deadline {
+                return Err(NetError::Timeout {
+                    peer: to,
+                    seconds: self.timeout.as_secs_f64(),
+                });
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use super::conn::Incoming;
 use super::control::Control;
 use super::event_loop::Loop;
 use super::keying::Session;
-use super::node::{Inbox, NodeEvent, TcpTransport};
+use super::node::{Inbox, NodeEvent, TcpTransport, Unsent};
 use crate::net::{Message, NetError};
 use crate::prf::PairSecret;
 use crate::role::Role;
@@ -74,14 +74,14 @@ impl Loop {
         self.links[to.index()]
     }
 
-    pub(super) fn send(&mut self, session: u64, to: Role, msg: Message) {
+    pub(super) fn send(&mut self, session: u64, to: Role, msg: Message, unsent: Unsent) {
         let Some(t) = self.route(session, to) else {
             return self.deliver_error(session, to, NetError::Disconnected { peer: to });
         };
         let Some(c) = self.conns.get_mut(&t) else {
             return self.deliver_error(session, to, NetError::Disconnected { peer: to });
         };
-        c.queue(session, msg.kind, msg.depth, msg.payload);
+        c.queue_counted(session, msg.kind, msg.depth, msg.payload, Some(unsent));
         let (queued, max) = (c.queued, self.config.limits.max_queued);
         if queued > max {
             self.close(
@@ -155,6 +155,7 @@ impl Loop {
             waker: self.waker.clone(),
             inbox: rx,
             timeout: self.config.timeout,
+            unsent: Default::default(),
         };
         Ok(Session {
             id: session,
