@@ -20,11 +20,12 @@ pub struct Accuracy {
 /// Offline (input-independent) and online seconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
-    /// Seconds of input-independent preprocessing (the slowest party's).
+    /// Seconds of input-independent preprocessing, on the client's clock (it waits for all
+    /// the material the helper deals it).
     pub offline: f64,
-    /// Seconds from input to output (the slowest party's).
+    /// Seconds from the client sharing its input to holding the answer.
     pub online: f64,
-    /// `offline + online`.
+    /// `offline + online`: the latency of one inference as the client sees it.
     pub total: f64,
 }
 

@@ -91,7 +91,8 @@ pub fn infer(
     let mut rows = Vec::new();
     let (mut correct, mut labelled) = (0u64, 0u64);
     let started = Instant::now();
-    let result = session::run_client(&mut engine, &mut net, inputs.into_iter(), |id, r| {
+    let ahead = cfg.ahead;
+    let result = session::run_client(&mut engine, &mut net, inputs.into_iter(), ahead, |id, r| {
         let sample = &samples[id as usize];
         let logits: Vec<f32> = r.inference.outputs[0]
             .iter()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use ksnn_runtime::exec::session::MAX_AHEAD;
 use ksnn_runtime::net::tcp::Limits;
 use ksnn_runtime::role::Role;
 
@@ -23,6 +24,8 @@ Configuration file keys (TOML):
   cert            this party's certificate (PEM)                             required
   key             this party's private key (PEM)                             required
   crl             a revocation list (PEM, `ksnn-tools keygen --revoke`)      optional
+  ahead           inferences whose offline pass runs before their input arrives, so
+                  an input waits only for its online pass (0 to 4, default 0)   client
   timeout_seconds how long to wait for a peer before giving up (default 10)
   threads         compute threads (default: all cores)
   max_frame_mib   largest frame accepted from a peer (default 64)
@@ -57,6 +60,7 @@ struct Raw {
     cert: PathBuf,
     key: PathBuf,
     crl: Option<PathBuf>,
+    ahead: Option<usize>,
     timeout_seconds: Option<f64>,
     threads: Option<usize>,
     max_frame_mib: Option<u32>,
@@ -87,6 +91,8 @@ pub struct Config {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub crl: Option<PathBuf>,
+    /// The client's offline ahead (0 for the daemons).
+    pub ahead: usize,
     pub timeout: Duration,
     pub threads: Option<usize>,
     pub max_frame: u32,
@@ -145,6 +151,15 @@ impl Config {
                 "`weights` belongs to the server's configuration only: the {role} must not hold them"
             );
         }
+        let ahead = match raw.ahead {
+            Some(_) if role != Role::Client => {
+                bail!("`ahead` is the client's setting: the client asks the daemons to prepare")
+            }
+            Some(n) if n > MAX_AHEAD => {
+                bail!("`ahead` is {n}; the daemons keep at most {MAX_AHEAD} inferences prepared")
+            }
+            n => n.unwrap_or(0),
+        };
         let timeout = raw.timeout_seconds.unwrap_or(10.0);
         if !(timeout > 0.0 && timeout < 86_400.0) {
             bail!("`timeout_seconds` must be between 0 and 86400");
@@ -235,6 +250,7 @@ impl Config {
             cert: abs(raw.cert),
             key: abs(raw.key),
             crl: raw.crl.map(abs),
+            ahead,
             timeout: Duration::from_secs_f64(timeout),
             threads: raw.threads,
             max_frame: raw.max_frame_mib.unwrap_or(64).clamp(1, 1024) << 20,
@@ -277,6 +293,16 @@ mod tests {
                 .to_string()
                 .contains("must not hold")
         );
+        let client = "role = \"client\"\nmodel = \"m.ksnn\"\nserver = \"a:1\"\nhelper = \"b:2\"\nca = \"ca.pem\"\ncert = \"p0.pem\"\nkey = \"p0.key\"\n";
+        assert_eq!(Config::parse(client, base).unwrap().ahead, 0);
+        let ahead = |n: usize| Config::parse(&format!("{client}ahead = {n}\n"), base);
+        assert_eq!(ahead(2).unwrap().ahead, 2);
+        let err = ahead(MAX_AHEAD + 1).unwrap_err().to_string();
+        assert!(err.contains("at most"), "{err}");
+        let err = Config::parse(&format!("{ok}ahead = 1\n"), base)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client's setting"), "{err}");
     }
 }
 

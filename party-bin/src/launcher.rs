@@ -51,6 +51,14 @@ fn start(exe: &Path, config: &Path) -> Result<(Child, String)> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The parties' settings `local` takes from its command line.
+pub struct Knobs {
+    /// Seconds a party waits for a peer.
+    pub timeout: f64,
+    /// The client's offline ahead.
+    pub ahead: usize,
+}
+
 pub fn local(
     model: &Path,
     weights: &Path,
@@ -58,7 +66,7 @@ pub fn local(
     client_args: &[String],
     out: Option<&Path>,
     report: &Path,
-    timeout: f64,
+    Knobs { timeout, ahead }: Knobs,
 ) -> Result<()> {
     // Check the files before starting anything.
     let (program, w) = load_files(model, Some(weights))?;
@@ -102,7 +110,7 @@ pub fn local(
     daemons.0.push(c2);
     let p0 = write(
         "p0.toml",
-        common(Role::Client) + &format!("server = \"{a1}\"\nhelper = \"{a2}\"\n"),
+        common(Role::Client) + &format!("server = \"{a1}\"\nhelper = \"{a2}\"\nahead = {ahead}\n"),
     )?;
 
     let outputs = dir.join("outputs.npy");

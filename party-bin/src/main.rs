@@ -95,6 +95,9 @@ enum Command {
         /// Seconds a party waits for a peer before giving up.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
+        /// Inferences whose offline pass runs ahead of their input (the client's `ahead`).
+        #[arg(long, default_value_t = 0)]
+        ahead: usize,
     },
     /// Load and validate the files a party needs, exactly as the party does at start-up, and
     /// print what it would run.
@@ -183,6 +186,7 @@ fn run(cli: Cli) -> Result<()> {
             inputs,
             outputs: OutputArgs { out, report },
             timeout,
+            ahead,
         } => {
             let (program, _) = setup::load_files(&model, None)?;
             let samples = samples(&inputs, &program)?;
@@ -194,7 +198,7 @@ fn run(cli: Cli) -> Result<()> {
                 &args,
                 out.as_deref(),
                 &report,
-                timeout,
+                launcher::Knobs { timeout, ahead },
             )
         }
         Command::Check { model, weights } => {

@@ -471,6 +471,7 @@ fn frames_from_a_second_client_with_the_shared_certificate_cannot_end_a_session(
         &mut engine,
         &mut net,
         std::iter::once(x.clone()),
+        0,
         |_, r| {
             assert_eq!(r.inference.outputs, ksnn_runtime::reference::run(&full, &x));
             seen += 1;

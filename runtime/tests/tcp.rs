@@ -99,6 +99,7 @@ fn client_run(
     program: &'static Program,
     (server, helper): (SocketAddr, SocketAddr),
     inputs: Vec<Vec<u64>>,
+    ahead: usize,
     each: impl FnMut(u64, session::ClientResult) -> Result<(), ksnn_runtime::exec::engine::ExecError>,
 ) {
     let client = node(dir, Role::Client, program, false);
@@ -108,11 +109,14 @@ fn client_run(
     let model = Model::new(program, None).unwrap();
     let mut engine = Engine::new(&model, keys);
     let mut net = CountingTransport::new(transport);
-    session::run_client(&mut engine, &mut net, inputs.into_iter(), each).unwrap();
+    session::run_client(&mut engine, &mut net, inputs.into_iter(), ahead, each).unwrap();
 }
 
+/// Sessions with and without offline ahead give the reference's outputs, and ahead the
+/// daemons' records still carry each inference's offline traffic.
 #[test]
 fn three_parties_over_tls_equal_the_reference() {
+    use ksnn_runtime::net::counting::Phase;
     let (program, weights) = exact_program();
     let dir = certs("ok");
     let addrs = daemons(&dir, program, weights);
@@ -120,23 +124,92 @@ fn three_parties_over_tls_equal_the_reference() {
     let inputs: Vec<Vec<u64>> = (0..3)
         .map(|k| encode_input(program, &vec![0.1 * k as f32; 784]))
         .collect();
-    let mut seen = 0;
-    client_run(&dir, program, addrs, inputs.clone(), |id, r| {
+    for ahead in [0, 2] {
+        let mut seen = 0;
+        client_run(&dir, program, addrs, inputs.clone(), ahead, |id, r| {
+            assert_eq!(
+                r.inference.outputs,
+                reference::run(&full, &inputs[id as usize]),
+                "ahead {ahead}, inference {id}"
+            );
+            for rec in [&r.inference.record, &r.daemons[1]] {
+                assert!(rec.stats.sent_in(Phase::Online).bytes > 0);
+            }
+            // The helper's offline traffic (C0 to P0) travels in the record of the inference
+            // it was for, also when it was prepared ahead.
+            assert!(r.daemons[1].stats.sent_in(Phase::Offline).bytes > 0);
+            seen += 1;
+            Ok(())
+        });
+        assert_eq!(seen, 3);
+    }
+}
+
+/// Offline ahead cannot be turned into mask reuse or hoarding: prepared ids strictly
+/// increase, an inference must take the next prepared material, and a daemon keeps at most
+/// `MAX_AHEAD` passes. Each refusal is an abort that says why; the daemons serve on.
+#[test]
+fn prepared_inferences_are_used_once_in_order_and_bounded() {
+    use ksnn_formats::FrameKind;
+    use ksnn_runtime::exec::session::{MAX_AHEAD, SessionCmd};
+    use ksnn_runtime::net::Transport;
+
+    let (program, weights) = exact_program();
+    let dir = certs("ahead");
+    let addrs = daemons(&dir, program, weights);
+    let model = Model::new(program, None).unwrap();
+    let prepare = |id| SessionCmd::Prepare { id };
+    let infer = |id| SessionCmd::Infer { id };
+    let too_many: Vec<SessionCmd> = (0..=MAX_AHEAD as u64).map(prepare).collect();
+    let cases: Vec<(Vec<SessionCmd>, &str)> = vec![
+        (vec![prepare(3), prepare(3)], "at least 4"),
+        (vec![prepare(3), prepare(1)], "at least 4"),
+        (vec![prepare(2), infer(1)], "next prepared inference, 2"),
+        (vec![prepare(2), infer(3)], "next prepared inference, 2"),
+        (vec![prepare(2), infer(2), infer(2)], "above 2"),
+        (vec![infer(2), prepare(2)], "at least 3"),
+        (too_many, "at most"),
+    ];
+    for (cmds, why) in cases {
+        let client = client_node(&dir, program, addrs);
+        let (keys, transport) = client.open_session().unwrap().establish().unwrap();
+        let mut engine = Engine::new(&model, keys);
+        let mut net = CountingTransport::new(transport);
+        engine.setup(&mut net).unwrap();
+        let (last, accepted) = cmds.split_last().unwrap();
+        let x = encode_input(program, &vec![0.3; 784]);
+        let mut kept = std::collections::VecDeque::new();
+        for cmd in accepted {
+            net.send(Role::Server, cmd.message()).unwrap();
+            // Play the client's part, so the daemons' passes complete.
+            match *cmd {
+                SessionCmd::Prepare { id } => kept.push_back(engine.offline(&mut net, id).unwrap()),
+                SessionCmd::Infer { id } => {
+                    let ready = match kept.pop_front() {
+                        Some(p) => p,
+                        None => engine.offline(&mut net, id).unwrap(),
+                    };
+                    engine.online(&mut net, ready, Some(&x)).unwrap();
+                    for peer in [Role::Server, Role::Helper] {
+                        let m = next_frame(&mut net, peer).unwrap();
+                        assert_eq!(m.kind, FrameKind::Command, "a record from {peer}");
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+        net.send(Role::Server, last.message()).unwrap();
+        let m = next_frame(&mut net, Role::Server).unwrap();
+        let reason = String::from_utf8_lossy(&m.payload).into_owned();
         assert_eq!(
-            r.inference.outputs,
-            reference::run(&full, &inputs[id as usize])
+            m.kind,
+            FrameKind::Abort,
+            "{cmds:?} must be refused: {reason}"
         );
-        assert!(
-            r.daemons[0]
-                .stats
-                .sent_in(ksnn_runtime::net::counting::Phase::Online)
-                .bytes
-                > 0
-        );
-        seen += 1;
-        Ok(())
-    });
-    assert_eq!(seen, 3);
+        assert!(reason.contains(why), "{cmds:?}: {reason}");
+        client.shutdown();
+    }
+    honest_session(&dir, program, weights, addrs);
 }
 
 #[test]
@@ -252,7 +325,7 @@ fn malformed_frames_from_an_authenticated_peer_close_only_that_connection() {
     }
     // A well-behaved client is still served.
     let x = encode_input(program, &vec![0.3; 784]);
-    client_run(&dir, program, (server, helper), vec![x], |_, r| {
+    client_run(&dir, program, (server, helper), vec![x], 0, |_, r| {
         assert_eq!(r.inference.outputs.len(), 1);
         Ok(())
     });
@@ -283,7 +356,7 @@ fn honest_session(
     let x = encode_input(program, &vec![0.2; 784]);
     let expect = reference::run(&full, &x);
     let mut seen = 0;
-    client_run(dir, program, addrs, vec![x.clone(), x], |_, r| {
+    client_run(dir, program, addrs, vec![x.clone(), x], 1, |_, r| {
         assert_eq!(r.inference.outputs, expect);
         seen += 1;
         Ok(())
@@ -350,9 +423,13 @@ fn reused_session_id_is_refused() {
         let (keys, transport) = client.open_session_as(id).unwrap().establish().unwrap();
         let mut engine = Engine::new(&model, keys);
         let mut net = CountingTransport::new(transport);
-        session::run_client(&mut engine, &mut net, std::iter::once(x.clone()), |_, _| {
-            Ok(())
-        })
+        session::run_client(
+            &mut engine,
+            &mut net,
+            std::iter::once(x.clone()),
+            0,
+            |_, _| Ok(()),
+        )
         .unwrap();
         client.shutdown();
     }
@@ -419,6 +496,7 @@ fn frames_from_another_connection_are_dropped() {
         &mut engine,
         &mut net,
         vec![x.clone(), x.clone()].into_iter(),
+        0,
         |_, r| {
             assert_eq!(r.inference.outputs, reference::run(&full, &x));
             seen += 1;

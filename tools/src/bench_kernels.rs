@@ -3,9 +3,9 @@
 //!
 //! Rates are ring multiply-adds (on Z_2^64) per second. The same kernel serves the server's
 //! online product `E⊛W`, P0's `A⊛F` and P2's `A⊛B`: all three are full ring products.
-//! Rows: whole convolutions (im2col + GEMM), the GEMMs alone with the AVX2 build and with the
-//! portable build of the same loop, and plain f64 GEMMs of the same shapes (faer, all cores)
-//! as the machine's reference.
+//! Rows: whole convolutions (im2col + GEMM, on the best build), the GEMMs alone on every build
+//! of the same loop this CPU runs (portable, AVX2, AVX-512), and plain f64 GEMMs of the same
+//! shapes (faer, all cores) as the machine's reference.
 
 use std::time::Instant;
 
@@ -17,9 +17,6 @@ use ksnn_formats::layer::Conv2d;
 use ksnn_graph::ir::{IrOp, zoo};
 use ksnn_runtime::kernels::conv2d;
 use ksnn_runtime::kernels::gemm::tiled;
-
-/// A GEMM entry point: `(w, x, c, m, k, n)`, `c += w·x`.
-type Gemm = fn(&[u64], &[u64], &mut [u64], usize, usize, usize);
 
 /// One convolution of the model: its input and output shapes.
 struct ConvShape {
@@ -93,15 +90,17 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
     }
     let total: f64 = convs.iter().map(ConvShape::macs).sum();
     println!(
-        "{model}: {} convolutions, {:.2} G multiply-adds per inference; best of {reps} runs, {} threads, AVX2 {}",
+        "{model}: {} convolutions, {:.2} G multiply-adds per inference; best of {reps} runs, {} threads, best build {:?}",
         convs.len(),
         total / 1e9,
         rayon::current_num_threads(),
-        if avx2() { "yes" } else { "no" }
+        tiled::Isa::best()
     );
 
     let mut r = xorshift(0x9E37_79B9_7F4A_7C15);
-    let (mut conv, mut simd, mut portable, mut f64s) = (0.0, 0.0, 0.0, 0.0);
+    let isas = tiled::Isa::available();
+    let (mut conv, mut f64s) = (0.0, 0.0);
+    let mut per_isa = vec![0.0; isas.len()];
     for c in &convs {
         let x: Vec<u64> = (0..c.x.elements()).map(|_| r()).collect();
         let (m, k, n) = c.gemm_dims();
@@ -111,15 +110,18 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
             std::hint::black_box(conv2d(&x, c.x, &c.conv, c.y, &w));
         });
         let col: Vec<u64> = (0..k * n).map(|_| r()).collect();
-        let gemms = |f: Gemm| {
+        let gemms = |isa: tiled::Isa| {
             for g in 0..groups {
                 let mut out = vec![0u64; m * n];
-                f(&w[g * m * k..(g + 1) * m * k], &col, &mut out, m, k, n);
+                tiled::gemm_on(isa, &w[g * m * k..(g + 1) * m * k], &col, &mut out, m, k, n);
                 std::hint::black_box(&out);
             }
         };
-        simd += best(reps, || gemms(tiled::gemm));
-        portable += best(1, || gemms(tiled::gemm_portable));
+        for (t, &isa) in per_isa.iter_mut().zip(&isas) {
+            // The slow portable build once; the others best of `reps`.
+            let reps = if isa == tiled::Isa::Portable { 1 } else { reps };
+            *t += best(reps, || gemms(isa));
+        }
         let a = Mat::<f64>::from_fn(m, k, |i, j| ((i * 31 + j * 7) % 1021) as f64);
         let b = Mat::<f64>::from_fn(k, n, |i, j| ((i * 13 + j * 3) % 1019) as f64);
         let mut out = Mat::<f64>::zeros(m, n);
@@ -144,19 +146,9 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
         );
     };
     row("convolutions on Z_2^64 (im2col + GEMM)", conv);
-    row("GEMMs alone on Z_2^64, AVX2 build", simd);
-    row("GEMMs alone on Z_2^64, portable build", portable);
+    for (isa, t) in isas.iter().zip(per_isa).rev() {
+        row(&format!("GEMMs alone on Z_2^64, {isa:?} build"), t);
+    }
     row("f64 GEMMs of the same shapes (faer, reference)", f64s);
     Ok(())
-}
-
-fn avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }

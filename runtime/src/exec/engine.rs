@@ -109,6 +109,22 @@ pub struct Record {
     pub stats: Stats,
 }
 
+/// An inference whose offline pass has run: its material, waiting for the online pass.
+/// Deliberately not `Clone`: the masks in it must serve one online pass only.
+pub struct Prepared {
+    inference: u64,
+    stashes: Vec<Vec<Pre>>,
+    seconds: f64,
+    stats: Stats,
+}
+
+impl Prepared {
+    /// The inference id the material belongs to.
+    pub fn inference(&self) -> u64 {
+        self.inference
+    }
+}
+
 /// One party's interpreter for one session.
 pub struct Engine<'m> {
     model: &'m Model<'m>,
@@ -164,7 +180,7 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// Session set-up: the server sends P0 its masked weights, once. Returns its traffic.
+    /// Session set-up: the server sends P2 its masked weights, once. Returns its traffic.
     pub fn setup<T: Transport>(
         &mut self,
         net: &mut CountingTransport<T>,
@@ -184,32 +200,45 @@ impl<'m> Engine<'m> {
         Ok(net.take_stats())
     }
 
-    /// One inference. P0 passes the encoded input; the others `None`.
+    /// One inference: its offline pass, then its online pass. P0 passes the encoded input;
+    /// the others `None`.
     pub fn infer<T: Transport>(
         &self,
         net: &mut CountingTransport<T>,
         inference: u64,
         input: Option<&[u64]>,
     ) -> Result<Inference, ExecError> {
-        let model = self.model;
-        let layers = &model.program.layers;
-        let n_in = model.shapes[0].elements() as usize;
-        if let Some(x) = input
-            && x.len() != n_in
-        {
-            return Err(ExecError::InputSize {
+        self.check_input(input)?;
+        let prepared = self.offline(net, inference)?;
+        self.online(net, prepared, input)
+    }
+
+    /// The input's size against the program's; returns the program's.
+    fn check_input(&self, input: Option<&[u64]>) -> Result<usize, ExecError> {
+        let n_in = self.model.shapes[0].elements() as usize;
+        match input {
+            Some(x) if x.len() != n_in => Err(ExecError::InputSize {
                 role: self.role,
                 expected: n_in,
                 got: x.len(),
-            });
+            }),
+            _ => Ok(n_in),
         }
+    }
 
-        // Offline: every step with nothing to compute on, dealing and precomputing what
-        // does not depend on the input.
+    /// Inference `inference`'s offline pass: every step with nothing to compute on, dealing
+    /// and precomputing what does not depend on the input. It can run while the parties wait
+    /// for the input ("offline ahead"); [`Engine::online`] then consumes it, once.
+    pub fn offline<T: Transport>(
+        &self,
+        net: &mut CountingTransport<T>,
+        inference: u64,
+    ) -> Result<Prepared, ExecError> {
+        let layers = &self.model.program.layers;
         let started = Instant::now();
         net.start_phase(Phase::Offline);
         let mut stashes: Vec<Vec<Pre>> = Vec::with_capacity(layers.len());
-        for (i, step) in model.steps.iter().enumerate() {
+        for (i, step) in self.model.steps.iter().enumerate() {
             net.set_slot((Phase::Offline, Some(i as u32)));
             let mut stash = Vec::new();
             let p = self.party(net, inference, Label::Layer(i as u32));
@@ -219,7 +248,31 @@ impl<'m> Engine<'m> {
                 .map_err(self.layer_err(Phase::Offline, i))?;
             stashes.push(stash);
         }
-        let offline_seconds = started.elapsed().as_secs_f64();
+        Ok(Prepared {
+            inference,
+            stashes,
+            seconds: started.elapsed().as_secs_f64(),
+            stats: net.take_stats(),
+        })
+    }
+
+    /// The online pass of a prepared inference. P0 passes the encoded input; the others
+    /// `None`. The record carries the offline pass's time and traffic too.
+    pub fn online<T: Transport>(
+        &self,
+        net: &mut CountingTransport<T>,
+        prepared: Prepared,
+        input: Option<&[u64]>,
+    ) -> Result<Inference, ExecError> {
+        let model = self.model;
+        let layers = &model.program.layers;
+        let n_in = self.check_input(input)?;
+        let Prepared {
+            inference,
+            stashes,
+            seconds: offline_seconds,
+            stats: offline_stats,
+        } = prepared;
 
         // Online: the same steps on the shares.
         let started = Instant::now();
@@ -264,6 +317,8 @@ impl<'m> Engine<'m> {
             outputs.extend(opened);
         }
         let online_seconds = started.elapsed().as_secs_f64();
+        let mut stats = net.take_stats();
+        stats.absorb(offline_stats);
         Ok(Inference {
             outputs,
             shares: if self.keep_shares {
@@ -275,7 +330,7 @@ impl<'m> Engine<'m> {
                 offline_seconds,
                 online_seconds,
                 layer_seconds,
-                stats: net.take_stats(),
+                stats,
             },
         })
     }

@@ -18,7 +18,7 @@ use crate::role::Role;
 pub struct PartyRun {
     /// The party whose measurements and results these are.
     pub role: Role,
-    /// Traffic of the session set-up (P1's masked weights to P0).
+    /// Traffic of the session set-up (P1's masked weights to P2).
     pub setup: Stats,
     /// One result per input, in input order.
     pub inferences: Vec<Inference>,

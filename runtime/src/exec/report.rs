@@ -9,7 +9,7 @@ use crate::exec::model::Model;
 use crate::net::counting::{Phase, Stats, rounds};
 
 /// Averages over the inferences of `records` (per party, in role order; one record per
-/// inference each). `setup_bytes` is the session's one-off traffic.
+/// inference each). Seconds per phase are P0's; per layer, the slowest party's. `setup_bytes` is the session's one-off traffic.
 pub fn build(
     model: &Model,
     records: [&[Record]; 3],
@@ -55,8 +55,12 @@ pub fn build(
             l.rounds += u64::from(layer_rounds[i]);
             l.seconds += slowest(&|r| r.layer_seconds.get(i).copied().unwrap_or(0.0), k);
         }
-        offline += slowest(&|r| r.offline_seconds, k);
-        online += slowest(&|r| r.online_seconds, k);
+        // The client's clock: its offline phase waits for every message the helper deals, and
+        // its online phase runs from sharing the input to holding the answer, so offline +
+        // online is the latency a client sees. A daemon's online clock is no measure: the
+        // server has no offline work and starts its online clock while P0 is still offline.
+        offline += records[0][k].offline_seconds;
+        online += records[0][k].online_seconds;
     }
     let n = images as u64;
     for l in &mut per_layer {

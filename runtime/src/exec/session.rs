@@ -8,11 +8,16 @@
 //! masks (F2 in `docs/security.md`): the daemons accept only strictly increasing ids, and the
 //! helper takes its commands from the server over their authenticated link, so the client
 //! cannot make the two daemons run different ids either.
+//!
+//! Offline ahead: `Prepare { id }` runs inference `id`'s offline pass and keeps it, so that
+//! when the input comes only the online pass is left. Prepared ids strictly increase too,
+//! each is consumed by the `Infer` of the same id and by nothing else, and a daemon holds at
+//! most [`MAX_AHEAD`] of them: a client cannot replay material or make a daemon hoard it.
 
 use ksnn_formats::FrameKind;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::engine::{Engine, ExecError, Inference, Record};
+use crate::exec::engine::{Engine, ExecError, Inference, Prepared, Record};
 use crate::net::counting::{CountingTransport, Phase, Stats};
 use crate::net::{Message, NetError, Transport};
 use crate::protocol::ProtocolError;
@@ -30,7 +35,16 @@ pub enum SessionCmd {
     Close,
     /// Daemon → client: what the daemon measured in the last inference (totals only).
     Record(Record),
+    /// Client → server → helper: run inference `id`'s offline pass now and keep it for its
+    /// `Infer` (ids strictly increase; at most [`MAX_AHEAD`] kept).
+    Prepare {
+        /// The inference the material is for; above every id prepared or run before.
+        id: u64,
+    },
 }
+
+/// Most inferences a daemon keeps prepared for a session (each holds a pass's material).
+pub const MAX_AHEAD: usize = 4;
 
 impl SessionCmd {
     /// The command as a frame (public so tests can play a client that misbehaves).
@@ -141,7 +155,8 @@ pub fn serve_for<T: Transport>(
     // The set-up's traffic travels in the first `Record`, so the client can report it.
     let mut setup = Some(engine.setup(net)?);
     let mut served = 0;
-    let mut last: Option<u64> = None;
+    let mut order = IdOrder::default();
+    let mut prepared: std::collections::VecDeque<Prepared> = Default::default();
     loop {
         let cmd = expect_cmd(net, role, commander)?;
         if let Some(d) = deadline
@@ -155,25 +170,27 @@ pub fn serve_for<T: Transport>(
                 },
             ));
         }
-        if let SessionCmd::Infer { id } = cmd
-            && last.is_some_and(|l| id <= l)
-        {
-            return Err(step_err(role, "checking the inference id")(
-                NetError::Unexpected {
+        order
+            .check(&cmd, &prepared)
+            .map_err(|(what, expected, got)| {
+                step_err(role, what)(NetError::Unexpected {
                     peer: commander,
-                    expected: format!("an inference id above {}", last.unwrap_or(0)),
-                    got: format!("{id}: a replayed or reordered id would reuse masks, refused"),
-                },
-            ));
-        }
+                    expected,
+                    got,
+                })
+            })?;
         if role == Role::Server && !matches!(cmd, SessionCmd::Record(_)) {
             net.send(Role::Helper, cmd.message())
                 .map_err(step_err(role, "relaying the command to the helper"))?;
         }
         match cmd {
+            SessionCmd::Prepare { id } => prepared.push_back(engine.offline(net, id)?),
             SessionCmd::Infer { id } => {
-                last = Some(id);
-                let mut record = engine.infer(net, id, None)?.record;
+                let ready = match prepared.pop_front() {
+                    Some(p) => p,
+                    None => engine.offline(net, id)?,
+                };
+                let mut record = engine.online(net, ready, None)?.record;
                 // Only totals leave a daemon: per-layer times would time the server's work.
                 record.layer_seconds.clear();
                 if let Some(s) = setup.take() {
@@ -185,14 +202,124 @@ pub fn serve_for<T: Transport>(
                 served += 1;
             }
             SessionCmd::Close => return Ok(served),
+            // Refused by `IdOrder::check` above.
+            SessionCmd::Record(_) => {}
+        }
+    }
+}
+
+/// The order rules on inference ids, which keep every id's masks to one use.
+#[derive(Default)]
+struct IdOrder {
+    /// The last id run online.
+    inferred: Option<u64>,
+    /// The last id prepared.
+    prepared: Option<u64>,
+}
+
+impl IdOrder {
+    /// Accepts `cmd` (and records its id) or says why not: `(step, expected, got)`.
+    /// `Prepare` needs an id above all before and room among the [`MAX_AHEAD`]; `Infer` an id
+    /// above every one run, and it is the next prepared one if any is kept (else above every
+    /// one prepared, so no id's offline pass ever runs twice).
+    fn check(
+        &mut self,
+        cmd: &SessionCmd,
+        kept: &std::collections::VecDeque<Prepared>,
+    ) -> Result<(), (&'static str, String, String)> {
+        let above = |v: Option<u64>| v.map_or(0, |v| v + 1);
+        let floor = above(self.inferred).max(above(self.prepared));
+        match *cmd {
+            SessionCmd::Prepare { id } => {
+                if id < floor {
+                    return Err((
+                        "checking the inference id",
+                        format!("an id to prepare of at least {floor}"),
+                        format!("{id}: a replayed or reordered id would reuse masks, refused"),
+                    ));
+                }
+                if kept.len() >= MAX_AHEAD {
+                    return Err((
+                        "checking the inferences prepared ahead",
+                        format!("at most {MAX_AHEAD} inferences prepared ahead"),
+                        format!("a Prepare for {id} with {} kept", kept.len()),
+                    ));
+                }
+                self.prepared = Some(id);
+            }
+            SessionCmd::Infer { id } => {
+                let want = match kept.front() {
+                    Some(p) => (p.inference() == id).then_some(id),
+                    None => (id >= floor).then_some(id),
+                };
+                if want.is_none() {
+                    let expected = match kept.front() {
+                        Some(p) => format!("the next prepared inference, {}", p.inference()),
+                        None => format!("an inference id above {}", floor.saturating_sub(1)),
+                    };
+                    return Err((
+                        "checking the inference id",
+                        expected,
+                        format!("{id}: a replayed or reordered id would reuse masks, refused"),
+                    ));
+                }
+                self.inferred = Some(id);
+            }
+            SessionCmd::Close => {}
             SessionCmd::Record(_) => {
-                return Err(step_err(role, "reading a session command")(
-                    NetError::Unexpected {
-                        peer: commander,
-                        expected: "Infer or Close".into(),
-                        got: "Record".into(),
-                    },
+                return Err((
+                    "reading a session command",
+                    "Infer, Prepare or Close".into(),
+                    "Record".into(),
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The client's inferences prepared ahead: ids `next − kept.len() .. next`, none at or past
+/// `end` (the number of inputs), so no offline pass is wasted.
+struct Ahead {
+    kept: std::collections::VecDeque<Prepared>,
+    next: u64,
+    end: u64,
+}
+
+impl Ahead {
+    /// Prepares every id below `until` (and `end`) not prepared yet, telling the daemons.
+    fn prepare_until<T: Transport>(
+        &mut self,
+        engine: &Engine,
+        net: &mut CountingTransport<T>,
+        until: u64,
+    ) -> Result<(), ExecError> {
+        while self.next < until.min(self.end) {
+            net.start_phase(Phase::Control);
+            net.send(
+                Role::Server,
+                SessionCmd::Prepare { id: self.next }.message(),
+            )
+            .map_err(step_err(Role::Client, "preparing an inference ahead"))?;
+            self.kept.push_back(engine.offline(net, self.next)?);
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Inference `id`'s material: prepared ahead, or its offline pass run now (the daemons
+    /// do the same on `Infer`).
+    fn take<T: Transport>(
+        &mut self,
+        engine: &Engine,
+        net: &mut CountingTransport<T>,
+        id: u64,
+    ) -> Result<Prepared, ExecError> {
+        match self.kept.pop_front() {
+            Some(p) => Ok(p),
+            None => {
+                self.next = self.next.max(id + 1);
+                engine.offline(net, id)
             }
         }
     }
@@ -207,21 +334,33 @@ pub struct ClientResult {
 }
 
 /// Client side (P0): set-up, then one inference per input; `each` sees every result as it
-/// arrives. Returns the session set-up traffic.
+/// arrives. With `ahead` > 0 the offline passes of the next `ahead` inferences run before
+/// their inputs are taken up (after `each` returns), so an input that arrives later waits
+/// only for its online pass. Returns the session set-up traffic.
 pub fn run_client<T: Transport>(
     engine: &mut Engine,
     net: &mut CountingTransport<T>,
-    inputs: impl Iterator<Item = Vec<u64>>,
+    inputs: impl ExactSizeIterator<Item = Vec<u64>>,
+    ahead: usize,
     mut each: impl FnMut(u64, ClientResult) -> Result<(), ExecError>,
 ) -> Result<Stats, ExecError> {
     let role = Role::Client;
+    let n = inputs.len() as u64;
+    let depth = ahead.min(MAX_AHEAD) as u64;
     let setup = engine.setup(net)?;
+    let mut ahead = Ahead {
+        kept: Default::default(),
+        next: 0,
+        end: n,
+    };
+    ahead.prepare_until(engine, net, depth)?;
     for (id, x) in inputs.enumerate() {
         let id = id as u64;
         net.start_phase(Phase::Control);
         net.send(Role::Server, SessionCmd::Infer { id }.message())
             .map_err(step_err(role, "starting an inference"))?;
-        let inference = engine.infer(net, id, Some(&x))?;
+        let ready = ahead.take(engine, net, id)?;
+        let inference = engine.online(net, ready, Some(&x))?;
         let mut daemons = [Record::default(), Record::default()];
         for (k, peer) in [Role::Server, Role::Helper].into_iter().enumerate() {
             match expect_cmd(net, role, peer)? {
@@ -238,6 +377,7 @@ pub fn run_client<T: Transport>(
             }
         }
         each(id, ClientResult { inference, daemons })?;
+        ahead.prepare_until(engine, net, id + 1 + depth)?;
     }
     net.start_phase(Phase::Control);
     net.send(Role::Server, SessionCmd::Close.message())

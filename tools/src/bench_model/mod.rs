@@ -55,6 +55,9 @@ pub struct ModelArgs {
     /// Inferences in the session, back to back (one random image each).
     #[arg(long, default_value_t = 1)]
     images: usize,
+    /// Inferences whose offline pass runs ahead of their input (`ksnn-party local --ahead`).
+    #[arg(long, default_value_t = 0)]
+    ahead: usize,
     /// Fractional bits of the fixed point.
     #[arg(long, default_value_t = 12)]
     frac_bits: u8,
@@ -211,6 +214,8 @@ pub fn run(a: &ModelArgs) -> Result<()> {
         .arg(&report_path)
         .arg("--timeout")
         .arg(PARTY_TIMEOUT.to_string())
+        .arg("--ahead")
+        .arg(a.ahead.to_string())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log)?)
         .stderr(std::fs::File::create(dir.join("parties.err"))?)
@@ -232,14 +237,19 @@ pub fn run(a: &ModelArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", out.display()))?;
         println!("report written to {}", out.display());
     }
-    let hint = if a.approx.k > 0 {
-        format!(
+    // Why an honest run can still differ: both approximations move a share by a raw unit or
+    // a few, which flips a block whose value is that close to 0; random weights (unlike a
+    // trained model) carry such a flip to the argmax.
+    let mut hint = String::new();
+    if a.truncation == Truncation::LocalShift {
+        hint += "; with local truncation each product may be off by one raw unit, which flips a block decision whose value is within a few raw units of 0 (--truncation exact is bit-exact)";
+    }
+    if a.approx.k > 0 {
+        hint += &format!(
             "; with --approx k = {}, each share's local shift may flip a block's decision when its value is within 2^{} raw units of 0 (runtime/src/protocol/drelu/mod.rs)",
             a.approx.k, a.approx.k
-        )
-    } else {
-        String::new()
-    };
+        );
+    }
     ensure!(
         rep.secure_equals_reference == rep.images && rep.images == a.images as u64,
         "secure predictions differ from the reference on {} of {} images (files in {}){hint}",

@@ -3,8 +3,8 @@
 //! alike.
 //!
 //! One loop ([`tiled`]): register tiles of four rows of `W`, cache blocks of `X`, rows in
-//! parallel on rayon, and an AVX2 build of the same loop picked at run time (LLVM turns the
-//! 64-bit products into four-lane vector code). Exact f64 GEMMs over 16–22-bit limbs were
+//! parallel on rayon, and AVX2 and AVX-512 builds of the same loop picked at run time (LLVM
+//! turns the 64-bit products into four- or eight-lane vector code). Exact f64 GEMMs over 16–22-bit limbs were
 //! tried first and lost: even at 26 G f64 multiply-adds per second, the three to six digit
 //! products a ring product needs ran at 2.8–5.5 G ring MAC/s against 7 for this loop
 //! (`docs/results/performance.md`).
@@ -72,9 +72,11 @@ mod tests {
                 .map(|(a, b)| a.wrapping_add(*b))
                 .collect();
             assert!(c == want, "{m}x{k}x{n}");
-            let mut p = start.clone();
-            tiled::gemm_portable(&w, &x, &mut p, m, k, n);
-            assert!(p == want, "{m}x{k}x{n}, portable build");
+            for isa in tiled::Isa::available() {
+                let mut p = start.clone();
+                tiled::gemm_on(isa, &w, &x, &mut p, m, k, n);
+                assert!(p == want, "{m}x{k}x{n}, {isa:?} build");
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The wrapping-`u64` GEMM, register- and cache-tiled: four rows of `W` share each load of
-//! `X`, and `X` is walked in blocks that stay in cache. The same loop is compiled twice —
-//! for the baseline x86-64 and with AVX2, where LLVM vectorises the 64-bit products four
-//! lanes wide — and the AVX2 copy runs when the CPU has it.
+//! `X`, and `X` is walked in blocks that stay in cache. The same loop is compiled three
+//! times — baseline x86-64, AVX2 (four lanes) and AVX-512 DQ (eight lanes, native 64-bit
+//! lane products) — and the best copy the CPU runs is used.
 //!
 //! This is the only module with `unsafe`: calling a function compiled for a CPU feature is
 //! unsafe in Rust, and sound exactly when the feature is present, which is checked first.
@@ -16,17 +16,56 @@ const NC: usize = 512;
 /// Rows of `X` (depth) per cache block: `KC·NC` values (512 KiB) stay in L2.
 const KC: usize = 128;
 
-/// `c += w·x` mod 2^64, `w` `m×k`, `x` `k×n`, all row-major.
+/// The instruction sets the loop is compiled for, best last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Baseline x86-64 (or any other target): two-lane SSE2 at best.
+    Portable,
+    /// Four lanes; LLVM builds each 64-bit product from three 32-bit ones.
+    Avx2,
+    /// Eight lanes with a native 64-bit lane product (`vpmullq`, AVX-512 DQ).
+    Avx512,
+}
+
+impl Isa {
+    /// Every build this CPU can run, best last.
+    pub fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Isa::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+
+    /// The best build this CPU runs (detected once).
+    pub fn best() -> Isa {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| *Isa::available().last().expect("portable is always there"))
+    }
+}
+
+/// `c += w·x` mod 2^64, `w` `m×k`, `x` `k×n`, all row-major, on the best build.
 pub fn gemm(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
-    run(w, x, c, m, k, n, true);
+    gemm_on(Isa::best(), w, x, c, m, k, n);
 }
 
-/// The same without the AVX2 build: what a CPU without AVX2 runs (tests and benchmarks).
-pub fn gemm_portable(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
-    run(w, x, c, m, k, n, false);
-}
-
-fn run(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize, simd: bool) {
+/// [`gemm`] on a given build (tests and benchmarks compare them).
+///
+/// # Panics
+/// If this CPU cannot run `isa` (see [`Isa::available`]), or the lengths do not fit the shape.
+pub fn gemm_on(isa: Isa, w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
+    assert!(
+        Isa::available().contains(&isa),
+        "this CPU cannot run {isa:?}"
+    );
     assert_eq!((w.len(), x.len(), c.len()), (m * k, k * n, m * n));
     for q0 in (0..n).step_by(NC) {
         let q1 = (q0 + NC).min(n);
@@ -42,7 +81,7 @@ fn run(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize, simd: 
                     depth: p0..p1,
                     cols: q0..q1,
                 };
-                block.run(rows, simd);
+                block.run(rows, isa);
             });
         }
     }
@@ -60,21 +99,28 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// On the best code the CPU runs.
-    fn run(&self, rows: &mut [u64], simd: bool) {
-        #[cfg(target_arch = "x86_64")]
-        if simd && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: `run_avx2` only requires AVX2, which the CPU was just found to have.
-            unsafe { self.run_avx2(rows) };
-            return;
+    /// On the build `isa`, which [`gemm_on`] checked the CPU runs.
+    fn run(&self, rows: &mut [u64], isa: Isa) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `gemm_on` checked that the CPU has AVX2.
+            Isa::Avx2 => unsafe { self.run_avx2(rows) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `gemm_on` checked that the CPU has AVX-512 F and DQ.
+            Isa::Avx512 => unsafe { self.run_avx512(rows) },
+            _ => self.body(rows),
         }
-        let _ = simd;
-        self.body(rows);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn run_avx2(&self, rows: &mut [u64]) {
+        self.body(rows);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn run_avx512(&self, rows: &mut [u64]) {
         self.body(rows);
     }
 

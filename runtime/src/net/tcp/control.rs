@@ -11,8 +11,9 @@ use ksnn_formats::FrameKind;
 /// Version of the protocols and wire format; parties must agree.
 /// 2: per-session nonces in the pair secrets, the helper takes its commands from the server,
 /// PrivateCompare's zero-sharing. 3: wire version 2 (no frame sequence number; link control
-/// and session commands in frames of different kinds).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// and session commands in frames of different kinds). 4: masked weights go P1 → P2 (with F
+/// from P0–P1's stream), the `Prepare` session command (offline ahead).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// A link-control message: what the transport itself says on a connection, as opposed to
 /// protocol data and session commands.
