@@ -72,14 +72,18 @@ pub fn party_vector(
     // β = 0 tests x > R; β = 1 tests x < R + 1 (i.e. x ≤ R). T is R or R + 1, σ the sign.
     let t = if beta == 0 { r } else { r + 1 };
     let sigma = if beta == 0 { -1 } else { 1 };
-    let mut prefix = 0i32; // Σ over more significant bits of shares of x_k ⊕ t_k
+    // Only residues matter, so the prefix (Σ over more significant bits of shares of
+    // x_k ⊕ t_k) is summed without reducing: 64 terms in (−67, 134) stay below 2^14, and
+    // one bias that is a multiple of 67 keeps each term non-negative for a `u32` remainder.
+    const BIAS: i32 = 67 * 256;
+    let mut prefix = 0i32;
     for i in 0..n {
         let ti = ((t >> (n - 1 - i)) & 1) as i32;
         let xi = x_share[i] as i32;
-        let c = sigma * (xi - j * ti) + j + prefix;
-        out[rnd.perm[i] as usize] = modp(rnd.s[i] as i32 * modp(c + zero_share(i)) as i32);
+        let c = sigma * (xi - j * ti) + j + prefix + zero_share(i);
+        let v = (c + BIAS) as u32 % P as u32;
+        out[rnd.perm[i] as usize] = (rnd.s[i] as u32 * v % P as u32) as u8;
         prefix += xi + j * ti - 2 * ti * xi;
-        prefix = prefix.rem_euclid(P as i32);
     }
 }
 

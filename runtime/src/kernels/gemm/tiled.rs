@@ -45,10 +45,23 @@ impl Isa {
         v
     }
 
-    /// The best build this CPU runs (detected once).
+    /// The best build this CPU runs (detected once), capped by the environment variable
+    /// `KSNN_GEMM_ISA` = `portable` | `avx2` | `avx512` when it is set: to compare builds
+    /// end to end, or to keep a CPU that slows down under AVX-512 on AVX2.
     pub fn best() -> Isa {
         static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| *Isa::available().last().expect("portable is always there"))
+        *BEST.get_or_init(|| {
+            let cap = match std::env::var("KSNN_GEMM_ISA").as_deref() {
+                Ok("portable") => Isa::Portable,
+                Ok("avx2") => Isa::Avx2,
+                _ => Isa::Avx512,
+            };
+            Isa::available()
+                .into_iter()
+                .filter(|&i| i <= cap)
+                .max()
+                .unwrap_or(Isa::Portable)
+        })
     }
 }
 
