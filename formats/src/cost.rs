@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use crate::error::FormatError;
 use crate::layer::Op;
+use crate::layer::WeightRole;
 use crate::program::Program;
 use crate::shape::Shape;
 
@@ -81,6 +82,19 @@ impl Program {
             max = max.max(bound);
         }
         Ok(max)
+    }
+
+    /// Bytes of the session set-up: the server sends the helper every linear coefficient
+    /// (weights and scales, not biases) once, masked, 8 bytes each (`docs/security.md` §3.3).
+    pub fn setup_bytes(&self) -> Result<u64, FormatError> {
+        self.validate()?;
+        Ok(self
+            .layers
+            .iter()
+            .flat_map(|l| l.op.weight_shapes())
+            .filter(|(role, _)| *role != WeightRole::Bias)
+            .map(|(_, dims)| 8 * dims.iter().map(|&d| u64::from(d)).product::<u64>())
+            .sum())
     }
 
     /// DReLUs of the block-ReLU layers only: what a block spec's budget counts.

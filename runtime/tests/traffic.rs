@@ -101,6 +101,7 @@ fn per_layer_traffic_matches_the_cost_model() {
         .iter()
         .map(|r| r.setup.sent_in(Phase::Setup).bytes)
         .sum();
+    // The weight file's non-bias coefficients, counted independently of the cost model.
     let weights_len: u64 = weights
         .content
         .tensors
@@ -109,5 +110,10 @@ fn per_layer_traffic_matches_the_cost_model() {
         .map(|t| 8 * t.data.len() as u64)
         .sum();
     assert_eq!(setup, weights_len, "set-up sends the masked weights once");
+    assert_eq!(
+        setup,
+        program.setup_bytes().unwrap(),
+        "the cost model's set-up"
+    );
     println!("set-up (once per session): {setup} B");
 }

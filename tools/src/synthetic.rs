@@ -2,20 +2,23 @@
 //! synthetic knapsack instances `bench knapsack` solves and `bench model --budget` chooses
 //! blocks with, so both stand on the same distortions.
 
+use ksnn_formats::example::SplitMix;
 use ksnn_formats::{Block, BlockKind, candidates};
 use ksnn_knapsack::{Item, Problem, Row};
 
-/// SplitMix64, so instances and parameters are identical on every run and machine.
-pub struct Rng(pub u64);
+/// SplitMix64 (`ksnn_formats::example::SplitMix`), so instances and parameters are identical
+/// on every run and machine.
+pub struct Rng(SplitMix);
 
 impl Rng {
-    /// Uniform in `[0, 1)`.
+    /// The generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(SplitMix(seed))
+    }
+
+    /// Uniform in `[0, 1)`: the top 53 bits of the next value.
     pub fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform in `[-a, a)`.
@@ -47,7 +50,7 @@ pub struct Instance {
 /// noise grows with the block area (0 for 1x1), a little with elongation, jittered per
 /// option; identity is worst. Weights are the blocks' real DReLU costs.
 pub fn instance(layers: &[ReluShape], seed: u64) -> Instance {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let channels: u64 = layers.iter().map(|l| l.channels).sum();
     let mut rows = Vec::with_capacity(channels as usize);
     let mut all = Vec::with_capacity(layers.len());

@@ -64,17 +64,10 @@ fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
     assert_eq!(rep.spec_drelus, want);
     // The set-up sends every masked coefficient once (P1 to P2, past the client), and the
     // client's report still counts it.
-    let weights =
-        ksnn_formats::Weights::decode(&std::fs::read(dir.join("files/weights.ksnw")).unwrap())
+    let program =
+        ksnn_formats::Program::decode(&std::fs::read(dir.join("files/model.ksnn")).unwrap())
             .unwrap();
-    let coefficients: u64 = weights
-        .content
-        .tensors
-        .iter()
-        .filter(|t| t.role != ksnn_formats::WeightRole::Bias)
-        .map(|t| 8 * t.data.len() as u64)
-        .sum();
-    assert_eq!(rep.setup_bytes, coefficients);
+    assert_eq!(rep.setup_bytes, program.setup_bytes().unwrap());
     for f in [
         "model.ksnn",
         "weights.ksnw",

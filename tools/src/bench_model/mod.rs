@@ -167,7 +167,7 @@ pub fn run(a: &ModelArgs) -> Result<()> {
     std::fs::write(dir.join("spec.json"), program.block_spec().to_json())?;
 
     let shape = program.input.shape;
-    let mut rng = Rng(a.seed ^ 0x1A6E_5EED);
+    let mut rng = Rng::new(a.seed ^ 0x1A6E_5EED);
     let mut inputs = Vec::new();
     let mut first = Vec::new();
     for i in 0..a.images {

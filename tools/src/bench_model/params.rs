@@ -66,7 +66,7 @@ fn normal_cdf(x: f64) -> f64 {
 /// addition adds (independent inputs), pools, resizes and reshapes keep them. An estimate,
 /// not a measurement; the unit tests check the reference's activations stay near unit scale.
 pub fn random(graph: &Graph, seed: u64) -> Params {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut params = Params::new();
     let mut stats = vec![input_moments(graph)];
     for n in &graph.nodes {
