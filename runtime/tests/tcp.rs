@@ -168,6 +168,15 @@ fn prepared_inferences_are_used_once_in_order_and_bounded() {
         (vec![prepare(2), infer(3)], "next prepared inference, 2"),
         (vec![prepare(2), infer(2), infer(2)], "above 2"),
         (vec![infer(2), prepare(2)], "at least 3"),
+        // The last id there is: nothing may follow it (no wrap back to 0).
+        (
+            vec![infer(u64::MAX), infer(0)],
+            "above 18446744073709551615",
+        ),
+        (
+            vec![prepare(u64::MAX), prepare(0)],
+            "at least 18446744073709551616",
+        ),
         (too_many, "at most"),
     ];
     for (cmds, why) in cases {

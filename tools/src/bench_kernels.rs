@@ -3,7 +3,7 @@
 //!
 //! Rates are ring multiply-adds (on Z_2^64) per second. The same kernel serves the server's
 //! online product `E⊛W`, P0's `A⊛F` and P2's `A⊛B`: all three are full ring products.
-//! Rows: whole convolutions (im2col + GEMM, on the best build), the GEMMs alone on every build
+//! Rows: whole convolutions (im2col + GEMM on the best build; depthwise ones direct), the GEMMs alone on every build
 //! of the same loop this CPU runs (portable, AVX2, AVX-512), and plain f64 GEMMs of the same
 //! shapes (faer, all cores) as the machine's reference.
 
@@ -145,7 +145,7 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
             total / secs / 1e9
         );
     };
-    row("convolutions on Z_2^64 (im2col + GEMM)", conv);
+    row("whole convolutions on Z_2^64", conv);
     for (isa, t) in isas.iter().zip(per_isa).rev() {
         row(&format!("GEMMs alone on Z_2^64, {isa:?} build"), t);
     }

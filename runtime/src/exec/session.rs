@@ -227,11 +227,12 @@ impl IdOrder {
         cmd: &SessionCmd,
         kept: &std::collections::VecDeque<Prepared>,
     ) -> Result<(), (&'static str, String, String)> {
-        let above = |v: Option<u64>| v.map_or(0, |v| v + 1);
+        // The lowest id still allowed, in u128: after u64::MAX nothing is (no wrap to 0).
+        let above = |v: Option<u64>| v.map_or(0, |v| u128::from(v) + 1);
         let floor = above(self.inferred).max(above(self.prepared));
         match *cmd {
             SessionCmd::Prepare { id } => {
-                if id < floor {
+                if u128::from(id) < floor {
                     return Err((
                         "checking the inference id",
                         format!("an id to prepare of at least {floor}"),
@@ -250,12 +251,13 @@ impl IdOrder {
             SessionCmd::Infer { id } => {
                 let want = match kept.front() {
                     Some(p) => (p.inference() == id).then_some(id),
-                    None => (id >= floor).then_some(id),
+                    None => (u128::from(id) >= floor).then_some(id),
                 };
                 if want.is_none() {
                     let expected = match kept.front() {
                         Some(p) => format!("the next prepared inference, {}", p.inference()),
-                        None => format!("an inference id above {}", floor.saturating_sub(1)),
+                        None if floor == 0 => "any inference id".into(),
+                        None => format!("an inference id above {}", floor - 1),
                     };
                     return Err((
                         "checking the inference id",

@@ -21,6 +21,36 @@ pub fn conv2d(x: &[u64], xs: Shape, c: &Conv2d, ys: Shape, w: &[u64]) -> Vec<u64
     let plane = oh * ow;
     let mut y = vec![0u64; c.out_channels as usize * plane];
 
+    // Depthwise (one input and one output channel per group): each channel's taps applied
+    // directly, channels in parallel. im2col would build a kh·kw-row matrix per channel for
+    // a one-row GEMM, one channel after another.
+    if cin_g == 1 && cout_g == 1 {
+        y.par_chunks_mut(plane).enumerate().for_each(|(ch, out)| {
+            let src = &x[ch * h * wd..(ch + 1) * h * wd];
+            let taps = &w[ch * kh * kw..(ch + 1) * kh * kw];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let t = taps[ky * kw + kx];
+                    for oy in 0..oh {
+                        let iy = (oy * sh + ky * dh) as isize - pt;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        let row = &src[iy as usize * wd..(iy as usize + 1) * wd];
+                        let dst = &mut out[oy * ow..(oy + 1) * ow];
+                        for (ox, o) in dst.iter_mut().enumerate() {
+                            let ix = (ox * sw + kx * dw) as isize - pl;
+                            if ix >= 0 && ix < wd as isize {
+                                *o = o.wrapping_add(t.wrapping_mul(row[ix as usize]));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        return y;
+    }
+
     // im2col per group: rows = cin_g·kh·kw, columns = output pixels; then a GEMM. A 1×1
     // convolution with stride 1 and no padding reads the input as it is.
     let rows = cin_g * kh * kw;
@@ -190,6 +220,25 @@ mod tests {
                 Padding::default(),
                 [1, 1],
                 1,
+            ),
+            // Depthwise as MobileNet has it, and a channel multiplier of 2 (not depthwise).
+            (
+                Shape::new(32, 15, 13),
+                32,
+                [3, 3],
+                [1, 1],
+                Padding::uniform(1),
+                [1, 1],
+                32,
+            ),
+            (
+                Shape::new(8, 9, 9),
+                16,
+                [3, 3],
+                [2, 2],
+                Padding::uniform(1),
+                [1, 1],
+                8,
             ),
         ];
         for (xs, out, kernel, stride, padding, dilation, groups) in cases {
