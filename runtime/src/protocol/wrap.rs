@@ -94,18 +94,47 @@ fn offsets(bits: &[u32]) -> Vec<usize> {
     off
 }
 
+/// Elements per piece at least: below twice this a batch goes as one piece.
+const PIECE_MIN: usize = 4_096;
+/// Pieces per batch at most.
+const PIECES_MAX: usize = 4;
+
+/// The element ranges a batch of `n` is streamed in. Every message of the protocol goes piece
+/// by piece, each piece's slice of the one message it would otherwise be, so a party works on
+/// a piece while the next travels or is computed elsewhere: the helper's bit shares of piece 1
+/// while P0 and P1 still mask piece 2, their comparison vectors of piece 1 while the helper
+/// computes piece 2's. The pieces depend only on `n`, never on values.
+fn pieces(n: usize) -> Vec<std::ops::Range<usize>> {
+    if n == 0 {
+        // One empty piece: the messages still go, empty, as for any batch.
+        return std::iter::once(0..0).collect();
+    }
+    let count = (n / PIECE_MIN).clamp(1, PIECES_MAX);
+    let len = n.div_ceil(count).max(1);
+    (0..n).step_by(len).map(|a| a..(a + len).min(n)).collect()
+}
+
+/// The offsets of the elements in `r`, from 0 (for one piece's bit vector).
+fn rebase(offsets: &[usize], r: &std::ops::Range<usize>) -> Vec<usize> {
+    offsets[r.start..=r.end]
+        .iter()
+        .map(|o| o - offsets[r.start])
+        .collect()
+}
+
 /// Runs the protocol on `n` elements with per-element widths `bits`. P0 and P1 pass their
 /// `u` and `e`; P2 passes empty slices. Returns P0's / P1's shares (P2: empty).
 ///
 /// Randomness is drawn in the one order the protocol defines; the per-element arithmetic
-/// then runs in parallel (`crate::par`), and the draws that no message depends on overlap
-/// the waits for the network.
+/// then runs in parallel (`crate::par`), the draws that no message depends on overlap the
+/// waits for the network, and large batches are streamed in pieces ([`pieces`]).
 pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<u64>> {
     let n = bits.len();
     let offsets = offsets(bits);
     let total_bits = offsets[n];
+    let ranges = pieces(n);
     if p.role == Role::Helper {
-        return helper(p, bits, &offsets);
+        return helper(p, bits, &offsets, &ranges);
     }
     let j = p.j() as u8;
     let mut st = p.stream(Pair::ClientServer, Purpose::WrapCommon);
@@ -114,35 +143,38 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
     let commons: Vec<Common> = par::map(n, |i| Common::new(&words[3 * i..3 * i + 3], bits[i]));
 
     // The comparisons' randomness (the rest of the common stream) depends on no message: it
-    // is drawn on the pool while this thread sends round 1 and gets the shares mod 67 of
-    // the bits of x (P0's from its stream with P2, P1's from P2).
+    // is drawn on the pool while this thread sends round 1 and P0 draws its shares mod 67 of
+    // the bits of x (from its stream with P2; P1 receives its own below, piece by piece).
     let corner = |i: usize| {
         let c = &commons[i];
         c.eta == 1 && c.bound(bits[i]) == mask(bits[i])
     };
-    let (pc, x_share) = par::beside(
+    let (pc, x0) = par::beside(
         total_bits,
         || PcBatch::draw(&mut st, &offsets, corner),
-        || {
+        || -> Result<Option<Vec<u8>>> {
             // Round 1: masked values and masked bits to the helper.
             let r_j = |c: &Common| if j == 0 { c.r0 } else { c.r1 };
             let z_j = |c: &Common| if j == 0 { c.z0 } else { c.z1 };
-            let masked = par::map(n, |i| add_mod(u[i], r_j(&commons[i]), bits[i]).0);
-            let q = par::map(n, |i| {
-                let c = &commons[i];
-                e[i] ^ add_mod(u[i], r_j(c), bits[i]).1 ^ z_j(c)
-            });
-            p.send_ring(Role::Helper, "wrap: masked values to P2", &masked)?;
-            p.send_bytes(Role::Helper, "wrap: masked bits to P2", q)?;
-            if j == 0 {
-                Ok(p.stream(Pair::ClientHelper, Purpose::WrapBits)
-                    .mod_p(total_bits))
-            } else {
-                p.recv_bytes(Role::Helper, "wrap: bit shares from P2", total_bits)
+            for r in &ranges {
+                let masked = par::map(r.len(), |k| {
+                    let i = r.start + k;
+                    add_mod(u[i], r_j(&commons[i]), bits[i]).0
+                });
+                let q = par::map(r.len(), |k| {
+                    let (i, c) = (r.start + k, &commons[r.start + k]);
+                    e[i] ^ add_mod(u[i], r_j(c), bits[i]).1 ^ z_j(c)
+                });
+                p.send_ring(Role::Helper, "wrap: masked values to P2", &masked)?;
+                p.send_bytes(Role::Helper, "wrap: masked bits to P2", q)?;
             }
+            Ok((j == 0).then(|| {
+                p.stream(Pair::ClientHelper, Purpose::WrapBits)
+                    .mod_p(total_bits)
+            }))
         },
     );
-    let x_share = x_share?;
+    let x0 = x0?;
     #[cfg(test)]
     let pc = {
         let mut pc = pc;
@@ -152,28 +184,45 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
         pc
     };
 
-    // PrivateCompare(x, r − 1, η'') vectors.
-    let mut d = vec![0u8; total_bits];
-    par::for_each_segment(&mut d, &offsets, |i, out| {
-        let c = &commons[i];
-        let r = offsets[i]..offsets[i + 1];
-        party_vector(
-            j,
-            &x_share[r.clone()],
-            c.bound(bits[i]),
-            c.eta,
-            bits[i],
-            &pc.get(r),
-            out,
-        );
-    });
-    p.send_bytes(Role::Helper, "wrap: comparison vector to P2", d)?;
+    // PrivateCompare(x, r − 1, η'') vectors, piece by piece.
+    for r in &ranges {
+        let (b0, b1) = (offsets[r.start], offsets[r.end]);
+        let received;
+        let x_share: &[u8] = match &x0 {
+            Some(x0) => &x0[b0..b1],
+            None => {
+                received = p.recv_bytes(Role::Helper, "wrap: bit shares from P2", b1 - b0)?;
+                &received
+            }
+        };
+        let local = rebase(&offsets, r);
+        let mut d = vec![0u8; b1 - b0];
+        par::for_each_segment(&mut d, &local, |k, out| {
+            let i = r.start + k;
+            let c = &commons[i];
+            let at = local[k]..local[k + 1];
+            party_vector(
+                j,
+                &x_share[at],
+                c.bound(bits[i]),
+                c.eta,
+                bits[i],
+                &pc.get(offsets[i]..offsets[i + 1]),
+                out,
+            );
+        });
+        p.send_bytes(Role::Helper, "wrap: comparison vector to P2", d)?;
+    }
 
-    // The helper's v, shared: P0's part from the stream, P1's sent.
+    // The helper's v, shared: P0's part from the stream, P1's sent piece by piece.
     let v = if j == 0 {
         p.stream(Pair::ClientHelper, Purpose::WrapResult).ring(n)
     } else {
-        p.recv_ring(Role::Helper, "wrap: result share from P2", n)?
+        let mut v = Vec::with_capacity(n);
+        for r in &ranges {
+            v.extend(p.recv_ring(Role::Helper, "wrap: result share from P2", r.len())?);
+        }
+        v
     };
     Ok(par::map(n, |i| {
         let (vj, c) = (v[i], &commons[i]);
@@ -189,47 +238,69 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
     }))
 }
 
-fn helper(p: &mut Party, bits: &[u32], offsets: &[usize]) -> Result<Vec<u64>> {
+fn helper(
+    p: &mut Party,
+    bits: &[u32],
+    offsets: &[usize],
+    ranges: &[std::ops::Range<usize>],
+) -> Result<Vec<u64>> {
     let n = bits.len();
     let total_bits = offsets[n];
-    // P0's bit shares and result shares depend on no message: draw them while the masked
-    // values arrive.
+    // P0's bit shares and result shares depend on no message: draw them while the first
+    // piece's masked values arrive.
     let mut x0_stream = p.stream(Pair::ClientHelper, Purpose::WrapBits);
     let mut v0_stream = p.stream(Pair::ClientHelper, Purpose::WrapResult);
-    let ((x0, v0), received) = par::beside(
+    let recv_round1 = |p: &mut Party, len: usize| -> Result<_> {
+        let m0 = p.recv_ring(Role::Client, "wrap: masked values from P0", len)?;
+        let q0 = p.recv_bytes(Role::Client, "wrap: masked bits from P0", len)?;
+        let m1 = p.recv_ring(Role::Server, "wrap: masked values from P1", len)?;
+        let q1 = p.recv_bytes(Role::Server, "wrap: masked bits from P1", len)?;
+        Ok((m0, q0, m1, q1))
+    };
+    let ((x0, v0), first) = par::beside(
         total_bits,
         || (x0_stream.mod_p(total_bits), v0_stream.ring(n)),
-        || -> Result<_> {
-            let m0 = p.recv_ring(Role::Client, "wrap: masked values from P0", n)?;
-            let q0 = p.recv_bytes(Role::Client, "wrap: masked bits from P0", n)?;
-            let m1 = p.recv_ring(Role::Server, "wrap: masked values from P1", n)?;
-            let q1 = p.recv_bytes(Role::Server, "wrap: masked bits from P1", n)?;
-            Ok((m0, q0, m1, q1))
-        },
+        || recv_round1(p, ranges[0].len()),
     );
-    let (m0, q0, m1, q1) = received?;
-    let x_of = |i: usize| add_mod(m0[i] & mask(bits[i]), m1[i] & mask(bits[i]), bits[i]);
-    let mut x1 = vec![0u8; total_bits];
-    par::for_each_segment(&mut x1, offsets, |i, out| {
-        let x0 = &x0[offsets[i]..offsets[i + 1]];
-        for ((o, b), &s) in out
-            .iter_mut()
-            .zip(bits_msb_first(x_of(i).0, bits[i]))
-            .zip(x0)
-        {
-            *o = (b + P - s) % P;
-        }
-    });
-    p.send_bytes(Role::Server, "wrap: bit shares to P1", x1)?;
-    let d0 = p.recv_bytes(Role::Client, "wrap: comparison vector from P0", total_bits)?;
-    let d1 = p.recv_bytes(Role::Server, "wrap: comparison vector from P1", total_bits)?;
-    let v1 = par::map_weighted(n, total_bits, |i| {
-        let r = offsets[i]..offsets[i + 1];
-        let beta = helper_result(&d0[r.clone()], &d1[r]);
-        let v = (q0[i] ^ q1[i] ^ x_of(i).1 ^ beta) as u64;
-        v.wrapping_sub(v0[i])
-    });
-    p.send_ring(Role::Server, "wrap: result share to P1", &v1)?;
+    let mut first = Some(first?);
+    // x = ũ0 + ũ1 per element, and its carry δ, kept for the result.
+    let mut x = Vec::with_capacity(n);
+    let mut q = Vec::with_capacity(n);
+    for r in ranges {
+        let (m0, q0, m1, q1) = match first.take() {
+            Some(f) => f,
+            None => recv_round1(p, r.len())?,
+        };
+        let xs = par::map(r.len(), |k| {
+            let b = bits[r.start + k];
+            add_mod(m0[k] & mask(b), m1[k] & mask(b), b)
+        });
+        let local = rebase(offsets, r);
+        let mut x1 = vec![0u8; local[r.len()]];
+        par::for_each_segment(&mut x1, &local, |k, out| {
+            let i = r.start + k;
+            let x0 = &x0[offsets[i]..offsets[i + 1]];
+            for ((o, b), &s) in out.iter_mut().zip(bits_msb_first(xs[k].0, bits[i])).zip(x0) {
+                *o = (b + P - s) % P;
+            }
+        });
+        p.send_bytes(Role::Server, "wrap: bit shares to P1", x1)?;
+        x.extend(xs);
+        q.extend(q0.iter().zip(&q1).map(|(a, b)| a ^ b));
+    }
+    for r in ranges {
+        let (b0, b1) = (offsets[r.start], offsets[r.end]);
+        let d0 = p.recv_bytes(Role::Client, "wrap: comparison vector from P0", b1 - b0)?;
+        let d1 = p.recv_bytes(Role::Server, "wrap: comparison vector from P1", b1 - b0)?;
+        let v1 = par::map_weighted(r.len(), b1 - b0, |k| {
+            let i = r.start + k;
+            let at = offsets[i] - b0..offsets[i + 1] - b0;
+            let beta = helper_result(&d0[at.clone()], &d1[at]);
+            let v = (q[i] ^ x[i].1 ^ beta) as u64;
+            v.wrapping_sub(v0[i])
+        });
+        p.send_ring(Role::Server, "wrap: result share to P1", &v1)?;
+    }
     Ok(Vec::new())
 }
 
@@ -241,10 +312,37 @@ mod tests {
     use ksnn_formats::ProtocolConfig;
 
     #[test]
+    fn pieces_cover_the_batch_in_order() {
+        for n in [
+            0,
+            1,
+            400,
+            PIECE_MIN,
+            2 * PIECE_MIN - 1,
+            2 * PIECE_MIN,
+            100_001,
+        ] {
+            let p = pieces(n);
+            assert!((1..=PIECES_MAX).contains(&p.len()), "{n}");
+            assert_eq!(p.iter().map(|r| r.len()).sum::<usize>(), n, "{n}");
+            assert!(p.windows(2).all(|w| w[0].end == w[1].start), "{n}");
+        }
+        assert_eq!(pieces(2 * PIECE_MIN).len(), 2);
+        assert_eq!(pieces(PIECE_MIN).len(), 1);
+    }
+
+    #[test]
     fn shares_of_xor_with_the_carry() {
-        for bits in [1u32, 7, 12, 63, 64] {
+        // 400 elements go as one piece, 40,000 as two (streamed).
+        for (bits, n) in [
+            (1u32, 400),
+            (7, 400),
+            (12, 400),
+            (63, 400),
+            (64, 400),
+            (63, 40_000),
+        ] {
             let m = mask(bits);
-            let n = 400;
             let mut u0: Vec<u64> = (0..n).map(|_| rand_u64() & m).collect();
             let mut u1: Vec<u64> = (0..n).map(|_| rand_u64() & m).collect();
             // Edge cases: sums of exactly 2^n, 2^n − 1, zeros, maxima.
