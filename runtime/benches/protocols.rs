@@ -1,5 +1,6 @@
-//! `cargo bench -p ksnn-runtime`: DReLU throughput (three parties, in-memory network) and
-//! the ring convolution kernel, 64→64 channels, 3×3, on 32×32.
+//! `cargo bench -p ksnn-runtime`: DReLU throughput (three parties, in-memory network), the
+//! ring convolution kernel (64→64 channels, 3×3, on 32×32), and DCF key generation and
+//! evaluation (one core, 64- and 16-bit inputs) with the AES and ChaCha PRGs.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ksnn_formats::layer::{Conv2d, Padding};
@@ -57,5 +58,37 @@ fn conv_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, drelu_bench, conv_bench);
+/// Keys and evaluations per second on one core: criterion's throughput is per iteration, and
+/// an iteration deals (or evaluates) one key.
+fn dcf_bench(c: &mut Criterion) {
+    use ksnn_runtime::fss::dcf::{deal, eval};
+    use ksnn_runtime::fss::prg::{AesPrg, ChaChaPrg, Prg};
+    fn run(c: &mut Criterion, name: &str, prg: &impl Prg) {
+        let mut g = c.benchmark_group(format!("dcf {name}"));
+        g.throughput(Throughput::Elements(1));
+        for n in [64u32, 16] {
+            let alpha = 0x5555_5555_5555_5555 & ksnn_runtime::prf::mask(n);
+            let mut root = 1u128;
+            g.bench_function(format!("deal {n}-bit"), |b| {
+                b.iter(|| {
+                    root = root.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+                    deal(prg, n, alpha, 1, [root, !root])
+                })
+            });
+            let keys = deal(prg, n, alpha, 1, [3, 5]);
+            let mut x = 0u64;
+            g.bench_function(format!("eval {n}-bit"), |b| {
+                b.iter(|| {
+                    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15) & ksnn_runtime::prf::mask(n);
+                    eval(prg, &keys[0], x)
+                })
+            });
+        }
+        g.finish();
+    }
+    run(c, "aes", &AesPrg::default());
+    run(c, "chacha12", &ChaChaPrg);
+}
+
+criterion_group!(benches, drelu_bench, conv_bench, dcf_bench);
 criterion_main!(benches);

@@ -2,6 +2,7 @@
 //! protocols, the per-role interpreter, transports, CPU kernels and the cleartext reference.
 //! It never links libtorch.
 pub mod exec;
+pub mod fss;
 pub mod kernels;
 pub mod memory;
 pub mod net;
