@@ -11,6 +11,7 @@
 //! (local truncation) and left by g; then only the top 64 − g bits are compared. Correct
 //! while |a| < 2^(63 − g + k), up to the ±1 of the local shift.
 
+pub mod fss;
 pub mod securenn;
 
 use ksnn_formats::DreluProtocol;
