@@ -360,27 +360,6 @@ impl Stream {
         self.mod_p_fill(1, out);
     }
 
-    /// A uniform index below `n` (`n` ≥ 1), without modulo bias: the first stream word
-    /// below the largest multiple of `n`, reduced mod `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        // n = 0 wraps to no entry and fails below as it always did.
-        if let Some(d) = SMALL_DIVISORS.get((n as usize).wrapping_sub(1)) {
-            loop {
-                let v = self.0.next_u64();
-                if v < d.zone {
-                    return d.rem(v);
-                }
-            }
-        }
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let v = self.0.next_u64();
-            if v < zone {
-                return v % n;
-            }
-        }
-    }
-
     /// Fisher–Yates: a uniform permutation of `0..n`, written into `out` (`n` ≤ 256).
     ///
     /// Each index below k (k ≤ 256) comes from a 16-bit lane of the stream — four per word,
@@ -445,46 +424,6 @@ const fn byte_table(lo: u8) -> [u8; 256] {
     }
     t
 }
-
-/// [`Stream::below`]'s rejection zone and a division-free remainder for each `n` ≤ 256
-/// (permutations of PrivateCompare's bit positions): two 64-bit divisions per draw were most
-/// of a permutation's cost.
-struct SmallDivisor {
-    /// `u64::MAX − u64::MAX mod n`: draws at or above it are rejected.
-    zone: u64,
-    /// ⌈2^128 / n⌉ (Lemire, Kaser and Kurz, "Faster remainder by direct computation").
-    m: u128,
-    n: u64,
-}
-
-impl SmallDivisor {
-    const fn new(n: u64) -> Self {
-        Self {
-            zone: u64::MAX - u64::MAX % n,
-            m: (u128::MAX / n as u128).wrapping_add(1),
-            n,
-        }
-    }
-
-    /// `v mod n`, exactly: the high 128 bits of (m·v mod 2^128)·n.
-    fn rem(&self, v: u64) -> u64 {
-        let low = self.m.wrapping_mul(v as u128);
-        let (hi, lo) = ((low >> 64) as u64, low as u64);
-        let carry = (lo as u128 * self.n as u128) >> 64;
-        ((hi as u128 * self.n as u128 + carry) >> 64) as u64
-    }
-}
-
-/// Entry `n − 1` for `n` in 1..=256 (for 1, `m` wraps to 0 and every remainder is 0).
-const SMALL_DIVISORS: [SmallDivisor; 256] = {
-    let mut t = [const { SmallDivisor::new(1) }; 256];
-    let mut n = 2;
-    while n <= 256 {
-        t[n - 1] = SmallDivisor::new(n as u64);
-        n += 1;
-    }
-    t
-};
 
 /// `2^bits - 1` for `bits` ≤ 64.
 pub const fn mask(bits: u32) -> u64 {
@@ -560,7 +499,7 @@ mod tests {
     #[test]
     fn fast_samplers_draw_what_their_definitions_draw() {
         // The definitions, step by step: rejection on fresh 64-byte refills; Fisher–Yates
-        // on 16-bit lanes with the threshold computed by `%`; `below` with `%`.
+        // on 16-bit lanes with the threshold computed by `%`.
         fn mod_p_def(s: &mut Stream, lo: u8, n: usize) -> Vec<u8> {
             let span = (P - lo) as u32;
             let limit = 256 - 256 % span;
@@ -577,15 +516,6 @@ mod tests {
                 }
             }
             out
-        }
-        fn below_def(s: &mut Stream, n: u64) -> u64 {
-            let zone = u64::MAX - u64::MAX % n;
-            loop {
-                let v = s.u64();
-                if v < zone {
-                    return v % n;
-                }
-            }
         }
         let (mut fast, mut def) = twin_streams();
         for round in 0..200usize {
@@ -616,9 +546,6 @@ mod tests {
                 expect.swap(i, j as usize);
             }
             assert_eq!(perm, expect, "permutation of {len}");
-            for n in [1, 2, 3, 63, 64, 255, 256, 257, 1 << 40, u64::MAX] {
-                assert_eq!(fast.below(n), below_def(&mut def, n), "below({n})");
-            }
         }
     }
 
@@ -645,30 +572,6 @@ mod tests {
             assert_eq!(par.ring(n), expect, "ring({n}) after {} words", round + 1);
             assert_eq!(par.u64(), seq.u64(), "the word after ring({n})");
             assert_eq!(par.mod_p(70), seq.mod_p(70));
-        }
-    }
-
-    #[test]
-    fn division_free_remainders_are_exact() {
-        let (mut s, _) = twin_streams();
-        for n in 1..=256u64 {
-            let d = &SMALL_DIVISORS[n as usize - 1];
-            assert_eq!(d.zone, u64::MAX - u64::MAX % n);
-            let q = u64::MAX / n;
-            let edges = [
-                0,
-                1,
-                n - 1,
-                n,
-                n + 1,
-                q * n - 1,
-                q * n,
-                u64::MAX - 1,
-                u64::MAX,
-            ];
-            for v in edges.into_iter().chain((0..2000).map(|_| s.u64())) {
-                assert_eq!(d.rem(v), v % n, "{v} mod {n}");
-            }
         }
     }
 

@@ -42,16 +42,6 @@ impl ConvShape {
     }
 }
 
-fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    }
-}
-
 /// Seconds of the fastest of `reps` runs.
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
     (0..reps.max(1))
@@ -97,7 +87,8 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
         tiled::Isa::best()
     );
 
-    let mut r = xorshift(0x9E37_79B9_7F4A_7C15);
+    let mut g = ksnn_formats::example::SplitMix(0x9E37_79B9_7F4A_7C15);
+    let mut r = || g.next_u64();
     let isas = tiled::Isa::available();
     let (mut conv, mut f64s) = (0.0, 0.0);
     let mut per_isa = vec![0.0; isas.len()];
@@ -117,7 +108,7 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
                 std::hint::black_box(&out);
             }
         };
-        for (t, &isa) in per_isa.iter_mut().zip(&isas) {
+        for (t, &isa) in per_isa.iter_mut().zip(isas) {
             // The slow portable build once; the others best of `reps`.
             let reps = if isa == tiled::Isa::Portable { 1 } else { reps };
             *t += best(reps, || gemms(isa));

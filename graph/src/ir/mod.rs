@@ -8,7 +8,7 @@ pub mod params;
 pub mod rewrite;
 pub mod zoo;
 
-use ksnn_formats::layer::{AvgPool, Conv2d, Linear, MaxPool, Op, Padding, Upsample};
+use ksnn_formats::layer::{AvgPool, Conv2d, Linear, MaxPool, Op, Padding, Upsample, WeightRole};
 use ksnn_formats::{Problem, Shape};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -162,21 +162,27 @@ impl IrOp {
         }
     }
 
+    /// The weight tensors of a convolution or linear node, by the program's one rule
+    /// ([`Op::weight_shapes`]); none for other ops (a batch norm's are folded at lowering).
+    pub fn weight_shapes(&self) -> Vec<(WeightRole, Vec<u32>)> {
+        match self {
+            IrOp::Conv(_) | IrOp::Linear(_) => self
+                .as_program_op()
+                .map(|op| op.weight_shapes())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Trainable parameters (PyTorch's count: batch norm has a weight and a bias).
     pub fn parameters(&self) -> u64 {
         match self {
-            IrOp::Conv(c) => {
-                let w = u64::from(c.out_channels)
-                    * u64::from(c.in_channels / c.groups)
-                    * u64::from(c.kernel[0] * c.kernel[1]);
-                w + if c.bias { u64::from(c.out_channels) } else { 0 }
-            }
-            IrOp::Linear(l) => {
-                u64::from(l.in_features) * u64::from(l.out_features)
-                    + if l.bias { u64::from(l.out_features) } else { 0 }
-            }
             IrOp::BatchNorm { channels, .. } => 2 * u64::from(*channels),
-            _ => 0,
+            _ => self
+                .weight_shapes()
+                .iter()
+                .map(|(_, dims)| dims.iter().map(|&d| u64::from(d)).product::<u64>())
+                .sum(),
         }
     }
 }

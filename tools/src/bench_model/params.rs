@@ -5,6 +5,7 @@
 //! untrained ResNet's residual stream roughly doubles per block (×2^16 over ResNet-50), far
 //! from the range a trained fixed-point model has.
 
+use ksnn_formats::WeightRole;
 use ksnn_graph::ir::{Graph, IrOp, Param, Params};
 
 use crate::synthetic::Rng;
@@ -83,29 +84,15 @@ pub fn random(graph: &Graph, seed: u64) -> Params {
             sq: 2.0 * first.sq,
         };
         let out = match &n.op {
-            IrOp::Conv(c) => {
-                let per_group = c.in_channels / c.groups.max(1);
-                let fan_in = per_group * c.kernel[0] * c.kernel[1];
-                let dims = vec![c.out_channels, per_group, c.kernel[0], c.kernel[1]];
-                put("weight", dims, he_uniform(&mut rng, fan_in, c.out_channels));
-                if c.bias {
-                    put(
-                        "bias",
-                        vec![c.out_channels],
-                        vec![0.0; c.out_channels as usize],
-                    );
-                }
-                linear
-            }
-            IrOp::Linear(l) => {
-                let w = he_uniform(&mut rng, l.in_features, l.out_features);
-                put("weight", vec![l.out_features, l.in_features], w);
-                if l.bias {
-                    put(
-                        "bias",
-                        vec![l.out_features],
-                        vec![0.0; l.out_features as usize],
-                    );
+            IrOp::Conv(_) | IrOp::Linear(_) => {
+                // He weights (fan-in: every dimension after the outputs), zero biases.
+                for (role, dims) in n.op.weight_shapes() {
+                    let data = if role == WeightRole::Bias {
+                        vec![0.0; dims[0] as usize]
+                    } else {
+                        he_uniform(&mut rng, dims[1..].iter().product(), dims[0])
+                    };
+                    put(role.as_str(), dims, data);
                 }
                 linear
             }

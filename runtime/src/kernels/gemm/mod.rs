@@ -23,16 +23,6 @@ pub fn gemm(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
 mod tests {
     use super::*;
 
-    fn rng(seed: u64) -> impl FnMut() -> u64 {
-        let mut s = seed | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        }
-    }
-
     /// The definition, one wrapping product at a time.
     fn naive(w: &[u64], x: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
         let mut c = vec![0u64; m * n];
@@ -49,7 +39,8 @@ mod tests {
 
     #[test]
     fn equals_the_definition_on_every_tiling_edge() {
-        let mut r = rng(7);
+        let mut g = ksnn_formats::example::SplitMix(7);
+        let mut r = || g.next_u64();
         // Rows not a multiple of the register tile, several cache blocks in both directions,
         // a matrix–vector product, and a product that accumulates onto a non-zero C.
         let shapes = [
@@ -72,7 +63,7 @@ mod tests {
                 .map(|(a, b)| a.wrapping_add(*b))
                 .collect();
             assert!(c == want, "{m}x{k}x{n}");
-            for isa in tiled::Isa::available() {
+            for &isa in tiled::Isa::available() {
                 let mut p = start.clone();
                 tiled::gemm_on(isa, &w, &x, &mut p, m, k, n);
                 assert!(p == want, "{m}x{k}x{n}, {isa:?} build");

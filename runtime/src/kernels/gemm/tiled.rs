@@ -28,21 +28,24 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// Every build this CPU can run, best last.
-    pub fn available() -> Vec<Isa> {
-        let mut v = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                v.push(Isa::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512dq")
+    /// Every build this CPU can run, best last (detected once: `gemm_on` checks it per call).
+    pub fn available() -> &'static [Isa] {
+        static AVAILABLE: std::sync::OnceLock<Vec<Isa>> = std::sync::OnceLock::new();
+        AVAILABLE.get_or_init(|| {
+            let mut v = vec![Isa::Portable];
+            #[cfg(target_arch = "x86_64")]
             {
-                v.push(Isa::Avx512);
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    v.push(Isa::Avx2);
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                {
+                    v.push(Isa::Avx512);
+                }
             }
-        }
-        v
+            v
+        })
     }
 
     /// The best build this CPU runs (detected once), capped by the environment variable
@@ -57,7 +60,8 @@ impl Isa {
                 _ => Isa::Avx512,
             };
             Isa::available()
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|&i| i <= cap)
                 .max()
                 .unwrap_or(Isa::Portable)
