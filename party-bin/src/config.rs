@@ -45,6 +45,9 @@ Configuration file keys (TOML):
                   taken for dead; its sessions fail naming it (default 8)
   session_seconds longest a session may last, however active (default 86400)
   max_queued_mib  bytes queued for a peer that does not read before it is dropped (default 1024)
+  latency_ms      simulated one-way latency added to every protocol message this party
+                  receives, for benchmarks: each message is held this long after it
+                  arrives (0 to 10000, default 0; leave 0 in production)
 Relative paths are taken from the configuration file's directory.";
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +79,7 @@ struct Raw {
     dead_after_seconds: Option<f64>,
     session_seconds: Option<f64>,
     max_queued_mib: Option<usize>,
+    latency_ms: Option<f64>,
 }
 
 /// A checked configuration.
@@ -99,6 +103,19 @@ pub struct Config {
     /// `None`: derived from the program.
     pub max_message: Option<usize>,
     pub limits: Limits,
+    /// Simulated one-way latency per received message (benchmarks; zero in production).
+    pub latency: Duration,
+}
+
+/// Largest simulated latency, in milliseconds (`latency_ms`, `local --latency-ms`).
+pub const MAX_LATENCY_MS: f64 = 10_000.0;
+
+/// A simulated one-way latency in milliseconds, checked to lie in 0..=[`MAX_LATENCY_MS`].
+pub fn latency(ms: f64, what: &str) -> Result<Duration> {
+    if !(0.0..=MAX_LATENCY_MS).contains(&ms) {
+        bail!("{what} is {ms}; it must be between 0 and {MAX_LATENCY_MS} milliseconds");
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
 /// Resolves `host:port` (names allowed).
@@ -164,6 +181,7 @@ impl Config {
         if !(timeout > 0.0 && timeout < 86_400.0) {
             bail!("`timeout_seconds` must be between 0 and 86400");
         }
+        let latency = latency(raw.latency_ms.unwrap_or(0.0), "`latency_ms`")?;
         let d = Limits::default();
         let at_least_one = |v: Option<usize>, default: usize, key: &str| -> Result<usize> {
             match v {
@@ -256,6 +274,7 @@ impl Config {
             max_frame: raw.max_frame_mib.unwrap_or(64).clamp(1, 1024) << 20,
             max_message: raw.max_message_mib.map(|m| m.max(1) << 20),
             limits,
+            latency,
         })
     }
 }
@@ -303,6 +322,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("client's setting"), "{err}");
+        assert_eq!(Config::parse(ok, base).unwrap().latency, Duration::ZERO);
+        let latency = |ms: &str| Config::parse(&format!("{ok}latency_ms = {ms}\n"), base);
+        assert_eq!(
+            latency("20.5").unwrap().latency,
+            Duration::from_micros(20_500)
+        );
+        for bad in ["-1.0", "10001.0", "nan"] {
+            let err = latency(bad).unwrap_err().to_string();
+            assert!(err.contains("between 0 and 10000"), "{bad}: {err}");
+        }
     }
 }
 

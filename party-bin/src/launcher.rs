@@ -57,6 +57,8 @@ pub struct Knobs {
     pub timeout: f64,
     /// The client's offline ahead.
     pub ahead: usize,
+    /// Simulated one-way latency per protocol message, in milliseconds (every party).
+    pub latency_ms: f64,
 }
 
 pub fn local(
@@ -66,9 +68,13 @@ pub fn local(
     client_args: &[String],
     out: Option<&Path>,
     report: &Path,
-    Knobs { timeout, ahead }: Knobs,
+    Knobs {
+        timeout,
+        ahead,
+        latency_ms,
+    }: Knobs,
 ) -> Result<()> {
-    // Check the files before starting anything.
+    // Check the files before starting anything (`main` checked the settings).
     let (program, w) = load_files(model, Some(weights))?;
     let w = w.context("the weights did not load")?;
 
@@ -82,7 +88,7 @@ pub fn local(
     let common = |role: Role| {
         let (name, file) = (format!("{role:?}").to_lowercase(), tls::role_file(role));
         format!(
-            "role = \"{name}\"\nmodel = {:?}\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = {timeout}\n",
+            "role = \"{name}\"\nmodel = {:?}\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = {timeout}\nlatency_ms = {latency_ms:?}\n",
             model.display().to_string()
         )
     };

@@ -98,6 +98,10 @@ enum Command {
         /// Inferences whose offline pass runs ahead of their input (the client's `ahead`).
         #[arg(long, default_value_t = 0)]
         ahead: usize,
+        /// Simulated one-way latency added to every protocol message, for benchmarks: each
+        /// message is held this long after it arrives (milliseconds, 0 to 10000).
+        #[arg(long, default_value_t = 0.0)]
+        latency_ms: f64,
     },
     /// Load and validate the files a party needs, exactly as the party does at start-up, and
     /// print what it would run.
@@ -187,7 +191,9 @@ fn run(cli: Cli) -> Result<()> {
             outputs: OutputArgs { out, report },
             timeout,
             ahead,
+            latency_ms,
         } => {
+            config::latency(latency_ms, "--latency-ms")?;
             let (program, _) = setup::load_files(&model, None)?;
             let samples = samples(&inputs, &program)?;
             let args = client_args(&inputs);
@@ -198,7 +204,11 @@ fn run(cli: Cli) -> Result<()> {
                 &args,
                 out.as_deref(),
                 &report,
-                launcher::Knobs { timeout, ahead },
+                launcher::Knobs {
+                    timeout,
+                    ahead,
+                    latency_ms,
+                },
             )
         }
         Command::Check { model, weights } => {

@@ -50,6 +50,13 @@ pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
 /// The event loop's configuration for this party.
 pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
     warn_if_readable(&cfg.key);
+    if !cfg.latency.is_zero() {
+        eprintln!(
+            "[{}] simulated latency: every protocol message is held {} ms after it arrives (for benchmarks)",
+            cfg.role,
+            cfg.latency.as_secs_f64() * 1000.0
+        );
+    }
     Ok(NodeConfig {
         identity: {
             let id = Identity::load(cfg.role, &cfg.cert, &cfg.key, &cfg.ca)?;
@@ -71,6 +78,7 @@ pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
             }
         },
         limits: cfg.limits.clone(),
+        latency: cfg.latency,
     })
 }
 

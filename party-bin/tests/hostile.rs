@@ -62,6 +62,7 @@ fn attacker(f: &Files, server: &Daemon, helper: &Daemon) -> Node {
         max_payload: 1 << 20,
         max_message: 1 << 30,
         limits: Default::default(),
+        latency: Duration::ZERO,
     })
     .unwrap();
     node.connect(Role::Server, server.addr.parse().unwrap())

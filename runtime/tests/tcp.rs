@@ -26,6 +26,17 @@ fn certs(name: &str) -> PathBuf {
 }
 
 fn node(dir: &std::path::Path, role: Role, program: &Program, listen: bool) -> Node {
+    node_with_latency(dir, role, program, listen, Duration::ZERO)
+}
+
+/// A node whose session messages are held `latency` after they arrive (benchmarks).
+fn node_with_latency(
+    dir: &std::path::Path,
+    role: Role,
+    program: &Program,
+    listen: bool,
+    latency: Duration,
+) -> Node {
     Node::start(NodeConfig {
         identity: Identity::from_dir(role, dir).unwrap(),
         listen: listen.then(|| "127.0.0.1:0".parse().unwrap()),
@@ -34,6 +45,7 @@ fn node(dir: &std::path::Path, role: Role, program: &Program, listen: bool) -> N
         max_payload: 1 << 20,
         max_message: 1 << 30,
         limits: Default::default(),
+        latency,
     })
     .unwrap()
 }
@@ -583,5 +595,81 @@ fn flush_waits_for_the_queue_and_never_hangs() {
         t.elapsed() < Duration::from_secs(4),
         "flushing to a gone peer took {:?}",
         t.elapsed()
+    );
+}
+
+/// A simulated latency holds every session message that long after it arrives, but messages
+/// in flight overlap: five sent back to back all arrive about one latency later, not five.
+#[test]
+fn simulated_latency_delays_each_message_once_and_keeps_pipelining() {
+    use ksnn_formats::FrameKind;
+    use ksnn_runtime::net::tcp::TcpTransport;
+    use ksnn_runtime::net::{Message, Transport};
+
+    let latency = Duration::from_millis(30);
+    let (program, _) = exact_program();
+    let dir = certs("latency");
+    let start = |role, listen| node_with_latency(&dir, role, program, listen, latency);
+    let server = start(Role::Server, true);
+    let helper = start(Role::Helper, true);
+    helper
+        .connect(Role::Server, server.local_addr.unwrap())
+        .unwrap();
+    let client = start(Role::Client, false);
+    client
+        .connect(Role::Server, server.local_addr.unwrap())
+        .unwrap();
+    client
+        .connect(Role::Helper, helper.local_addr.unwrap())
+        .unwrap();
+    let mut s0 = client.open_session().unwrap().transport_only();
+    let mut s1 = loop {
+        match server.next_event(Duration::from_secs(5)) {
+            Some(NodeEvent::Session(s)) => break s.transport_only(),
+            Some(NodeEvent::Log(_)) => {}
+            None => panic!("the server saw no session"),
+        }
+    };
+    let message = |i: u8| Message {
+        kind: FrameKind::Bytes,
+        depth: 0,
+        payload: vec![i; 1000],
+    };
+
+    // One message, each way: held at least the latency.
+    let one_way = |a: &mut TcpTransport, b: &mut TcpTransport, from: Role, to: Role| {
+        let sent = Instant::now();
+        a.send(to, message(7)).unwrap();
+        let m = b.recv(from).unwrap();
+        let took = sent.elapsed();
+        assert_eq!(m.payload, vec![7; 1000]);
+        assert!(
+            took >= latency,
+            "{from} -> {to} took {took:?}, under {latency:?}"
+        );
+    };
+    one_way(&mut s0, &mut s1, Role::Client, Role::Server);
+    one_way(&mut s1, &mut s0, Role::Server, Role::Client);
+
+    // Five back to back: all within about one latency, in order.
+    let sent = Instant::now();
+    for i in 0..5 {
+        s0.send(Role::Server, message(i)).unwrap();
+    }
+    for i in 0..5 {
+        let m = s1.recv(Role::Client).unwrap();
+        assert_eq!(m.payload[0], i);
+        if i == 0 {
+            assert!(
+                sent.elapsed() >= latency,
+                "the first came in {:?}",
+                sent.elapsed()
+            );
+        }
+    }
+    let took = sent.elapsed();
+    assert!(
+        took >= latency && took < Duration::from_millis(120),
+        "five pipelined messages took {took:?} with a latency of {latency:?}"
     );
 }

@@ -19,9 +19,9 @@ use rustls::pki_types::ServerName;
 use super::conn::Conn;
 use super::control::Control;
 use super::node::{Cmd, NodeConfig, NodeEvent, Reply};
-use super::sessions::SessionEntry;
+use super::sessions::{Parked, SessionEntry};
+use crate::net::NetError;
 use crate::net::tls::role_name;
-use crate::net::{Message, NetError};
 use crate::role::Role;
 
 const LISTENER: Token = Token(0);
@@ -46,7 +46,7 @@ pub(super) struct Loop {
     pub(super) used: HashSet<u64>,
     pub(super) used_order: VecDeque<u64>,
     /// Frames that arrived before their session opened here, with when the first came.
-    pub(super) pending: HashMap<u64, (Instant, Vec<(Role, Message)>)>,
+    pub(super) pending: HashMap<u64, (Instant, Vec<Parked>)>,
     pub(super) pending_frames: usize,
     pub(super) pending_bytes: usize,
     /// Connections and frames turned away since the last report (logged once a second).

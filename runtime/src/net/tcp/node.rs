@@ -39,9 +39,16 @@ pub struct NodeConfig {
     pub max_message: usize,
     /// Caps on sessions, connections, queues and timers that bound what a peer can cost us.
     pub limits: Limits,
+    /// Simulated one-way latency, for benchmarks; zero in production. Every session message
+    /// is held this long after it reaches this node's event loop before `recv` returns it
+    /// (messages in flight overlap, so pipelining and bandwidth are unaffected). Connection
+    /// handshakes are not delayed.
+    pub latency: Duration,
 }
 
 /// What the loop tells the process.
+// A session arrives once per session, not per message: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum NodeEvent {
     /// A client opened a session (daemons).
     Session(Session),
@@ -49,7 +56,10 @@ pub enum NodeEvent {
     Log(String),
 }
 
-pub(super) type Inbox = Sender<Result<Message, NetError>>;
+/// What a session's inbox carries: a message with the time it reached the event loop, or an
+/// error (delivered at once).
+pub(super) type InboxItem = Result<(Instant, Message), NetError>;
+pub(super) type Inbox = Sender<InboxItem>;
 /// Where a connect waits for its answer.
 pub(super) type Reply = Sender<Result<(), NetError>>;
 
@@ -232,8 +242,10 @@ pub struct TcpTransport {
     pub(super) session: u64,
     pub(super) cmd: Sender<Cmd>,
     pub(super) waker: Arc<Waker>,
-    pub(super) inbox: [Option<Receiver<Result<Message, NetError>>>; 3],
+    pub(super) inbox: [Option<Receiver<InboxItem>>; 3],
     pub(super) timeout: Duration,
+    /// Simulated one-way latency ([`NodeConfig::latency`]).
+    pub(super) latency: Duration,
     /// Bytes queued per peer and not yet handed to TLS.
     pub(super) unsent: Arc<[AtomicUsize; 3]>,
 }
@@ -291,7 +303,17 @@ impl Transport for TcpTransport {
             .as_ref()
             .ok_or(NetError::Disconnected { peer: from })?;
         match rx.recv_timeout(self.timeout) {
-            Ok(r) => r,
+            Ok(Ok((arrived, msg))) => {
+                if !self.latency.is_zero() {
+                    let ready = arrived + self.latency;
+                    let now = Instant::now();
+                    if ready > now {
+                        std::thread::sleep(ready - now);
+                    }
+                }
+                Ok(msg)
+            }
+            Ok(Err(e)) => Err(e),
             Err(RecvTimeoutError::Timeout) => Err(NetError::Timeout {
                 peer: from,
                 seconds: self.timeout.as_secs_f64(),

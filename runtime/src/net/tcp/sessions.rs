@@ -13,7 +13,7 @@ use super::conn::Incoming;
 use super::control::Control;
 use super::event_loop::Loop;
 use super::keying::Session;
-use super::node::{Inbox, NodeEvent, TcpTransport, Unsent};
+use super::node::{Inbox, InboxItem, NodeEvent, TcpTransport, Unsent};
 use crate::net::{Message, NetError};
 use crate::prf::PairSecret;
 use crate::role::Role;
@@ -24,6 +24,10 @@ const MAX_PENDING_FRAMES: usize = 4096;
 /// Session ids a daemon remembers as used, so none is opened twice (oldest forgotten first;
 /// ids are 64-bit random, and pair secrets are fresh anyway).
 const MAX_USED_IDS: usize = 1 << 16;
+
+/// A frame parked for a session not open here yet: who sent it, when it arrived, and the
+/// message.
+pub(super) type Parked = (Role, Instant, Message);
 
 /// One open session: where its frames come from and go to.
 pub(super) struct SessionEntry {
@@ -51,18 +55,21 @@ impl Loop {
             .entry(session)
             .or_insert_with(|| (Instant::now(), Vec::new()))
             .1
-            .push((peer, msg));
+            .push((peer, Instant::now(), msg));
     }
 
-    /// Removes the frames parked for `session`, returning them.
-    pub(super) fn unpark(&mut self, session: u64) -> Vec<(Role, Message)> {
+    /// Removes the frames parked for `session`, returning them with their arrival times.
+    pub(super) fn unpark(&mut self, session: u64) -> Vec<Parked> {
         let frames = self
             .pending
             .remove(&session)
             .map(|(_, f)| f)
             .unwrap_or_default();
         self.pending_frames -= frames.len();
-        self.pending_bytes -= frames.iter().map(|(_, m)| m.payload.len()).sum::<usize>();
+        self.pending_bytes -= frames
+            .iter()
+            .map(|(_, _, m)| m.payload.len())
+            .sum::<usize>();
         frames
     }
 
@@ -134,7 +141,7 @@ impl Loop {
             );
         }
         let mut inbox: [Option<Inbox>; 3] = [None, None, None];
-        let mut rx: [Option<Receiver<Result<Message, NetError>>>; 3] = [None, None, None];
+        let mut rx: [Option<Receiver<InboxItem>>; 3] = [None, None, None];
         for peer in me.others() {
             let (tx, r) = channel();
             inbox[peer.index()] = Some(tx);
@@ -143,9 +150,9 @@ impl Loop {
         self.sessions
             .insert(session, SessionEntry { client, inbox });
         // Replay what the other daemon sent before the client's open reached us.
-        for (from, m) in self.unpark(session) {
+        for (from, arrived, m) in self.unpark(session) {
             if let Some(inbox) = &self.sessions[&session].inbox[from.index()] {
-                let _ = inbox.send(Ok(m));
+                let _ = inbox.send(Ok((arrived, m)));
             }
         }
         let transport = TcpTransport {
@@ -155,6 +162,7 @@ impl Loop {
             waker: self.waker.clone(),
             inbox: rx,
             timeout: self.config.timeout,
+            latency: self.config.latency,
             unsent: Default::default(),
         };
         Ok(Session {
@@ -229,7 +237,7 @@ impl Loop {
             ));
         }
         if let Some(inbox) = &entry.inbox[peer.index()] {
-            let _ = inbox.send(Ok(msg));
+            let _ = inbox.send(Ok((Instant::now(), msg)));
         }
     }
 
