@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use crate::error::FormatError;
 use crate::layer::Op;
 use crate::layer::WeightRole;
-use crate::program::Program;
+use crate::program::{DreluProtocol, Program};
 use crate::shape::Shape;
 
 /// The secure comparisons one layer needs per inference.
@@ -32,6 +32,18 @@ pub fn layer_drelus(op: &Op, x: Shape, y: Shape) -> u64 {
     }
 }
 
+/// Bytes of one DCF key's correction words for `bits`-bit inputs, as the helper sends them
+/// (`fss` DReLU, `docs/design.md` §12): per level a 16-byte seed correction carrying one
+/// control bit and an 8-byte value correction, the other control bits packed eight per
+/// byte, and an 8-byte leaf correction. The root seed comes from a stream, so it is not sent.
+pub const fn dcf_key_bytes(bits: u32) -> u64 {
+    24 * bits as u64 + bits.div_ceil(8) as u64 + 8
+}
+
+/// DCF keys per message of the helper's `fss` dealing: big layers go in pieces of this
+/// many keys, so no message outgrows [`Program::max_layer_message`].
+pub const DCF_KEYS_PER_MESSAGE: u64 = 2048;
+
 impl Program {
     /// Per-layer DReLU counts (validates the program first).
     pub fn costs(&self) -> Result<Vec<LayerCost>, FormatError> {
@@ -56,7 +68,8 @@ impl Program {
     /// this program, per the protocols' message sizes (`docs/security.md` §3): masked weights
     /// 8 per weight; openings and shares 8 per element, two vectors at most; a wrap run 8 + 64
     /// per compared bit-width instance, two instances (f and 64 bits) per truncated element;
-    /// comparisons 64 per DReLU. Receivers refuse anything larger, so a peer cannot make one
+    /// comparisons 64 per DReLU; `fss` key pieces [`DCF_KEYS_PER_MESSAGE`] keys. Receivers
+    /// refuse anything larger, so a peer cannot make one
     /// buffer a message the program never needs.
     pub fn max_layer_message(&self) -> Result<u64, FormatError> {
         let shapes = self.validate()?;
@@ -78,7 +91,11 @@ impl Program {
                 .sum();
             let x = shapes[layer.inputs[0] as usize];
             let drelus = layer_drelus(&layer.op, x, y);
-            let bound = (8 * weights).max(136 * n).max(64 * drelus + 16 * n);
+            let mut bound = (8 * weights).max(136 * n).max(64 * drelus + 16 * n);
+            if self.protocol.drelu == DreluProtocol::Fss {
+                let keys = drelus.min(DCF_KEYS_PER_MESSAGE);
+                bound = bound.max(keys * dcf_key_bytes(self.protocol.approx.compared_bits() - 1));
+            }
             max = max.max(bound);
         }
         Ok(max)

@@ -1,20 +1,21 @@
-//! `cargo bench -p ksnn-runtime`: DReLU throughput (three parties, in-memory network), the
+//! `cargo bench -p ksnn-runtime`: DReLU throughput (three parties, in-memory network; securenn,
+//! and fss with its dealing), the
 //! ring convolution kernel (64→64 channels, 3×3, on 32×32), and DCF key generation and
 //! evaluation (one core, 64- and 16-bit inputs) with the AES and ChaCha PRGs.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ksnn_formats::layer::{Conv2d, Padding};
-use ksnn_formats::{ProtocolConfig, Shape};
+use ksnn_formats::{DreluProtocol, ProtocolConfig, Shape};
 use ksnn_runtime::kernels::conv2d;
 use ksnn_runtime::protocol::drelu::drelu;
 use ksnn_runtime::role::Role;
 use ksnn_runtime::testing::run3;
 
-fn three_party_drelu(n: usize) {
+fn three_party_drelu(n: usize, config: ProtocolConfig) {
     let values: Vec<u64> = (0..n as u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .collect();
-    run3(ProtocolConfig::default(), |p| {
+    run3(config, |p| {
         let x: &[u64] = if p.role == Role::Helper { &[] } else { &values };
         drelu(p, x, n).unwrap();
     });
@@ -26,7 +27,16 @@ fn drelu_bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function("securenn 64-bit, batch 1e5, 3 parties", |b| {
-        b.iter(|| three_party_drelu(n))
+        b.iter(|| three_party_drelu(n, ProtocolConfig::default()))
+    });
+    let fss = ProtocolConfig {
+        drelu: DreluProtocol::Fss,
+        ..Default::default()
+    };
+    // Both passes: the helper's dealing and the keys' transfer, then the opening and the
+    // evaluations.
+    g.bench_function("fss 64-bit, batch 1e5, 3 parties, offline + online", |b| {
+        b.iter(|| three_party_drelu(n, fss))
     });
     g.finish();
 }
@@ -58,29 +68,51 @@ fn conv_bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// Keys and evaluations per second on one core: criterion's throughput is per iteration, and
-/// an iteration deals (or evaluates) one key.
+/// Keys and evaluations per second on one core: an iteration deals (or evaluates) a batch of
+/// 64 keys the way the protocol does, [`LANES`](ksnn_runtime::fss::prg::LANES) in step, and
+/// criterion's throughput counts keys.
 fn dcf_bench(c: &mut Criterion) {
-    use ksnn_runtime::fss::dcf::{deal, eval};
+    use ksnn_runtime::fss::dcf::{Function, KeyRef, Side, deal_many, eval_many, key_bytes};
     use ksnn_runtime::fss::prg::{AesPrg, ChaChaPrg, Prg};
+    const BATCH: usize = 64;
     fn run(c: &mut Criterion, name: &str, prg: &impl Prg) {
         let mut g = c.benchmark_group(format!("dcf {name}"));
-        g.throughput(Throughput::Elements(1));
-        for n in [64u32, 16] {
-            let alpha = 0x5555_5555_5555_5555 & ksnn_runtime::prf::mask(n);
+        g.throughput(Throughput::Elements(BATCH as u64));
+        for n in [63u32, 15] {
+            let m = ksnn_runtime::prf::mask(n);
+            let fs: Vec<Function> = (0..BATCH as u64)
+                .map(|k| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) & m, 1, Side::Below))
+                .collect();
             let mut root = 1u128;
+            let mut words = vec![0u8; BATCH * key_bytes(n)];
             g.bench_function(format!("deal {n}-bit"), |b| {
                 b.iter(|| {
                     root = root.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
-                    deal(prg, n, alpha, 1, [root, !root])
+                    let roots: Vec<[u128; 2]> =
+                        (0..BATCH as u128).map(|k| [root ^ k, !root ^ k]).collect();
+                    words.iter_mut().for_each(|b| *b = 0);
+                    deal_many(prg, n, &fs, &roots, &mut words);
                 })
             });
-            let keys = deal(prg, n, alpha, 1, [3, 5]);
+            let keys: Vec<KeyRef> = (0..BATCH)
+                .map(|k| KeyRef {
+                    party: 0,
+                    seed: k as u128 + 3,
+                    bits: n,
+                    corrections: &words[k * key_bytes(n)..(k + 1) * key_bytes(n)],
+                })
+                .collect();
             let mut x = 0u64;
+            let mut out = vec![0u64; BATCH];
             g.bench_function(format!("eval {n}-bit"), |b| {
                 b.iter(|| {
-                    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15) & ksnn_runtime::prf::mask(n);
-                    eval(prg, &keys[0], x)
+                    let xs: Vec<u64> = (0..BATCH)
+                        .map(|_| {
+                            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                            x & m
+                        })
+                        .collect();
+                    eval_many(prg, &keys, &xs, &mut out);
                 })
             });
         }

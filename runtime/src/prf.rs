@@ -40,6 +40,8 @@ pub enum Purpose {
     WrapBits = 7,
     /// (P0,P2): P0's share of the comparison's result.
     WrapResult = 8,
+    /// (P0,P2) / (P1,P2): the party's share of an `fss` DReLU's mask r and its DCF root seed.
+    FssMask = 10,
 }
 
 /// A 256-bit secret shared by one pair of parties.

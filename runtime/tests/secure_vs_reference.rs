@@ -28,9 +28,15 @@ fn input_for(program: &Program, seed: u64) -> Vec<u64> {
 }
 
 /// Forces the protocol choices a test needs and re-ties the weights to the new program.
-fn configure(program: Program, seed: u64, truncation: Truncation, k: u8) -> (Program, Weights) {
+fn configure(
+    program: Program,
+    seed: u64,
+    drelu: DreluProtocol,
+    truncation: Truncation,
+    k: u8,
+) -> (Program, Weights) {
     let mut p = program;
-    p.protocol.drelu = DreluProtocol::SecureNn;
+    p.protocol.drelu = drelu;
     p.protocol.truncation = truncation;
     p.protocol.approx.k = k;
     with_weights(p, seed, 0.5)
@@ -81,9 +87,11 @@ fn exact_case(program: &Program, weights: &Weights, seed: u64) -> Result<(), Tes
 
 #[test]
 fn tiny_cnn_exact_equals_reference() {
-    let (p, _) = tiny_cnn(3);
-    let (p, w) = configure(p, 3, Truncation::HelperExact, 0);
-    exact_case(&p, &w, 11).unwrap();
+    for drelu in [DreluProtocol::SecureNn, DreluProtocol::Fss] {
+        let (p, _) = tiny_cnn(3);
+        let (p, w) = configure(p, 3, drelu, Truncation::HelperExact, 0);
+        exact_case(&p, &w, 11).unwrap();
+    }
 }
 
 /// Convolutions that span several of the GEMM's cache blocks, with small and large weights,
@@ -162,14 +170,23 @@ proptest! {
     #[test]
     fn random_programs_exact(seed in any::<u64>()) {
         let (p, _) = random_program(seed, 8);
-        let (p, w) = configure(p, seed, Truncation::HelperExact, 0);
+        let (p, w) = configure(p, seed, DreluProtocol::SecureNn, Truncation::HelperExact, 0);
+        exact_case(&p, &w, seed)?;
+    }
+
+    /// The same with every DReLU by `fss` (fewer cases: the protocol is tested on its own
+    /// in `protocol::drelu::fss`; here the wiring through every layer kind).
+    #[test]
+    fn random_programs_exact_fss(seed in any::<u64>()) {
+        let (p, _) = random_program(seed, 8);
+        let (p, w) = configure(p, seed, DreluProtocol::Fss, Truncation::HelperExact, 0);
         exact_case(&p, &w, seed)?;
     }
 
     #[test]
     fn random_programs_local_truncation_layer_by_layer(seed in any::<u64>()) {
         let (p, _) = random_program(seed, 8);
-        let (p, w) = configure(p, seed, Truncation::LocalShift, 0);
+        let (p, w) = configure(p, seed, DreluProtocol::SecureNn, Truncation::LocalShift, 0);
         let model = Model::new(&p, Some(&w)).unwrap();
         let input = input_for(&p, seed);
         prop_assume!(in_range(&reference::run_all(&model, &input)));
@@ -189,25 +206,4 @@ proptest! {
             }
         }
     }
-}
-
-/// A program option this runtime cannot run is refused when the model is built, with the
-/// field named, not in the middle of a session.
-#[test]
-fn an_unsupported_drelu_protocol_is_refused_at_load() {
-    let (mut p, _) = tiny_cnn(4);
-    p.protocol.drelu = DreluProtocol::Fss;
-    let (p, w) = with_weights(p, 4, 0.5);
-    let e = Model::new(&p, Some(&w)).err().expect("refused");
-    assert!(e.to_string().contains("protocol.drelu"), "{e}");
-    let input = input_for(&p, 4);
-    let e = run_three(
-        &p,
-        &w,
-        &[input],
-        Keys::random_triple(),
-        &LocalOptions::default(),
-    )
-    .expect_err("refused");
-    assert!(e.to_string().contains("fss"), "{e}");
 }

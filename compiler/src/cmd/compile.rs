@@ -33,7 +33,9 @@ pub struct CompileArgs {
     /// equals the reference bit for bit, more bytes).
     #[arg(long, value_enum, default_value_t = Truncation::LocalShift)]
     pub truncation: Truncation,
-    /// The DReLU protocol (this runtime implements securenn).
+    /// The DReLU protocol: securenn (wrap-bit comparison: 4 online rounds, 205 B per DReLU, no
+    /// offline keys) or fss (helper-dealt comparison keys: 1 online round, 16 B per DReLU online,
+    /// ~3 KB of keys per DReLU offline; wins when round trips cost more than bytes).
     #[arg(long, value_enum, default_value_t = DreluProtocol::SecureNn)]
     pub drelu: DreluProtocol,
     /// Approximate comparison (docs/original.md §7.9): shift the compared value right by K

@@ -2,8 +2,7 @@
 //! the server and the reference): one source for the secure engine and the reference
 //! executor, so they cannot disagree.
 
-use ksnn_formats::error::{FileKind, Problem};
-use ksnn_formats::{DreluProtocol, FormatError, Program, Shape, Weights};
+use ksnn_formats::{FormatError, Program, Shape, Weights};
 
 use crate::exec::step::Step;
 
@@ -24,18 +23,6 @@ impl<'a> Model<'a> {
     /// runtime cannot run, so a party fails at load time, not in the middle of a session.
     pub fn new(program: &'a Program, weights: Option<&'a Weights>) -> Result<Self, FormatError> {
         let shapes = program.validate()?;
-        match program.protocol.drelu {
-            DreluProtocol::SecureNn => {}
-            DreluProtocol::Fss => {
-                return Err(FormatError::Field {
-                    file: FileKind::Program,
-                    field: "protocol.drelu".into(),
-                    problem: Problem::Invalid(
-                        "DReLU protocol `fss` is not implemented in this runtime; compile the program with `securenn`",
-                    ),
-                });
-            }
-        }
         if let Some(w) = weights {
             w.check_against(program)?;
         }

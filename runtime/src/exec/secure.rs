@@ -7,7 +7,7 @@ use crate::kernels::bilinear::Bilinear;
 use crate::prf::Label;
 use crate::protocol::arith::{Arith, add_per_channel};
 use crate::protocol::beaver::{self, MulShape};
-use crate::protocol::drelu::drelu;
+use crate::protocol::drelu;
 use crate::protocol::linear::{self, ClientPre};
 use crate::protocol::{Party, ProtocolError, Result, trunc};
 use crate::role::Role;
@@ -18,6 +18,8 @@ pub enum Pre {
     Product(Option<Vec<u64>>),
     /// A linear layer's precomputation (P0's; the others `None`).
     Linear(Option<ClientPre>),
+    /// A DReLU batch's dealt material (`fss`: P0's and P1's keys; otherwise `None`).
+    Drelu(drelu::Offline),
 }
 
 /// Which pass a [`Secure`] runs.
@@ -112,9 +114,14 @@ impl Arith for Secure<'_, '_> {
 
     fn drelu(&mut self, at: Label, v: &[u64], n: usize) -> Result<Vec<u64>> {
         if !self.online() {
+            let pre = drelu::offline(&mut self.party.sub(at), n)?;
+            self.stash(Pre::Drelu(pre));
             return Ok(Vec::new());
         }
-        drelu(&mut self.party.sub(at), v, n)
+        let Some(Pre::Drelu(pre)) = self.take() else {
+            return Err(self.missing("a DReLU batch's material"));
+        };
+        drelu::online(&mut self.party.sub(at), v, n, pre)
     }
 
     fn mul(&mut self, at: Label, shape: &MulShape, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {

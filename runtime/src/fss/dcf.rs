@@ -1,51 +1,76 @@
 //! Distributed comparison functions (Boyle, Chandran, Gilboa, Gupta, Ishai, Kumar, Rathee,
 //! "Function Secret Sharing for Mixed-Mode and Fixed-Point Secure Computation", 2021, Fig. 1):
-//! the dealer turns f(x) = β·[x < α] on n-bit inputs into two keys; each evaluates to an
-//! additive share (mod 2^64) of f(x) at any public x, and each key alone is pseudorandom.
+//! the dealer turns f(x) = β·[x < α] (or β·[x ≥ α]) on n-bit inputs into two keys; each
+//! evaluates to an additive share (mod 2^64) of f(x) at any public x, and each key alone is
+//! pseudorandom.
 //!
 //! The keys form one root-to-leaf path in a GGM tree: at every level both parties' seeds
 //! agree off the path to α (their sum cancels) and differ on it, and the correction words
-//! carry β into every left turn where α goes right — exactly the inputs below α.
-//! Pure functions: the protocol that deals and opens is elsewhere.
+//! carry β into every turn that leaves α's path toward the counted side (left for `<`,
+//! right for `≥`, plus the leaf α itself for `≥`).
+//!
+//! A key is the party's root seed and the correction words, which both keys share. The roots
+//! come from streams the dealer shares with each party, so only the correction words travel,
+//! packed ([`ksnn_formats::cost::dcf_key_bytes`]): per level the 128-bit seed correction with
+//! the left control bit in its low bit (always 0 otherwise: seeds have it cleared) and the
+//! 64-bit value correction; then the right control bits, eight per byte; then the leaf word.
+//! Pure functions: the protocol that deals and opens is `protocol::drelu::fss`.
 
-use crate::fss::prg::Prg;
+use ksnn_formats::cost::dcf_key_bytes;
 
-/// One level's correction word.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Correction {
-    /// Corrects the seed that leaves α's path.
-    pub seed: u128,
-    /// Corrects the value words (and carries β).
-    pub value: u64,
-    /// Corrects the left and right control bits.
-    pub bit: [bool; 2],
+use crate::fss::prg::{Expanded, LANES, Prg};
+
+/// Which side of α the function counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// f(x) = β·[x < α].
+    Below,
+    /// f(x) = β·[x ≥ α].
+    AtLeast,
 }
 
-/// One party's key: its root seed, and the correction words both keys share.
+/// One party's key, owned (tests and benchmarks; the protocol keeps correction words of
+/// many keys in one buffer and evaluates through [`KeyRef`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Key {
     /// 0 or 1: which share this key evaluates to.
     pub party: u8,
     /// The root seed.
     pub seed: u128,
-    /// One correction word per input bit, most significant first.
-    pub levels: Vec<Correction>,
-    /// The leaf correction.
-    pub last: u64,
+    /// Input bits.
+    pub bits: u32,
+    /// The packed correction words (identical in both keys).
+    pub corrections: Vec<u8>,
 }
 
 impl Key {
-    /// Input bits.
-    pub fn bits(&self) -> u32 {
-        self.levels.len() as u32
+    /// This key as a reference.
+    pub fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            party: self.party,
+            seed: self.seed,
+            bits: self.bits,
+            corrections: &self.corrections,
+        }
     }
+}
 
-    /// Bytes the dealer sends for this key when the root seed comes from a stream the dealer
-    /// shares with the party (the correction words and the leaf word): 16 + 8 + 1 per level
-    /// (the two control bits packed in a byte) and 8.
-    pub fn sent_bytes(&self) -> usize {
-        self.levels.len() * 25 + 8
-    }
+/// One party's key, borrowing its packed correction words.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRef<'a> {
+    /// 0 or 1: which share this key evaluates to.
+    pub party: u8,
+    /// The root seed.
+    pub seed: u128,
+    /// Input bits.
+    pub bits: u32,
+    /// The packed correction words, [`dcf_key_bytes`]`(bits)` of them.
+    pub corrections: &'a [u8],
+}
+
+/// Bytes of one key's packed correction words for `bits`-bit inputs.
+pub fn key_bytes(bits: u32) -> usize {
+    dcf_key_bytes(bits) as usize
 }
 
 fn neg_if(c: bool, v: u64) -> u64 {
@@ -57,75 +82,182 @@ fn low(s: u128) -> u64 {
     s as u64
 }
 
-/// The two keys of f(x) = β·[x < α] on `n`-bit inputs (1 ≤ n ≤ 64, α < 2^n), from the root
-/// seeds `roots` (uniform, secret, one per party).
-pub fn deal(prg: &impl Prg, n: u32, alpha: u64, beta: u64, roots: [u128; 2]) -> [Key; 2] {
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u128_at(b: &[u8], at: usize) -> u128 {
+    u128::from_le_bytes(b[at..at + 16].try_into().expect("16 bytes"))
+}
+
+/// One function to deal: f(x) = β·[x `side` α], as `(α, β, side)`.
+pub type Function = (u64, u64, Side);
+
+/// Writes the packed correction words of every `fs[k]` on `n`-bit inputs (1 ≤ n ≤ 64,
+/// α < 2^n), with root seeds `roots[k]` (uniform, secret, one per party), into `out`: key k
+/// at `k·`[`key_bytes`]`(n)`, the buffer all zero. The keys walk their trees in step,
+/// [`LANES`] at a time, so the PRG expands many seeds together.
+pub fn deal_many(prg: &impl Prg, n: u32, fs: &[Function], roots: &[[u128; 2]], out: &mut [u8]) {
     assert!((1..=64).contains(&n), "DCF inputs of 1 to 64 bits");
-    assert!(n == 64 || alpha >> n == 0, "α has more than {n} bits");
-    let mut s = roots;
-    let mut t = [false, true];
-    let mut v_alpha = 0u64;
-    let mut levels = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let a = (alpha >> (n - 1 - i)) & 1 == 1;
-        let e = [prg.expand(s[0]), prg.expand(s[1])];
-        let (keep, lose) = if a { (1, 0) } else { (0, 1) };
-        let seed = e[0].seed[lose] ^ e[1].seed[lose];
-        let mut value = neg_if(
-            t[1],
-            e[1].value[lose]
-                .wrapping_sub(e[0].value[lose])
-                .wrapping_sub(v_alpha),
-        );
-        if lose == 0 {
-            // α turns right here: every input that turns left is below α and gets β.
-            value = value.wrapping_add(neg_if(t[1], beta));
+    let kb = key_bytes(n);
+    assert_eq!(fs.len(), roots.len(), "one root pair per function");
+    assert_eq!(out.len(), fs.len() * kb, "the keys' packed size");
+    let mut e = [Expanded::default(); 2 * LANES];
+    for ((fs, roots), out) in fs
+        .chunks(LANES)
+        .zip(roots.chunks(LANES))
+        .zip(out.chunks_mut(LANES * kb))
+    {
+        let m = fs.len();
+        for &(alpha, _, _) in fs {
+            assert!(n == 64 || alpha >> n == 0, "α has more than {n} bits");
         }
-        v_alpha = v_alpha
-            .wrapping_sub(e[1].value[keep])
-            .wrapping_add(e[0].value[keep])
-            .wrapping_add(neg_if(t[1], value));
-        let bit = [
-            e[0].bit[0] ^ e[1].bit[0] ^ a ^ true,
-            e[0].bit[1] ^ e[1].bit[1] ^ a,
-        ];
-        for b in 0..2 {
-            let next_t = e[b].bit[keep] ^ (t[b] & bit[keep]);
-            s[b] = e[b].seed[keep] ^ if t[b] { seed } else { 0 };
-            t[b] = next_t;
+        let mut s: Vec<[u128; 2]> = roots.to_vec();
+        let mut t = vec![[false, true]; m];
+        let mut v_alpha = vec![0u64; m];
+        let mut seeds = [0u128; 2 * LANES];
+        for i in 0..n {
+            for k in 0..m {
+                seeds[2 * k] = s[k][0];
+                seeds[2 * k + 1] = s[k][1];
+            }
+            prg.expand_many(&seeds[..2 * m], &mut e[..2 * m]);
+            for k in 0..m {
+                let (alpha, beta, side) = fs[k];
+                let e = [e[2 * k], e[2 * k + 1]];
+                let (s, t, v_alpha) = (&mut s[k], &mut t[k], &mut v_alpha[k]);
+                let a = (alpha >> (n - 1 - i)) & 1 == 1;
+                let (keep, lose) = if a { (1, 0) } else { (0, 1) };
+                let seed = e[0].seed[lose] ^ e[1].seed[lose];
+                let mut value = neg_if(
+                    t[1],
+                    e[1].value[lose]
+                        .wrapping_sub(e[0].value[lose])
+                        .wrapping_sub(*v_alpha),
+                );
+                // Leaving α's path toward the counted side: every input down there gets β.
+                let counted = match side {
+                    Side::Below => lose == 0,
+                    Side::AtLeast => lose == 1,
+                };
+                if counted {
+                    value = value.wrapping_add(neg_if(t[1], beta));
+                }
+                *v_alpha = v_alpha
+                    .wrapping_sub(e[1].value[keep])
+                    .wrapping_add(e[0].value[keep])
+                    .wrapping_add(neg_if(t[1], value));
+                let bit = [
+                    e[0].bit[0] ^ e[1].bit[0] ^ a ^ true,
+                    e[0].bit[1] ^ e[1].bit[1] ^ a,
+                ];
+                for b in 0..2 {
+                    let next_t = e[b].bit[keep] ^ (t[b] & bit[keep]);
+                    s[b] = e[b].seed[keep] ^ if t[b] { seed } else { 0 };
+                    t[b] = next_t;
+                }
+                let key = &mut out[k * kb..(k + 1) * kb];
+                let at = 24 * i as usize;
+                key[at..at + 16].copy_from_slice(&(seed | bit[0] as u128).to_le_bytes());
+                key[at + 16..at + 24].copy_from_slice(&value.to_le_bytes());
+                key[24 * n as usize + i as usize / 8] |= (bit[1] as u8) << (i % 8);
+            }
         }
-        levels.push(Correction { seed, value, bit });
+        for k in 0..m {
+            let (_, beta, side) = fs[k];
+            // The leaf α itself: counted for `≥` only.
+            let at_alpha = if side == Side::AtLeast { beta } else { 0 };
+            let last = neg_if(
+                t[k][1],
+                low(s[k][1])
+                    .wrapping_sub(low(s[k][0]))
+                    .wrapping_sub(v_alpha[k])
+                    .wrapping_add(at_alpha),
+            );
+            out[(k + 1) * kb - 8..(k + 1) * kb].copy_from_slice(&last.to_le_bytes());
+        }
     }
-    let last = neg_if(
-        t[1],
-        low(s[1]).wrapping_sub(low(s[0])).wrapping_sub(v_alpha),
-    );
+}
+
+/// The two keys of f(x) = β·[x `side` α] on `n`-bit inputs, from the root seeds `roots`.
+pub fn deal(prg: &impl Prg, n: u32, f: Function, roots: [u128; 2]) -> [Key; 2] {
+    let mut corrections = vec![0; key_bytes(n)];
+    deal_many(prg, n, &[f], &[roots], &mut corrections);
     [0u8, 1].map(|party| Key {
         party,
         seed: roots[party as usize],
-        levels: levels.clone(),
-        last,
+        bits: n,
+        corrections: corrections.clone(),
     })
 }
 
-/// This key's share of f(x) (x < 2^n). Shares of the two keys add up to β·[x < α] mod 2^64.
-pub fn eval(prg: &impl Prg, key: &Key, x: u64) -> u64 {
-    let n = key.bits();
-    let minus = key.party == 1;
-    let (mut s, mut t, mut v) = (key.seed, minus, 0u64);
-    for (i, cw) in key.levels.iter().enumerate() {
-        let d = ((x >> (n - 1 - i as u32)) & 1) as usize;
-        let e = prg.expand(s);
-        let value = e.value[d].wrapping_add(if t { cw.value } else { 0 });
-        v = v.wrapping_add(neg_if(minus, value));
-        let next_s = e.seed[d] ^ if t { cw.seed } else { 0 };
-        t = e.bit[d] ^ (t & cw.bit[d]);
-        s = next_s;
+/// Every key's share of its function at its point: `out[k]` from `keys[k]` at `xs[k]`
+/// (x < 2^n; all keys of one width). Shares of a key pair add up to f(x) mod 2^64. The keys
+/// walk their paths in step, [`LANES`] at a time.
+pub fn eval_many(prg: &impl Prg, keys: &[KeyRef<'_>], xs: &[u64], out: &mut [u64]) {
+    assert!(
+        keys.len() == xs.len() && xs.len() == out.len(),
+        "one point and one share per key"
+    );
+    let Some(n) = keys.first().map(|k| k.bits) else {
+        return;
+    };
+    let mut e = [Expanded::default(); LANES];
+    let mut seeds = [0u128; LANES];
+    for ((keys, xs), out) in keys
+        .chunks(LANES)
+        .zip(xs.chunks(LANES))
+        .zip(out.chunks_mut(LANES))
+    {
+        let m = keys.len();
+        let mut t = [false; LANES];
+        for (k, key) in keys.iter().enumerate() {
+            assert!(
+                key.bits == n && key.corrections.len() == key_bytes(n),
+                "a key of {n} bits"
+            );
+            seeds[k] = key.seed;
+            t[k] = key.party == 1;
+            out[k] = 0;
+        }
+        for i in 0..n as usize {
+            prg.expand_many(&seeds[..m], &mut e[..m]);
+            for k in 0..m {
+                let (cw, minus) = (keys[k].corrections, keys[k].party == 1);
+                let d = ((xs[k] >> (n as usize - 1 - i)) & 1) as usize;
+                let tk = t[k];
+                let value =
+                    e[k].value[d].wrapping_add(if tk { u64_at(cw, 24 * i + 16) } else { 0 });
+                out[k] = out[k].wrapping_add(neg_if(minus, value));
+                if tk {
+                    let seed = u128_at(cw, 24 * i);
+                    let bit = if d == 0 {
+                        seed & 1 == 1
+                    } else {
+                        (cw[24 * n as usize + i / 8] >> (i % 8)) & 1 == 1
+                    };
+                    seeds[k] = e[k].seed[d] ^ (seed & !1);
+                    t[k] = e[k].bit[d] ^ bit;
+                } else {
+                    seeds[k] = e[k].seed[d];
+                    t[k] = e[k].bit[d];
+                }
+            }
+        }
+        for k in 0..m {
+            let cw = keys[k].corrections;
+            let last = if t[k] { u64_at(cw, cw.len() - 8) } else { 0 };
+            let leaf = low(seeds[k]).wrapping_add(last);
+            out[k] = out[k].wrapping_add(neg_if(keys[k].party == 1, leaf));
+        }
     }
-    v.wrapping_add(neg_if(
-        minus,
-        low(s).wrapping_add(if t { key.last } else { 0 }),
-    ))
+}
+
+/// This key's share of f(x) (x < 2^n). Shares of the two keys add up to f(x) mod 2^64.
+pub fn eval(prg: &impl Prg, key: KeyRef<'_>, x: u64) -> u64 {
+    let mut out = [0];
+    eval_many(prg, &[key], &[x], &mut out);
+    out[0]
 }
 
 #[cfg(test)]
@@ -139,10 +271,10 @@ mod tests {
         [r(), r()]
     }
 
-    /// Every key pair evaluates to β·[x < α] at α and around it, at the ends of the domain,
-    /// and at random points, for widths from 1 to 64 bits and both PRGs.
+    /// Every key pair evaluates to β·[x < α] (or β·[x ≥ α]) at α and around it, at the ends
+    /// of the domain, and at random points, for widths from 1 to 64 bits and both PRGs.
     fn exact(prg: &impl Prg) {
-        for n in [1u32, 2, 5, 16, 20, 63, 64] {
+        for n in [1u32, 2, 5, 9, 16, 20, 63, 64] {
             let m = crate::prf::mask(n);
             for round in 0..40 {
                 let alpha = match round {
@@ -152,8 +284,14 @@ mod tests {
                     3 => (m >> 1) + 1,
                     _ => rand_u64() & m,
                 };
-                let beta = if round % 2 == 0 { 1 } else { rand_u64() };
-                let keys = deal(prg, n, alpha, beta, roots());
+                let beta = if round % 3 == 0 { 1 } else { rand_u64() };
+                let side = if round % 2 == 0 {
+                    Side::Below
+                } else {
+                    Side::AtLeast
+                };
+                let keys = deal(prg, n, (alpha, beta, side), roots());
+                assert_eq!(keys[0].corrections.len(), key_bytes(n));
                 let mut xs = vec![
                     0,
                     m,
@@ -163,10 +301,72 @@ mod tests {
                 ];
                 xs.extend((0..20).map(|_| rand_u64() & m));
                 for x in xs {
-                    let got = eval(prg, &keys[0], x).wrapping_add(eval(prg, &keys[1], x));
-                    let want = if x < alpha { beta } else { 0 };
-                    assert_eq!(got, want, "n {n} α {alpha} β {beta} x {x}");
+                    let got =
+                        eval(prg, keys[0].as_ref(), x).wrapping_add(eval(prg, keys[1].as_ref(), x));
+                    let hit = match side {
+                        Side::Below => x < alpha,
+                        Side::AtLeast => x >= alpha,
+                    };
+                    let want = if hit { beta } else { 0 };
+                    assert_eq!(got, want, "n {n} α {alpha} β {beta} {side:?} x {x}");
                 }
+            }
+        }
+    }
+
+    /// Many keys dealt and evaluated together (a full group of lanes and a partial one)
+    /// give what the definition says, key by key.
+    #[test]
+    fn batches_walk_in_step_and_stay_exact() {
+        let prg = AesPrg::default();
+        let n = 20u32;
+        let m = crate::prf::mask(n);
+        let count = LANES + 5;
+        let fs: Vec<Function> = (0..count)
+            .map(|k| {
+                let side = if k % 3 == 0 {
+                    Side::AtLeast
+                } else {
+                    Side::Below
+                };
+                (rand_u64() & m, rand_u64(), side)
+            })
+            .collect();
+        let roots: Vec<[u128; 2]> = (0..count).map(|_| roots()).collect();
+        let mut words = vec![0u8; count * key_bytes(n)];
+        deal_many(&prg, n, &fs, &roots, &mut words);
+        for round in 0..4 {
+            let xs: Vec<u64> = (0..count)
+                .map(|k| match round {
+                    0 => fs[k].0,
+                    _ => rand_u64() & m,
+                })
+                .collect();
+            let share = |party: u8| {
+                let keys: Vec<KeyRef> = (0..count)
+                    .map(|k| KeyRef {
+                        party,
+                        seed: roots[k][party as usize],
+                        bits: n,
+                        corrections: &words[k * key_bytes(n)..(k + 1) * key_bytes(n)],
+                    })
+                    .collect();
+                let mut out = vec![0; count];
+                eval_many(&prg, &keys, &xs, &mut out);
+                out
+            };
+            let (a, b) = (share(0), share(1));
+            for k in 0..count {
+                let (alpha, beta, side) = fs[k];
+                let hit = match side {
+                    Side::Below => xs[k] < alpha,
+                    Side::AtLeast => xs[k] >= alpha,
+                };
+                assert_eq!(
+                    a[k].wrapping_add(b[k]),
+                    if hit { beta } else { 0 },
+                    "key {k}"
+                );
             }
         }
     }
@@ -193,10 +393,10 @@ mod tests {
         for k in 0..2000 {
             let below = k % 2 == 0;
             let alpha = if below { 1000 } else { 60_000 };
-            let keys = deal(&prg, n, alpha, 1, roots());
-            let share = eval(&prg, &keys[1], x);
+            let keys = deal(&prg, n, (alpha, 1, Side::Below), roots());
+            let share = eval(&prg, keys[1].as_ref(), x);
             top[below as usize] += (share >> 63) as u32;
-            sums[below as usize] += eval(&prg, &keys[0], x).wrapping_add(share) as u32;
+            sums[below as usize] += eval(&prg, keys[0].as_ref(), x).wrapping_add(share) as u32;
         }
         for c in top {
             assert!((420..580).contains(&c), "{top:?}");

@@ -3,12 +3,13 @@
 //! trait, measured, the faster the default).
 
 use aes::Aes128;
+use aes::Block;
 use aes::cipher::{BlockEncrypt, KeyInit};
 use rand_chacha::ChaCha12Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
 /// One expansion: index 0 is the left child (next input bit 0), 1 the right.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Expanded {
     /// The children's seeds (low bit cleared: it became the control bit).
     pub seed: [u128; 2],
@@ -33,7 +34,18 @@ impl Expanded {
 pub trait Prg: Sync {
     /// The two children of `seed`.
     fn expand(&self, seed: u128) -> Expanded;
+
+    /// The children of every seed, `out[i]` of `seeds[i]` (equal lengths): the DCF walks
+    /// [`LANES`] keys in step so a PRG can keep several blocks in flight.
+    fn expand_many(&self, seeds: &[u128], out: &mut [Expanded]) {
+        for (s, o) in seeds.iter().zip(out) {
+            *o = self.expand(*s);
+        }
+    }
 }
+
+/// Seeds expanded together: AES-NI pipelines eight independent blocks per cipher.
+pub const LANES: usize = 8;
 
 /// Fixed-key AES-128 in Matyas–Meyer–Oseas form, one public key per output block:
 /// block_i = AES_{k_i}(s) ⊕ s. With AES-NI (detected at run time by the `aes` crate) this is
@@ -58,13 +70,31 @@ impl Default for AesPrg {
 
 impl Prg for AesPrg {
     fn expand(&self, seed: u128) -> Expanded {
-        let bytes = seed.to_le_bytes();
-        let block = |i: usize| {
-            let mut b = bytes.into();
-            self.ciphers[i].encrypt_block(&mut b);
-            u128::from_le_bytes(b.into()) ^ seed
-        };
-        Expanded::from_blocks([block(0), block(1), block(2)])
+        let mut out = [Expanded::default()];
+        self.expand_many(&[seed], &mut out);
+        out[0]
+    }
+
+    fn expand_many(&self, seeds: &[u128], out: &mut [Expanded]) {
+        assert_eq!(seeds.len(), out.len(), "one output per seed");
+        for (seeds, out) in seeds.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            // Each cipher encrypts a full group of LANES blocks (padded), which the `aes`
+            // crate runs interleaved.
+            let mut blocks = [[0u128; LANES]; 3];
+            for (c, cipher) in self.ciphers.iter().enumerate() {
+                let mut group: [Block; LANES] = Default::default();
+                for (g, s) in group.iter_mut().zip(seeds) {
+                    *g = s.to_le_bytes().into();
+                }
+                cipher.encrypt_blocks(&mut group);
+                for (k, s) in seeds.iter().enumerate() {
+                    blocks[c][k] = u128::from_le_bytes(group[k].into()) ^ s;
+                }
+            }
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = Expanded::from_blocks([blocks[0][k], blocks[1][k], blocks[2][k]]);
+            }
+        }
     }
 }
 
@@ -104,6 +134,26 @@ mod tests {
         }
         assert!((3700..4300).contains(&ones), "{ones}");
         assert!((3700..4300).contains(&high), "{high}");
+    }
+
+    /// The batched AES expansion is the definition, block_i = AES_{k_i}(s) ⊕ s, seed by seed,
+    /// for a full group of lanes and a partial one.
+    #[test]
+    fn batched_aes_is_the_definition() {
+        let prg = AesPrg::default();
+        let seeds: Vec<u128> = (0..LANES as u128 + 3)
+            .map(|s| s.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))
+            .collect();
+        let mut out = vec![Expanded::default(); seeds.len()];
+        prg.expand_many(&seeds, &mut out);
+        for (s, o) in seeds.iter().zip(&out) {
+            let block = |i: usize| {
+                let mut b = s.to_le_bytes().into();
+                prg.ciphers[i].encrypt_block(&mut b);
+                u128::from_le_bytes(b.into()) ^ s
+            };
+            assert_eq!(*o, Expanded::from_blocks([block(0), block(1), block(2)]));
+        }
     }
 
     #[test]

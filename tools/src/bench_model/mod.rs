@@ -46,7 +46,8 @@ pub struct ModelArgs {
     /// Approximate comparison `K,G`: drop K low bits, ignore G high bits (docs/original.md §7.9).
     #[arg(long, value_parser = parse_approx, default_value = "0,0")]
     approx: ApproxCompare,
-    /// DReLU protocol (the runtime implements securenn; fss is reserved and refused).
+    /// DReLU protocol: securenn (4 online rounds, 205 B) or fss (1 online round, 16 B;
+    /// 3 KB of helper-dealt keys offline).
     #[arg(long, value_enum, default_value = "securenn")]
     drelu: DreluProtocol,
     /// Truncation after products.
@@ -58,6 +59,10 @@ pub struct ModelArgs {
     /// Inferences whose offline pass runs ahead of their input (`ksnn-party local --ahead`).
     #[arg(long, default_value_t = 0)]
     ahead: usize,
+    /// Simulated one-way latency added to every protocol message, in milliseconds
+    /// (`ksnn-party local --latency-ms`): each message is held this long after it arrives.
+    #[arg(long, default_value_t = 0.0)]
+    latency_ms: f64,
     /// Fractional bits of the fixed point.
     #[arg(long, default_value_t = 12)]
     frac_bits: u8,
@@ -152,6 +157,11 @@ fn build(a: &ModelArgs) -> Result<Lowered> {
 
 pub fn run(a: &ModelArgs) -> Result<()> {
     ensure!(a.images > 0, "--images must be at least 1");
+    ensure!(
+        (0.0..=10_000.0).contains(&a.latency_ms),
+        "--latency-ms is {}; it must be between 0 and 10000 milliseconds",
+        a.latency_ms
+    );
     let t = Instant::now();
     let Lowered { program, weights } = build(a)?;
     let built = t.elapsed().as_secs_f64();
@@ -184,7 +194,7 @@ pub fn run(a: &ModelArgs) -> Result<()> {
     let costs = program.costs()?;
     let all: u64 = costs.iter().map(|c| c.drelus).sum();
     println!(
-        "{}: {} layers, {} spec DReLUs ({} with pools and clips), {} images; {:?} DReLU, approx {},{}, {:?} truncation, f = {}; built in {built:.1} s",
+        "{}: {} layers, {} spec DReLUs ({} with pools and clips), {} images; {:?} DReLU, approx {},{}, {:?} truncation, f = {}; one-way latency {} ms; built in {built:.1} s",
         program.name,
         program.layers.len(),
         program.spec_drelus()?,
@@ -195,6 +205,7 @@ pub fn run(a: &ModelArgs) -> Result<()> {
         a.approx.g,
         a.truncation,
         a.frac_bits,
+        a.latency_ms,
     );
     let range = activation_range(&program, &weights, &first)?;
     println!("{range}");
@@ -216,6 +227,8 @@ pub fn run(a: &ModelArgs) -> Result<()> {
         .arg(PARTY_TIMEOUT.to_string())
         .arg("--ahead")
         .arg(a.ahead.to_string())
+        .arg("--latency-ms")
+        .arg(a.latency_ms.to_string())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log)?)
         .stderr(std::fs::File::create(dir.join("parties.err"))?)

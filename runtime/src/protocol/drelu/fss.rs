@@ -1,126 +1,416 @@
-//! DReLU from a distributed comparison function (issue 17): the algebra, as pure functions.
-//! The messages around it (P2 deals offline, P0 and P1 open one masked value online) are not
-//! wired yet, so `Model::new` still refuses `drelu = "fss"`.
+//! DReLU from a distributed comparison function: one online round, 2·⌈w/8⌉ bytes
+//! (`docs/design.md` §12, `docs/security.md` §3.8).
 //!
-//! P2 draws a mask r, shares it, and deals the keys of the comparison c = [x̂′ < r′] on the
-//! low 63 bits, with payload β = 1 − 2·MSB(r), plus shares of MSB(r). P0 and P1 open
-//! x̂ = x + r. Because x = x̂ − r, the top bit of x is
+//! Offline, P2 deals. Each computing party's share r_j of the mask r (w bits, w = 64 − g) and
+//! its DCF root seed come from its stream with P2, so P2 sends only the keys' correction
+//! words, the same bytes to both. The key computes MSB(r) ⊕ [x̂′ < r′] on the low w − 1 bits:
+//! for MSB(r) = 0 that is [x̂′ < r′], for MSB(r) = 1 it is [x̂′ ≥ r′] (the DCF's other side),
+//! so no share of MSB(r) is needed.
+//!
+//! Online, P0 and P1 open x̂ = z + r (mod 2^w), z the compared value. Because z = x̂ − r, its
+//! top bit is
 //!
 //! ```text
-//!     MSB(x) = MSB(x̂) ⊕ MSB(r) ⊕ [x̂′ < r′]        (x̂′, r′: the low 63 bits)
+//!     MSB(z) = MSB(x̂) ⊕ MSB(r) ⊕ [x̂′ < r′]        (x̂′, r′: the low w − 1 bits)
 //! ```
 //!
-//! (the low bits borrow exactly when x̂′ < r′), and MSB(r) ⊕ c = MSB(r) + (1 − 2·MSB(r))·c,
-//! so the key's output plus the shares of MSB(r) are shares of MSB(r) ⊕ c. With MSB(x̂)
-//! public, DReLU = 1 − MSB(x) is linear in those: exact on the whole ring.
+//! (the low bits borrow exactly when x̂′ < r′). With MSB(x̂) public, DReLU = 1 − MSB(z) is
+//! linear in the key's output: exact on the whole ring for w = 64.
+//!
+//! Approximate comparison as in `securenn`: each party shifts its share right by k, and only
+//! the low w bits of the result are compared (the top 64 − g bits of the value shifted left
+//! by g), so the opening is w bits and the keys w − 1 levels.
 
-use crate::fss::dcf::{Key, deal, eval};
-use crate::fss::prg::Prg;
-use crate::prf::mask;
+use ksnn_formats::cost::DCF_KEYS_PER_MESSAGE;
 
-/// What P2 deals one party for one DReLU.
-#[derive(Clone, Debug)]
+use crate::fss::dcf::{KeyRef, Side, deal_many, eval_many, key_bytes};
+use crate::fss::prg::{AesPrg, LANES};
+use crate::par;
+use crate::prf::{Purpose, mask};
+use crate::protocol::trunc::local_shift;
+use crate::protocol::{Party, ProtocolError, Result};
+use crate::role::{Pair, Role};
+
+/// What P0 or P1 keeps from the offline pass for one batch of DReLUs.
 pub struct Material {
-    /// The party's share of the mask r (mod 2^64).
-    pub r: u64,
-    /// The party's share of MSB(r) (mod 2^64).
-    pub msb_r: u64,
-    /// The party's key of β·[x̂′ < r′], β = 1 − 2·MSB(r).
-    pub key: Key,
+    /// The party's shares of the masks r, w bits each.
+    r: Vec<u64>,
+    /// The party's DCF root seeds.
+    roots: Vec<u128>,
+    /// Every key's packed correction words, [`key_bytes`] each, in batch order.
+    corrections: Vec<u8>,
 }
 
-/// The dealer's side for one DReLU: from the mask `r`, the share splits `r0` and `m0` (P0's
-/// shares of r and of MSB(r)), and the DCF roots — all uniform, secret — the material of P0
-/// and P1.
-pub fn deal_one(prg: &impl Prg, r: u64, r0: u64, m0: u64, roots: [u128; 2]) -> [Material; 2] {
-    let msb = r >> 63;
-    let beta = 1u64.wrapping_sub(2 * msb);
-    let [k0, k1] = deal(prg, 63, r & mask(63), beta, roots);
-    [
-        Material {
-            r: r0,
-            msb_r: m0,
-            key: k0,
-        },
-        Material {
-            r: r.wrapping_sub(r0),
-            msb_r: msb.wrapping_sub(m0),
-            key: k1,
-        },
-    ]
+/// Bits compared, w = 64 − g.
+fn width(p: &Party) -> u32 {
+    p.config.approx.compared_bits()
 }
 
-/// Party `j`'s share (mod 2^64) of DReLU(x) = [x ≥ 0] from the opened x̂ = x + r and its
-/// material.
-pub fn eval_one(prg: &impl Prg, j: u8, opened: u64, m: &Material) -> u64 {
-    // Shares of MSB(r) ⊕ [x̂′ < r′].
-    let c = eval(prg, &m.key, opened & mask(63)).wrapping_add(m.msb_r);
-    // MSB(x) = MSB(x̂) ⊕ that; DReLU = 1 − MSB(x). P0 adds the public constants.
-    let msb = if opened >> 63 == 0 {
-        c
-    } else if j == 0 {
-        1u64.wrapping_sub(c)
-    } else {
-        c.wrapping_neg()
-    };
-    if j == 0 {
-        1u64.wrapping_sub(msb)
-    } else {
-        msb.wrapping_neg()
+/// The party's mask shares and root seeds for `n` DReLUs, from its stream with P2.
+fn draws(p: &Party, pair: Pair, n: usize, w: u32) -> (Vec<u64>, Vec<u128>) {
+    let mut st = p.stream(pair, Purpose::FssMask);
+    let mut r = st.ring(n);
+    r.iter_mut().for_each(|v| *v &= mask(w));
+    let words = st.ring(2 * n);
+    let roots = words
+        .chunks_exact(2)
+        .map(|s| u128::from(s[0]) | (u128::from(s[1]) << 64))
+        .collect();
+    (r, roots)
+}
+
+/// The batch's key pieces: at most [`DCF_KEYS_PER_MESSAGE`] keys per message.
+fn pieces(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let per = DCF_KEYS_PER_MESSAGE as usize;
+    (0..n.div_ceil(per).max(1)).map(move |k| k * per..((k + 1) * per).min(n))
+}
+
+const KEYS: &str = "fss DReLU: key correction words";
+
+/// Offline: P2 deals the keys of `n` DReLUs and sends P0 and P1 their correction words; they
+/// keep them with their streams' masks and roots. P2 returns `None`.
+pub fn offline(p: &mut Party, n: usize) -> Result<Option<Material>> {
+    let w = width(p);
+    let (bits, kb) = (w - 1, key_bytes(w - 1));
+    match p.role {
+        Role::Helper => {
+            let (r0, s0) = draws(p, Pair::ClientHelper, n, w);
+            let (r1, s1) = draws(p, Pair::ServerHelper, n, w);
+            let prg = AesPrg::default();
+            let functions = par::map(n, |i| {
+                let r = r0[i].wrapping_add(r1[i]) & mask(w);
+                let side = if r >> (w - 1) == 0 {
+                    Side::Below
+                } else {
+                    Side::AtLeast
+                };
+                (r & mask(bits), 1, side)
+            });
+            let roots: Vec<[u128; 2]> = s0.iter().zip(&s1).map(|(a, b)| [*a, *b]).collect();
+            for piece in pieces(n) {
+                let mut words = vec![0u8; piece.len() * kb];
+                // Groups of LANES keys, in parallel.
+                let group = LANES * kb;
+                let offsets: Vec<usize> = (0..piece.len().div_ceil(LANES))
+                    .map(|g| g * group)
+                    .chain([words.len()])
+                    .collect();
+                par::for_each_segment(&mut words, &offsets, |g, out| {
+                    let keys =
+                        piece.start + g * LANES..(piece.start + (g + 1) * LANES).min(piece.end);
+                    deal_many(&prg, bits, &functions[keys.clone()], &roots[keys], out);
+                });
+                p.send_bytes(Role::Client, KEYS, words.clone())?;
+                p.send_bytes(Role::Server, KEYS, words)?;
+            }
+            Ok(None)
+        }
+        Role::Client | Role::Server => {
+            let pair = Pair::of(p.role, Role::Helper).expect("a computing party");
+            let (r, roots) = draws(p, pair, n, w);
+            let mut corrections = Vec::with_capacity(n * kb);
+            for piece in pieces(n) {
+                corrections.extend(p.recv_bytes(Role::Helper, KEYS, piece.len() * kb)?);
+            }
+            Ok(Some(Material {
+                r,
+                roots,
+                corrections,
+            }))
+        }
     }
+}
+
+const OPEN: &str = "fss DReLU: open z + r";
+
+/// Sends the peer this party's `w`-bit masked values and returns the peer's: ring elements
+/// at w = 64, else ⌈w/8⌉ little-endian bytes each.
+fn open(p: &mut Party, mine: &[u64], w: u32) -> Result<Vec<u64>> {
+    let peer = p.peer();
+    if w == 64 {
+        return p.exchange_ring(OPEN, mine);
+    }
+    let len = w.div_ceil(8) as usize;
+    let mut bytes = Vec::with_capacity(mine.len() * len);
+    for v in mine {
+        bytes.extend_from_slice(&v.to_le_bytes()[..len]);
+    }
+    p.send_bytes(peer, OPEN, bytes)?;
+    let theirs = p.recv_bytes(peer, OPEN, mine.len() * len)?;
+    Ok(theirs
+        .chunks_exact(len)
+        .map(|b| {
+            let mut v = [0u8; 8];
+            v[..len].copy_from_slice(b);
+            u64::from_le_bytes(v)
+        })
+        .collect())
+}
+
+/// Online: shares of `[a ≥ 0]` for the `n` shared values `a`, from the batch's offline
+/// material (P2: empty slice, no material, no message).
+pub fn online(p: &mut Party, a: &[u64], n: usize, material: Option<Material>) -> Result<Vec<u64>> {
+    if p.role == Role::Helper {
+        return Ok(Vec::new());
+    }
+    let role = p.role;
+    let m = match material {
+        Some(m) if m.r.len() == n && a.len() == n => m,
+        _ => {
+            return Err(ProtocolError::Preprocessing {
+                role,
+                what: "an fss DReLU batch's keys",
+            });
+        }
+    };
+    let (w, k) = (width(p), p.config.approx.k as u32);
+    let (bits, kb) = (w - 1, key_bytes(w - 1));
+    // x̂_j = z_j + r_j on w bits.
+    let mine = par::map(n, |i| {
+        local_shift(role, a[i], k).wrapping_add(m.r[i]) & mask(w)
+    });
+    let theirs = open(p, &mine, w)?;
+    let j = p.j() as u8;
+    let prg = AesPrg::default();
+    let opened: Vec<u64> = mine
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.wrapping_add(*b) & mask(w))
+        .collect();
+    // Shares of MSB(r) ⊕ [x̂′ < r′], LANES keys at a time, in parallel.
+    let groups = par::map_weighted(n.div_ceil(LANES), n * bits as usize, |g| {
+        let range = g * LANES..((g + 1) * LANES).min(n);
+        let keys: Vec<KeyRef> = range
+            .clone()
+            .map(|i| KeyRef {
+                party: j,
+                seed: m.roots[i],
+                bits,
+                corrections: &m.corrections[i * kb..(i + 1) * kb],
+            })
+            .collect();
+        let xs: Vec<u64> = opened[range].iter().map(|x| x & mask(bits)).collect();
+        let mut out = vec![0u64; xs.len()];
+        eval_many(&prg, &keys, &xs, &mut out);
+        out
+    });
+    let c = groups.concat();
+    // MSB(z) = MSB(x̂) ⊕ that; DReLU = 1 − MSB(z). P0 adds the public constants.
+    Ok(c.iter()
+        .zip(&opened)
+        .map(|(&c, &x)| {
+            let msb = if x >> bits == 0 {
+                c
+            } else if j == 0 {
+                1u64.wrapping_sub(c)
+            } else {
+                c.wrapping_neg()
+            };
+            if j == 0 {
+                1u64.wrapping_sub(msb)
+            } else {
+                msb.wrapping_neg()
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fss::prg::AesPrg;
-    use crate::testing::rand_u64;
+    use crate::net::counting::{CountingTransport, Phase};
+    use crate::prf::{Addr, Label, Scope};
+    use crate::testing::{mine, on_three, rand_u64, split};
+    use ksnn_formats::cost::dcf_key_bytes;
+    use ksnn_formats::{ApproxCompare, DreluProtocol, ProtocolConfig};
 
-    /// The whole exchange on cleartext shares: deal, open x + r, evaluate; the two results
-    /// add up to [x ≥ 0] on random values and on the ring's edges.
-    #[test]
-    fn exact_on_random_and_edge_values() {
-        let prg = AesPrg::default();
-        let mut values: Vec<u64> = (0..3000).map(|_| rand_u64()).collect();
-        values.extend(
-            [
-                0i64,
-                -1,
-                1,
-                2,
-                -2,
-                1 << 62,
-                -(1 << 62),
-                i64::MAX,
-                i64::MIN,
-                i64::MAX - 1,
-                i64::MIN + 1,
-            ]
-            .iter()
-            .map(|&v| v as u64),
-        );
-        values.extend((0..400).map(|i| (i as i64 - 200) as u64));
-        let root = || (u128::from(rand_u64()) << 64) | u128::from(rand_u64());
-        for (k, &x) in values.iter().enumerate() {
-            // Masks at the ring's corners too: r = 0, 2^63 − 1, 2^63, 2^64 − 1.
-            let r = match k % 50 {
-                0 => 0,
-                1 => (1 << 63) - 1,
-                2 => 1 << 63,
-                3 => u64::MAX,
-                _ => rand_u64(),
+    /// What one batch cost and gave: the reconstructed bits, online bytes (all parties),
+    /// online rounds, offline bytes.
+    struct Outcome {
+        bits: Vec<u64>,
+        online: u64,
+        rounds: u32,
+        offline: u64,
+    }
+
+    fn fss(approx: ApproxCompare) -> ProtocolConfig {
+        ProtocolConfig {
+            drelu: DreluProtocol::Fss,
+            approx,
+            ..Default::default()
+        }
+    }
+
+    /// Offline then online, all three parties, each pass counted in its phase.
+    fn secure(values: &[u64], config: ProtocolConfig) -> Outcome {
+        let shares = split(values);
+        let n = values.len();
+        let (out, _) = on_three(|k, net| {
+            let mut net = CountingTransport::new(net);
+            let at = Addr::root(Scope::Inference(7)).child(Label::Layer(0));
+            let party = |net: &mut CountingTransport<_>, f: &mut dyn FnMut(&mut Party)| {
+                let mut p = Party {
+                    role: k.role(),
+                    keys: k,
+                    net,
+                    at,
+                    config,
+                    frac_bits: 12,
+                };
+                f(&mut p)
             };
-            let m = deal_one(&prg, r, rand_u64(), rand_u64(), [root(), root()]);
-            let x0 = rand_u64();
-            let x1 = x.wrapping_sub(x0);
-            // Each party sends its x_j + r_j; both learn x̂ = x + r.
-            let opened = x0
-                .wrapping_add(m[0].r)
-                .wrapping_add(x1)
-                .wrapping_add(m[1].r);
-            let got =
-                eval_one(&prg, 0, opened, &m[0]).wrapping_add(eval_one(&prg, 1, opened, &m[1]));
-            assert_eq!(got, ((x as i64) >= 0) as u64, "x = {} r = {r}", x as i64);
+            net.start_phase(Phase::Offline);
+            let mut pre = None;
+            party(&mut net, &mut |p| pre = offline(p, n).unwrap());
+            net.start_phase(Phase::Online);
+            let mut bits = Vec::new();
+            let x = mine(k.role(), &shares);
+            party(&mut net, &mut |p| {
+                bits = online(p, &x, n, pre.take()).unwrap();
+            });
+            (bits, net.take_stats())
+        });
+        let sum = |phase| out.iter().map(|(_, s)| s.sent_in(phase).bytes).sum();
+        Outcome {
+            bits: crate::ring::add(&out[0].0, &out[1].0),
+            online: sum(Phase::Online),
+            offline: sum(Phase::Offline),
+            rounds: out
+                .iter()
+                .filter_map(|(_, s)| s.depth_at_end.get(&(Phase::Online, None)).copied())
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    fn edges() -> Vec<u64> {
+        [
+            0i64,
+            -1,
+            1,
+            2,
+            -2,
+            1 << 62,
+            -(1 << 62),
+            (1 << 62) - 1,
+            i64::MAX,
+            i64::MIN,
+            i64::MAX - 1,
+            i64::MIN + 1,
+        ]
+        .iter()
+        .map(|&v| v as u64)
+        .collect()
+    }
+
+    /// Exact on random values, the ring's edges and small magnitudes; one online round,
+    /// 16 bytes per DReLU online, two copies of a 63-level key offline.
+    #[test]
+    fn exact_in_one_round_on_random_and_edge_values() {
+        let mut values: Vec<u64> = (0..20_000).map(|_| rand_u64()).collect();
+        values.extend(edges());
+        values.extend((0..2000).map(|i| (i as i64 - 1000) as u64));
+        let got = secure(&values, fss(ApproxCompare::default()));
+        for (v, b) in values.iter().zip(&got.bits) {
+            assert_eq!(*b, ((*v as i64) >= 0) as u64, "DReLU({})", *v as i64);
+        }
+        let n = values.len() as u64;
+        assert_eq!(got.rounds, 1, "one online round");
+        assert_eq!(got.online, 16 * n, "8 bytes each way per DReLU");
+        assert_eq!(
+            got.offline,
+            2 * n * dcf_key_bytes(63),
+            "the key to P0 and to P1"
+        );
+        assert_eq!(dcf_key_bytes(63), 1528);
+    }
+
+    /// More than one key piece, and an empty batch (messages still go, empty).
+    #[test]
+    fn key_pieces_and_empty_batches() {
+        let n = DCF_KEYS_PER_MESSAGE as usize + 17;
+        let values: Vec<u64> = (0..n).map(|i| (i as i64 - 700) as u64).collect();
+        let got = secure(&values, fss(ApproxCompare::default()));
+        for (v, b) in values.iter().zip(&got.bits) {
+            assert_eq!(*b, ((*v as i64) >= 0) as u64);
+        }
+        assert_eq!(pieces(n).count(), 2);
+        let got = secure(&[], fss(ApproxCompare::default()));
+        assert!(got.bits.is_empty());
+        assert_eq!(got.rounds, 1);
+    }
+
+    /// Approximate comparison: only 64 − g bits are opened and 63 − g levels dealt; correct
+    /// within the documented limits, like `securenn`'s.
+    #[test]
+    fn approximate_comparison_limits() {
+        // g = 44, k = 0: 20 bits compared, 3 bytes each way; correct below 2^19.
+        let approx = ApproxCompare { k: 0, g: 44 };
+        let limit = 1i64 << 19;
+        let inside: Vec<u64> = [-limit, -limit + 1, -1, 0, 1, limit - 1, 12345, -54321]
+            .iter()
+            .map(|&v| v as u64)
+            .collect();
+        let got = secure(&inside, fss(approx));
+        for (v, b) in inside.iter().zip(&got.bits) {
+            assert_eq!(*b, ((*v as i64) >= 0) as u64, "DReLU({})", *v as i64);
+        }
+        let n = inside.len() as u64;
+        assert_eq!(got.online, 2 * 3 * n, "20 bits in 3 bytes each way");
+        assert_eq!(got.offline, 2 * n * dcf_key_bytes(19));
+        // Beyond: 2^19 wraps to −2^19 in 20 bits, reported negative; never a panic.
+        let beyond: Vec<u64> = [limit, 3 * limit, -3 * limit, i64::MAX, i64::MIN]
+            .iter()
+            .map(|&v| v as u64)
+            .collect();
+        let got = secure(&beyond, fss(approx));
+        assert!(got.bits.iter().all(|&b| b <= 1));
+        assert_eq!(got.bits[0], 0);
+
+        // k = 5, g = 48: 16 bits, 2 bytes each way, 15-level keys (the offline size the
+        // issue asks for at NB = 16).
+        let approx = ApproxCompare { k: 5, g: 48 };
+        let vals: Vec<u64> = [(1 << 20) - 33, -(1 << 20), 100, -100, 0, 31]
+            .iter()
+            .map(|&v: &i64| v as u64)
+            .collect();
+        let got = secure(&vals, fss(approx));
+        for (v, b) in vals.iter().zip(&got.bits) {
+            assert_eq!(
+                *b,
+                ((*v as i64) >= 0) as u64,
+                "DReLU({}) k=5 g=48",
+                *v as i64
+            );
+        }
+        let n = vals.len() as u64;
+        assert_eq!(got.online, 2 * 2 * n);
+        assert_eq!(got.offline, 2 * n * dcf_key_bytes(15));
+        assert_eq!(dcf_key_bytes(15), 370);
+    }
+
+    /// Material of another batch size is refused with the step's error, not a panic.
+    #[test]
+    fn material_of_another_batch_is_refused() {
+        let values = vec![5u64; 10];
+        let shares = split(&values);
+        let config = fss(ApproxCompare::default());
+        let (out, _) = on_three(|k, net| {
+            let mut net = net;
+            let mut p = Party {
+                role: k.role(),
+                keys: k,
+                net: &mut net,
+                at: Addr::root(Scope::Inference(3)),
+                config,
+                frac_bits: 12,
+            };
+            let pre = offline(&mut p, 9).unwrap();
+            online(&mut p, &mine(k.role(), &shares), 10, pre).map(|_| ())
+        });
+        for r in [0, 1] {
+            let e = out[r].as_ref().expect_err("refused");
+            assert!(matches!(e, ProtocolError::Preprocessing { .. }), "{e}");
         }
     }
 }

@@ -1,5 +1,8 @@
 //! DReLU: shares of the bit `[a ≥ 0]` (two's complement) of a shared ring element.
 //!
+//! `fss`: a helper-dealt distributed comparison function ([`fss`]); one online round,
+//! 2·⌈(64 − g)/8⌉ bytes, keys dealt offline.
+//!
 //! `securenn` (the default): MSB(a) = MSB(a0) ⊕ MSB(a1) ⊕ carry out of the low 63 bits,
 //! computed by the wrap-bit protocol ([`crate::protocol::wrap`]) on SecureNN's
 //! PrivateCompare mod 67. SecureNN's own ShareConvert-to-Z_{2^64−1} route cannot be exact on
@@ -16,18 +19,32 @@ pub mod securenn;
 
 use ksnn_formats::DreluProtocol;
 
-use crate::protocol::{Party, ProtocolError, Result};
+use crate::protocol::{Party, Result};
 
-/// Shares (over Z_2^64) of `[a ≥ 0]` for `n` shared values `a` (P2: empty slice), by the
-/// program's DReLU protocol. Several batches in one step need distinct addresses: call it
-/// with `p.sub(..)`.
-pub fn drelu(p: &mut Party, a: &[u64], n: usize) -> Result<Vec<u64>> {
+/// What a DReLU batch's offline pass leaves for its online pass: `fss` keys for P0 and P1;
+/// nothing for `securenn`, which has no offline pass, or for P2.
+pub type Offline = Option<fss::Material>;
+
+/// The offline pass of a batch of `n` DReLUs, by the program's protocol.
+pub fn offline(p: &mut Party, n: usize) -> Result<Offline> {
+    match p.config.drelu {
+        DreluProtocol::SecureNn => Ok(None),
+        DreluProtocol::Fss => fss::offline(p, n),
+    }
+}
+
+/// The online pass: shares (over Z_2^64) of `[a ≥ 0]` for `n` shared values `a` (P2: empty
+/// slice), with the batch's offline material.
+pub fn online(p: &mut Party, a: &[u64], n: usize, pre: Offline) -> Result<Vec<u64>> {
     match p.config.drelu {
         DreluProtocol::SecureNn => securenn::drelu(p, a, n),
-        // `Model::new` refuses such programs; direct callers get an error, not a panic.
-        DreluProtocol::Fss => Err(ProtocolError::Unsupported(format!(
-            "{}: DReLU protocol `fss` is not implemented in this runtime",
-            p.role
-        ))),
+        DreluProtocol::Fss => fss::online(p, a, n, pre),
     }
+}
+
+/// Both passes in one call: shares of `[a ≥ 0]` for `n` shared values `a` (P2: empty
+/// slice). Several batches in one step need distinct addresses: call it with `p.sub(..)`.
+pub fn drelu(p: &mut Party, a: &[u64], n: usize) -> Result<Vec<u64>> {
+    let pre = offline(p, n)?;
+    online(p, a, n, pre)
 }

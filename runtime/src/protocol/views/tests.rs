@@ -1,6 +1,6 @@
 //! The joint-view tests, per protocol, with their positive controls.
 
-use ksnn_formats::{ApproxCompare, Block, ProtocolConfig, Shape, Truncation};
+use ksnn_formats::{ApproxCompare, Block, DreluProtocol, ProtocolConfig, Shape, Truncation};
 
 use super::attack::{self, Element};
 use super::stats::{Histograms, differing, features};
@@ -83,6 +83,21 @@ fn drelu_views(config: ProtocolConfig, leak: Leak, n: usize, s1: u64, s2: u64) -
 
 const FAR: [(i64, i64); 2] = [(0, -1), (1 << 40, -(1 << 40))];
 
+fn fss() -> ProtocolConfig {
+    ProtocolConfig {
+        drelu: DreluProtocol::Fss,
+        ..Default::default()
+    }
+}
+
+/// `fss` on 20 bits (g = 44): one opened value in 3 bytes.
+fn fss_narrow() -> ProtocolConfig {
+    ProtocolConfig {
+        approx: ApproxCompare { k: 0, g: 44 },
+        ..fss()
+    }
+}
+
 #[test]
 fn joint_views_are_independent_per_protocol() {
     let exact = ProtocolConfig {
@@ -95,18 +110,31 @@ fn joint_views_are_independent_per_protocol() {
             "DReLU",
             drelu_views(ProtocolConfig::default(), Leak::None, 800, s1, s2),
         );
+        assert_independent("fss DReLU", drelu_views(fss(), Leak::None, 800, s1, s2));
+        assert_independent(
+            "fss DReLU, 20 bits compared",
+            drelu_views(fss_narrow(), Leak::None, 800, s1, s2 & mask(19)),
+        );
 
         // Block ReLU: one channel of each kind, every pixel the secret.
         let xs = Shape::new(4, 8, 8);
         let layout = BlockLayout::new(xs, &[Block(2, 2), Block::RELU, Block(3, 3), Block::ZERO]);
         let n = xs.elements() as usize;
-        assert_independent(
-            "block ReLU",
-            compare_copies(exact, Leak::None, n, (s1, s2), |p, _, x, _| {
-                let r = p.role.index();
-                both_passes(p, |a| relu::block_relu(a, &layout, &x[r], 64)).unwrap();
-            }),
-        );
+        for config in [
+            exact,
+            ProtocolConfig {
+                drelu: DreluProtocol::Fss,
+                ..exact
+            },
+        ] {
+            assert_independent(
+                &format!("block ReLU, {:?}", config.drelu),
+                compare_copies(config, Leak::None, n, (s1, s2), |p, _, x, _| {
+                    let r = p.role.index();
+                    both_passes(p, |a| relu::block_relu(a, &layout, &x[r], 64)).unwrap();
+                }),
+            );
+        }
 
         // Max pool over 5 taps (3 levels, one odd), taps s + t.
         let (k, n) = (5, 300);
@@ -418,6 +446,68 @@ fn reused_mask_is_caught() {
     );
 }
 
+/// A DCF key and mask reused across two comparisons (here: the same position in two
+/// inferences, [`Leak::ReusedMask`]) must be seen. A received opening alone stays uniform
+/// under reuse (the peer's share is fresh), so the test sets it against what the receiver
+/// knows, its own opening: the known attack — the difference of the two inferences' opened
+/// sums is the difference of the compared values — recovers the secret's change at every
+/// position for either computing party with the control, and at none on the protocol.
+#[test]
+fn reused_fss_key_is_caught() {
+    let (s1, s2) = (1234u64, (-98_765i64) as u64);
+    let n = 64;
+    let recovered = |leak: Leak, role: Role| -> usize {
+        let inputs = [shares(&vec![s1; n]), shares(&vec![s2; n])];
+        let run = session(fss(), leak, &inputs, |p, _, x, _| {
+            drelu(p, &x[p.role.index()], n).unwrap();
+        });
+        let opened = |inf: usize| -> Vec<u64> {
+            let m = run.views[inf][role.index()]
+                .iter()
+                .find(|m| m.step.contains("open z + r"))
+                .expect("the peer's opening");
+            ksnn_formats::frame::get_ring(&m.message.payload).unwrap()
+        };
+        // The receiver's own opening, from its share and its mask stream with P2.
+        let own = |inf: usize| -> Vec<u64> {
+            let at = Addr::root(Scope::Inference(inf as u64 + 1)).child(Label::Layer(0));
+            let at = if leak == Leak::ReusedMask {
+                at.in_scope(Scope::Inference(0))
+            } else {
+                at
+            };
+            let pair = Pair::of(role, Role::Helper).unwrap();
+            let r = run.keys[role.index()]
+                .stream(pair, &at, Purpose::FssMask)
+                .ring(n);
+            (0..n)
+                .map(|i| inputs[inf][role.index()][i].wrapping_add(r[i]))
+                .collect()
+        };
+        let (a, b, oa, ob) = (opened(0), opened(1), own(0), own(1));
+        (0..n)
+            .filter(|&i| {
+                let d = b[i]
+                    .wrapping_add(ob[i])
+                    .wrapping_sub(a[i].wrapping_add(oa[i]));
+                d == s2.wrapping_sub(s1)
+            })
+            .count()
+    };
+    for role in [Role::Client, Role::Server] {
+        assert_eq!(
+            recovered(Leak::ReusedMask, role),
+            n,
+            "the control: {role} recovers every difference"
+        );
+        assert_eq!(
+            recovered(Leak::None, role),
+            0,
+            "fresh keys: {role} recovers nothing"
+        );
+    }
+}
+
 /// P0's view of whole inferences of the example CNN under two different weight files with the
 /// same input (two inferences per session), without the output it learns by design.
 #[test]
@@ -496,9 +586,15 @@ fn every_message_fits_the_program_bound() {
     use crate::net::recording::RecordingTransport;
     use ksnn_formats::example::{tiny_cnn, with_weights};
 
-    for truncation in [Truncation::LocalShift, Truncation::HelperExact] {
+    let configs = [
+        (Truncation::LocalShift, DreluProtocol::SecureNn),
+        (Truncation::HelperExact, DreluProtocol::SecureNn),
+        (Truncation::LocalShift, DreluProtocol::Fss),
+    ];
+    for (truncation, drelu) in configs {
         let (mut p, _) = tiny_cnn(4);
         p.protocol.truncation = truncation;
+        p.protocol.drelu = drelu;
         let (program, weights) = with_weights(p, 4, 0.3);
         let bound = program.max_layer_message().unwrap() as usize;
         let client = Model::new(&program, None).unwrap();
@@ -526,11 +622,11 @@ fn every_message_fits_the_program_bound() {
         let largest = largest.into_iter().max().unwrap();
         assert!(
             largest <= bound,
-            "{truncation:?}: a {largest}-byte message over the bound {bound}"
+            "{truncation:?}, {drelu:?}: a {largest}-byte message over the bound {bound}"
         );
         assert!(
             bound <= 16 * largest,
-            "{truncation:?}: bound {bound} for at most {largest}"
+            "{truncation:?}, {drelu:?}: bound {bound} for at most {largest}"
         );
     }
 }
