@@ -101,6 +101,16 @@ impl Program {
         Ok(max)
     }
 
+    /// Bytes of the `fss` comparison keys the helper deals per inference, both parties' copies
+    /// ([`dcf_key_bytes`] on 63 − g bits, twice per DReLU); 0 for `securenn`.
+    pub fn dealt_key_bytes(&self) -> Result<u64, FormatError> {
+        if self.protocol.drelu != DreluProtocol::Fss {
+            return Ok(0);
+        }
+        let drelus: u64 = self.costs()?.iter().map(|c| c.drelus).sum();
+        Ok(2 * drelus * dcf_key_bytes(self.protocol.approx.compared_bits() - 1))
+    }
+
     /// Bytes of the session set-up: the server sends the helper every linear coefficient
     /// (weights and scales, not biases) once, masked, 8 bytes each (`docs/security.md` §3.3).
     pub fn setup_bytes(&self) -> Result<u64, FormatError> {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use ksnn_formats::Program;
+use ksnn_formats::{DreluProtocol, Program};
 
 mod client;
 mod config;
@@ -221,6 +221,22 @@ fn run(cli: Cli) -> Result<()> {
                 program.input.shape,
                 program.layers.len(),
                 costs.iter().map(|c| c.drelus).sum::<u64>()
+            );
+            let proto = program.protocol;
+            let drelu = match proto.drelu {
+                DreluProtocol::SecureNn => {
+                    "securenn DReLU (wrap-bit comparison, 4 online rounds)".to_string()
+                }
+                DreluProtocol::Fss => format!(
+                    "fss DReLU (helper-dealt comparison keys, one online round; {:.2} MB of keys dealt per inference)",
+                    program.dealt_key_bytes()? as f64 / 1e6
+                ),
+            };
+            println!(
+                "protocol: {drelu}, comparison on {} bits after a shift of {}, {:?} truncation",
+                proto.approx.compared_bits(),
+                proto.approx.k,
+                proto.truncation
             );
             if let Some(w) = weights {
                 let params: usize = w.content.tensors.iter().map(|t| t.data.len()).sum();

@@ -40,8 +40,10 @@ pub enum Purpose {
     WrapBits = 7,
     /// (P0,P2): P0's share of the comparison's result.
     WrapResult = 8,
-    /// (P0,P2) / (P1,P2): the party's share of an `fss` DReLU's mask r and its DCF root seed.
+    /// (P0,P2) / (P1,P2): the party's share of a stand-alone `fss` DReLU's mask r.
     FssMask = 10,
+    /// (P0,P2) / (P1,P2): the party's DCF root seeds of an `fss` comparison batch.
+    FssRoot = 11,
 }
 
 /// A 256-bit secret shared by one pair of parties.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ksnn_formats::ProtocolConfig;
 
 use crate::exec::local::on_three_with;
+use crate::exec::secure::{Pass, Secure};
 use crate::net::counting::{CountingTransport, Phase, Stats};
 use crate::net::mem;
 use crate::prf::{Addr, Keys, Label, Scope};
@@ -35,6 +36,44 @@ pub fn run3<T: Send>(
             frac_bits: 12,
         };
         let out = f(&mut p);
+        (out, net.take_stats())
+    })
+    .0
+}
+
+/// Runs `step` as each role's protocol code at layer 0 of inference 7 with both passes, the
+/// offline pass counted as offline and the online pass as online; returns each role's
+/// online result and traffic.
+pub fn run3_passes<T: Send>(
+    config: ProtocolConfig,
+    step: impl Fn(&mut Secure<'_, '_>) -> crate::protocol::Result<T> + Sync,
+) -> [(T, Stats); 3] {
+    on_three(|k, net| {
+        let mut net = CountingTransport::new(net);
+        let at = Addr::root(Scope::Inference(7)).child(Label::Layer(0));
+        let mut stash = Vec::new();
+        net.start_phase(Phase::Offline);
+        {
+            let p = Party {
+                role: k.role(),
+                keys: k,
+                net: &mut net,
+                at,
+                config,
+                frac_bits: 12,
+            };
+            step(&mut Secure::new(p, Pass::Offline(&mut stash), None)).unwrap();
+        }
+        net.start_phase(Phase::Online);
+        let p = Party {
+            role: k.role(),
+            keys: k,
+            net: &mut net,
+            at,
+            config,
+            frac_bits: 12,
+        };
+        let out = step(&mut Secure::new(p, Pass::Online(stash.into_iter()), None)).unwrap();
         (out, net.take_stats())
     })
     .0

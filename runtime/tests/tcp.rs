@@ -21,6 +21,8 @@ static LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 fn certs(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ksnn-tcp-{}-{name}", std::process::id()));
+    // A directory left by an earlier process with the same id would hold a CA already.
+    let _ = std::fs::remove_dir_all(&dir);
     generate(&dir).unwrap();
     dir
 }

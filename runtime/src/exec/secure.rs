@@ -9,8 +9,9 @@ use crate::protocol::arith::{Arith, add_per_channel};
 use crate::protocol::beaver::{self, MulShape};
 use crate::protocol::drelu;
 use crate::protocol::linear::{self, ClientPre};
-use crate::protocol::{Party, ProtocolError, Result, trunc};
+use crate::protocol::{Party, ProtocolError, Result, select, trunc};
 use crate::role::Role;
+use ksnn_formats::DreluProtocol;
 
 /// What the offline pass leaves for one sub-step of the online pass.
 pub enum Pre {
@@ -20,6 +21,8 @@ pub enum Pre {
     Linear(Option<ClientPre>),
     /// A DReLU batch's dealt material (`fss`: P0's and P1's keys; otherwise `None`).
     Drelu(drelu::Offline),
+    /// A fused select's triple share and keys (`fss`).
+    Select(select::Dealt),
 }
 
 /// Which pass a [`Secure`] runs.
@@ -46,6 +49,11 @@ impl<'s, 'p> Secure<'s, 'p> {
             pass,
             masked_weights,
         }
+    }
+
+    /// The party running the step.
+    pub fn role(&self) -> Role {
+        self.party.role
     }
 
     fn online(&self) -> bool {
@@ -134,6 +142,21 @@ impl Arith for Secure<'_, '_> {
             return Err(self.missing("a product's triple"));
         };
         beaver::online(&mut self.party.sub(at), shape, x, y, c0.as_deref())
+    }
+
+    fn select(&mut self, level: u32, shape: &MulShape, x: &[u64]) -> Result<Vec<u64>> {
+        if self.party.config.drelu != DreluProtocol::Fss {
+            return select::by_parts(self, level, shape, x);
+        }
+        if !self.online() {
+            let dealt = select::offline(&mut self.party, level, shape)?;
+            self.stash(Pre::Select(dealt));
+            return Ok(Vec::new());
+        }
+        let Some(Pre::Select(dealt)) = self.take() else {
+            return Err(self.missing("a select's triple and keys"));
+        };
+        select::online(&mut self.party, level, shape, x, dealt)
     }
 
     fn truncate(&mut self, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {

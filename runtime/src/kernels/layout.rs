@@ -49,15 +49,6 @@ impl BlockLayout {
         layout
     }
 
-    /// Sum of `x` over each block.
-    pub fn sums(&self, x: &[u64]) -> Vec<u64> {
-        let mut s = vec![0u64; self.blocks];
-        for (&p, &b) in self.pixels.iter().zip(&self.block_of) {
-            s[b as usize] = s[b as usize].wrapping_add(x[p as usize]);
-        }
-        s
-    }
-
     /// The sized-channel pixels of `x`, in layout order.
     pub fn gather(&self, x: &[u64]) -> Vec<u64> {
         crate::par::map(self.pixels.len(), |i| x[self.pixels[i] as usize])
@@ -89,7 +80,8 @@ mod tests {
         assert_eq!(l.pixels.len(), 15);
         assert_eq!(l.zero_channels, [2]);
         let x: Vec<u64> = (0..45).collect();
-        let s = l.sums(&x);
+        // Block sums as the select forms them: the gathered pixels summed per block.
+        let s = crate::protocol::relu::mul_shape(&l).sums(&l.gather(&x));
         assert_eq!(s, [1 + 5 + 6, 2 + 3 + 7 + 8, 4 + 9, 10 + 11, 12 + 13, 14]);
         assert_eq!(l.blocks as u64, Block(2, 2).drelus(3, 5));
     }

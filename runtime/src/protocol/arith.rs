@@ -33,6 +33,13 @@ pub trait Arith {
     /// `x[i] · y[map[i]]` for the product's shape; with `y` a DReLU's bits, a selection.
     fn mul(&mut self, at: Label, shape: &MulShape, x: &[u64], y: &[u64]) -> Result<Vec<u64>>;
 
+    /// `x[i] · DReLU(Σ x over the elements sharing i's y index)` ([`super::select`]): what
+    /// block ReLU, max pool and clip end in. By parts unless a protocol fuses it. `level`
+    /// names this batch among the step's others.
+    fn select(&mut self, level: u32, shape: &MulShape, x: &[u64]) -> Result<Vec<u64>> {
+        super::select::by_parts(self, level, shape, x)
+    }
+
     /// `n` products brought back to f fractional bits.
     fn truncate(&mut self, y: Vec<u64>, n: usize) -> Result<Vec<u64>>;
 

@@ -36,6 +36,20 @@ impl MulShape {
     pub fn y_of(&self, i: usize) -> usize {
         self.map.as_ref().map_or(i, |m| m[i] as usize)
     }
+
+    /// For each `y` index, the sum of the `x` elements it multiplies (a block's pixels).
+    pub fn sums(&self, x: &[u64]) -> Vec<u64> {
+        match &self.map {
+            None => x.to_vec(),
+            Some(map) => {
+                let mut s = vec![0u64; self.n_y];
+                for (&v, &k) in x.iter().zip(map) {
+                    s[k as usize] = s[k as usize].wrapping_add(v);
+                }
+                s
+            }
+        }
+    }
 }
 
 fn draws(p: &Party, shape: &MulShape, pair: Pair) -> (Vec<u64>, Vec<u64>, crate::prf::Stream) {
@@ -69,6 +83,62 @@ pub fn offline(p: &mut Party, shape: &MulShape) -> Result<Option<Vec<u64>>> {
     }
 }
 
+/// This party's triple shares (A, B, C) for one product (P0 or P1).
+pub struct Triple {
+    a: Vec<u64>,
+    b: Vec<u64>,
+    c: Vec<u64>,
+}
+
+impl Triple {
+    /// P0's or P1's shares: from its stream with P2, and P0's `C0` from the offline pass.
+    pub fn of(p: &Party, shape: &MulShape, c0: Option<&[u64]>) -> Self {
+        match p.role {
+            Role::Client => {
+                let (a, b, _) = draws(p, shape, Pair::ClientHelper);
+                let c = c0.expect("P0 has its offline triple share").to_vec();
+                Self { a, b, c }
+            }
+            _ => {
+                let (a, b, mut st) = draws(p, shape, Pair::ServerHelper);
+                let c = st.ring(shape.n_x);
+                Self { a, b, c }
+            }
+        }
+    }
+
+    /// This party's `x − A`.
+    pub fn mask_x(&self, x: &[u64]) -> Vec<u64> {
+        crate::ring::sub(x, &self.a)
+    }
+
+    /// This party's `y − B`.
+    pub fn mask_y(&self, y: &[u64]) -> Vec<u64> {
+        crate::ring::sub(y, &self.b)
+    }
+
+    /// Shares of `x ⊙ expand(y)` from the opened `E = x − A` and `F = y − B`; `j` is P0 → 0,
+    /// P1 → 1.
+    pub fn combine(&self, j: u64, shape: &MulShape, e: &[u64], f: &[u64]) -> Vec<u64> {
+        let (a, b, c) = (&self.a, &self.b, &self.c);
+        crate::par::map(shape.n_x, |i| {
+            let k = shape.y_of(i);
+            (j.wrapping_mul(e[i]).wrapping_mul(f[k]))
+                .wrapping_add(e[i].wrapping_mul(b[k]))
+                .wrapping_add(a[i].wrapping_mul(f[k]))
+                .wrapping_add(c[i])
+        })
+    }
+}
+
+/// The mask A = A0 + A1 of a product's `x` (P2, which deals it), so a protocol can make other
+/// dealt material depend on it.
+pub fn helper_mask_x(p: &Party, shape: &MulShape) -> Vec<u64> {
+    let (a0, _, _) = draws(p, shape, Pair::ClientHelper);
+    let (a1, _, _) = draws(p, shape, Pair::ServerHelper);
+    crate::ring::add(&a0, &a1)
+}
+
 /// Online: shares of `x ⊙ expand(y)`. `c0` is P0's offline result. P2 returns an empty vector.
 pub fn online(
     p: &mut Party,
@@ -77,31 +147,16 @@ pub fn online(
     y: &[u64],
     c0: Option<&[u64]>,
 ) -> Result<Vec<u64>> {
-    let (a, b, c) = match p.role {
-        Role::Helper => return Ok(Vec::new()),
-        Role::Client => {
-            let (a, b, _) = draws(p, shape, Pair::ClientHelper);
-            (a, b, c0.expect("P0 has its offline triple share").to_vec())
-        }
-        Role::Server => {
-            let (a, b, mut st) = draws(p, shape, Pair::ServerHelper);
-            let c = st.ring(shape.n_x);
-            (a, b, c)
-        }
-    };
-    let mut ef: Vec<u64> = crate::ring::sub(x, &a);
-    ef.extend(crate::ring::sub(y, &b));
+    if p.role == Role::Helper {
+        return Ok(Vec::new());
+    }
+    let t = Triple::of(p, shape, c0);
+    let mut ef = t.mask_x(x);
+    ef.extend(t.mask_y(y));
     let other = p.exchange_ring("product: open x − A, y − B", &ef)?;
     crate::ring::add_assign(&mut ef, &other);
     let (e, f) = ef.split_at(shape.n_x);
-    let j = p.j();
-    Ok(crate::par::map(shape.n_x, |i| {
-        let k = shape.y_of(i);
-        (j.wrapping_mul(e[i]).wrapping_mul(f[k]))
-            .wrapping_add(e[i].wrapping_mul(b[k]))
-            .wrapping_add(a[i].wrapping_mul(f[k]))
-            .wrapping_add(c[i])
-    }))
+    Ok(t.combine(p.j(), shape, e, f))
 }
 
 /// Offline and online in one call, for protocols whose product is not preprocessed.

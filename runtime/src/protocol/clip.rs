@@ -1,7 +1,6 @@
 //! Clip (ReLU6 and friends): `clip(x, lo, hi) = lo + relu(x − lo) − relu(x − hi)`, both
 //! ReLUs in one DReLU batch and one product.
 
-use crate::prf::Label;
 use crate::protocol::Result;
 use crate::protocol::arith::Arith;
 use crate::protocol::beaver::MulShape;
@@ -14,8 +13,7 @@ pub fn clip<A: Arith>(a: &mut A, x: &[u64], n: usize, lo: i64, hi: i64) -> Resul
         d.extend(x.iter().map(|&v| v.wrapping_sub(lo)));
         d.extend(x.iter().map(|&v| v.wrapping_sub(hi)));
     }
-    let bits = a.drelu(Label::Compare(0), &d, 2 * n)?;
-    let r = a.mul(Label::Product(0), &MulShape::elementwise(2 * n), &d, &bits)?;
+    let r = a.select(0, &MulShape::elementwise(2 * n), &d)?;
     if !a.holds() {
         return Ok(Vec::new());
     }

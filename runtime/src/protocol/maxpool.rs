@@ -3,7 +3,6 @@
 //! one product) instead of the original's 8 sequential steps; the DReLU count is the same,
 //! kh·kw − 1 per output. Padding taps repeat an in-bounds value, so padding never wins.
 
-use crate::prf::Label;
 use crate::protocol::Result;
 use crate::protocol::arith::Arith;
 use crate::protocol::beaver::MulShape;
@@ -32,9 +31,7 @@ pub fn max_tree<A: Arith>(a: &mut A, mut taps: Vec<Vec<u64>>, n: usize) -> Resul
                 d.extend(crate::ring::sub(&taps[2 * t + 1], &taps[2 * t]));
             }
         }
-        let bits = a.drelu(Label::Compare(level), &d, pairs * n)?;
-        let shape = MulShape::elementwise(pairs * n);
-        let delta = a.mul(Label::Product(level), &shape, &d, &bits)?;
+        let delta = a.select(level, &MulShape::elementwise(pairs * n), &d)?;
         let last = if taps.len() % 2 == 1 {
             taps.pop()
         } else {

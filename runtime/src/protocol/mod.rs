@@ -14,6 +14,7 @@ pub mod linear;
 pub mod maxpool;
 pub mod private_compare;
 pub mod relu;
+pub mod select;
 pub mod share;
 pub mod trunc;
 #[cfg(test)]

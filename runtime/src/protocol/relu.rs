@@ -4,7 +4,6 @@
 //! block's pixels. Identity channels are untouched, zero channels zeroed locally.
 
 use crate::kernels::layout::BlockLayout;
-use crate::prf::Label;
 use crate::protocol::Result;
 use crate::protocol::arith::Arith;
 use crate::protocol::beaver::MulShape;
@@ -26,10 +25,8 @@ pub fn block_relu<A: Arith>(
     plane: usize,
 ) -> Result<Vec<u64>> {
     let holds = a.holds();
-    let sums = if holds { layout.sums(x) } else { Vec::new() };
-    let bits = a.drelu(Label::Compare(0), &sums, layout.blocks)?;
     let pixels = if holds { layout.gather(x) } else { Vec::new() };
-    let kept = a.mul(Label::Product(0), &mul_shape(layout), &pixels, &bits)?;
+    let kept = a.select(0, &mul_shape(layout), &pixels)?;
     let mut out = x.to_vec();
     if holds {
         layout.scatter(&mut out, &kept, plane);

@@ -31,32 +31,53 @@ use crate::protocol::trunc::local_shift;
 use crate::protocol::{Party, ProtocolError, Result};
 use crate::role::{Pair, Role};
 
-/// What P0 or P1 keeps from the offline pass for one batch of DReLUs.
-pub struct Material {
-    /// The party's shares of the masks r, w bits each.
-    r: Vec<u64>,
+/// The keys P0 or P1 holds for one batch of comparisons: its DCF root seeds and every key's
+/// correction words.
+pub struct Keys {
     /// The party's DCF root seeds.
     roots: Vec<u128>,
     /// Every key's packed correction words, [`key_bytes`] each, in batch order.
     corrections: Vec<u8>,
 }
 
+impl Keys {
+    /// Comparisons in the batch.
+    pub fn len(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty()
+    }
+}
+
+/// What P0 or P1 keeps from the offline pass of a stand-alone DReLU batch: its shares of
+/// the masks r (w bits each) and the keys.
+pub struct Material {
+    r: Vec<u64>,
+    keys: Keys,
+}
+
 /// Bits compared, w = 64 − g.
-fn width(p: &Party) -> u32 {
+pub fn width(p: &Party) -> u32 {
     p.config.approx.compared_bits()
 }
 
-/// The party's mask shares and root seeds for `n` DReLUs, from its stream with P2.
-fn draws(p: &Party, pair: Pair, n: usize, w: u32) -> (Vec<u64>, Vec<u128>) {
-    let mut st = p.stream(pair, Purpose::FssMask);
-    let mut r = st.ring(n);
-    r.iter_mut().for_each(|v| *v &= mask(w));
-    let words = st.ring(2 * n);
-    let roots = words
+/// The party's root seeds for `n` keys, from its stream with P2 (pair `pair`).
+fn roots(p: &Party, pair: Pair, n: usize) -> Vec<u128> {
+    let words = p.stream(pair, Purpose::FssRoot).ring(2 * n);
+    words
         .chunks_exact(2)
         .map(|s| u128::from(s[0]) | (u128::from(s[1]) << 64))
-        .collect();
-    (r, roots)
+        .collect()
+}
+
+/// The party's shares of `n` masks, w bits each, from its stream with P2.
+fn masks(p: &Party, pair: Pair, n: usize, w: u32) -> Vec<u64> {
+    let mut r = p.stream(pair, Purpose::FssMask).ring(n);
+    r.iter_mut().for_each(|v| *v &= mask(w));
+    r
 }
 
 /// The batch's key pieces: at most [`DCF_KEYS_PER_MESSAGE`] keys per message.
@@ -67,56 +88,122 @@ fn pieces(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 
 const KEYS: &str = "fss DReLU: key correction words";
 
-/// Offline: P2 deals the keys of `n` DReLUs and sends P0 and P1 their correction words; they
-/// keep them with their streams' masks and roots. P2 returns `None`.
+/// P2's side of the keys for `r.len()` comparisons whose w-bit masks `r` it knows: each key
+/// computes MSB(r) ⊕ [x̂′ < r′] on the low w − 1 bits, its roots from the streams P2 shares
+/// with P0 and P1; P2 sends both the correction words, in pieces.
+pub fn deal(p: &mut Party, r: &[u64], w: u32) -> Result<()> {
+    debug_assert_eq!(p.role, Role::Helper);
+    let n = r.len();
+    let (bits, kb) = (w - 1, key_bytes(w - 1));
+    let (s0, s1) = (
+        roots(p, Pair::ClientHelper, n),
+        roots(p, Pair::ServerHelper, n),
+    );
+    let prg = AesPrg::default();
+    let functions = par::map(n, |i| {
+        let side = if r[i] >> (w - 1) == 0 {
+            Side::Below
+        } else {
+            Side::AtLeast
+        };
+        (r[i] & mask(bits), 1, side)
+    });
+    let roots: Vec<[u128; 2]> = s0.iter().zip(&s1).map(|(a, b)| [*a, *b]).collect();
+    for piece in pieces(n) {
+        let mut words = vec![0u8; piece.len() * kb];
+        // Groups of LANES keys, in parallel.
+        let group = LANES * kb;
+        let offsets: Vec<usize> = (0..piece.len().div_ceil(LANES))
+            .map(|g| g * group)
+            .chain([words.len()])
+            .collect();
+        par::for_each_segment(&mut words, &offsets, |g, out| {
+            let keys = piece.start + g * LANES..(piece.start + (g + 1) * LANES).min(piece.end);
+            deal_many(&prg, bits, &functions[keys.clone()], &roots[keys], out);
+        });
+        p.send_bytes(Role::Client, KEYS, words.clone())?;
+        p.send_bytes(Role::Server, KEYS, words)?;
+    }
+    Ok(())
+}
+
+/// P0's or P1's side of [`deal`]: its roots and the correction words P2 sends.
+pub fn receive(p: &mut Party, n: usize, w: u32) -> Result<Keys> {
+    let pair = Pair::of(p.role, Role::Helper).expect("a computing party");
+    let kb = key_bytes(w - 1);
+    let roots = roots(p, pair, n);
+    let mut corrections = Vec::with_capacity(n * kb);
+    for piece in pieces(n) {
+        corrections.extend(p.recv_bytes(Role::Helper, KEYS, piece.len() * kb)?);
+    }
+    Ok(Keys { roots, corrections })
+}
+
+/// Shares of `[z ≥ 0]` (w-bit two's complement) from the opened `x̂ = z + r (mod 2^w)` of
+/// every comparison and this party's keys, dealt for the masks r.
+pub fn evaluate(p: &Party, keys: &Keys, opened: &[u64], w: u32) -> Vec<u64> {
+    let n = opened.len();
+    debug_assert_eq!(keys.len(), n);
+    let (bits, kb) = (w - 1, key_bytes(w - 1));
+    let j = p.j() as u8;
+    let prg = AesPrg::default();
+    // Shares of MSB(r) ⊕ [x̂′ < r′], LANES keys at a time, in parallel.
+    let groups = par::map_weighted(n.div_ceil(LANES), n * bits as usize, |g| {
+        let range = g * LANES..((g + 1) * LANES).min(n);
+        let refs: Vec<KeyRef> = range
+            .clone()
+            .map(|i| KeyRef {
+                party: j,
+                seed: keys.roots[i],
+                bits,
+                corrections: &keys.corrections[i * kb..(i + 1) * kb],
+            })
+            .collect();
+        let xs: Vec<u64> = opened[range].iter().map(|x| x & mask(bits)).collect();
+        let mut out = vec![0u64; xs.len()];
+        eval_many(&prg, &refs, &xs, &mut out);
+        out
+    });
+    // MSB(z) = MSB(x̂) ⊕ that; DReLU = 1 − MSB(z). P0 adds the public constants.
+    groups
+        .concat()
+        .iter()
+        .zip(opened)
+        .map(|(&c, &x)| {
+            let msb = if (x >> bits) & 1 == 0 {
+                c
+            } else if j == 0 {
+                1u64.wrapping_sub(c)
+            } else {
+                c.wrapping_neg()
+            };
+            if j == 0 {
+                1u64.wrapping_sub(msb)
+            } else {
+                msb.wrapping_neg()
+            }
+        })
+        .collect()
+}
+
+/// Offline: P2 deals the keys of `n` DReLUs on the masks its streams with P0 and P1 make
+/// (r = r0 + r1), and sends P0 and P1 their correction words; they keep them with their
+/// mask shares. P2 returns `None`.
 pub fn offline(p: &mut Party, n: usize) -> Result<Option<Material>> {
     let w = width(p);
-    let (bits, kb) = (w - 1, key_bytes(w - 1));
     match p.role {
         Role::Helper => {
-            let (r0, s0) = draws(p, Pair::ClientHelper, n, w);
-            let (r1, s1) = draws(p, Pair::ServerHelper, n, w);
-            let prg = AesPrg::default();
-            let functions = par::map(n, |i| {
-                let r = r0[i].wrapping_add(r1[i]) & mask(w);
-                let side = if r >> (w - 1) == 0 {
-                    Side::Below
-                } else {
-                    Side::AtLeast
-                };
-                (r & mask(bits), 1, side)
-            });
-            let roots: Vec<[u128; 2]> = s0.iter().zip(&s1).map(|(a, b)| [*a, *b]).collect();
-            for piece in pieces(n) {
-                let mut words = vec![0u8; piece.len() * kb];
-                // Groups of LANES keys, in parallel.
-                let group = LANES * kb;
-                let offsets: Vec<usize> = (0..piece.len().div_ceil(LANES))
-                    .map(|g| g * group)
-                    .chain([words.len()])
-                    .collect();
-                par::for_each_segment(&mut words, &offsets, |g, out| {
-                    let keys =
-                        piece.start + g * LANES..(piece.start + (g + 1) * LANES).min(piece.end);
-                    deal_many(&prg, bits, &functions[keys.clone()], &roots[keys], out);
-                });
-                p.send_bytes(Role::Client, KEYS, words.clone())?;
-                p.send_bytes(Role::Server, KEYS, words)?;
-            }
+            let r0 = masks(p, Pair::ClientHelper, n, w);
+            let r1 = masks(p, Pair::ServerHelper, n, w);
+            let r: Vec<u64> = par::zip_map(&r0, &r1, |a, b| a.wrapping_add(*b) & mask(w));
+            deal(p, &r, w)?;
             Ok(None)
         }
         Role::Client | Role::Server => {
             let pair = Pair::of(p.role, Role::Helper).expect("a computing party");
-            let (r, roots) = draws(p, pair, n, w);
-            let mut corrections = Vec::with_capacity(n * kb);
-            for piece in pieces(n) {
-                corrections.extend(p.recv_bytes(Role::Helper, KEYS, piece.len() * kb)?);
-            }
-            Ok(Some(Material {
-                r,
-                roots,
-                corrections,
-            }))
+            let r = masks(p, pair, n, w);
+            let keys = receive(p, n, w)?;
+            Ok(Some(Material { r, keys }))
         }
     }
 }
@@ -155,7 +242,7 @@ pub fn online(p: &mut Party, a: &[u64], n: usize, material: Option<Material>) ->
     }
     let role = p.role;
     let m = match material {
-        Some(m) if m.r.len() == n && a.len() == n => m,
+        Some(m) if m.r.len() == n && m.keys.len() == n && a.len() == n => m,
         _ => {
             return Err(ProtocolError::Preprocessing {
                 role,
@@ -164,63 +251,23 @@ pub fn online(p: &mut Party, a: &[u64], n: usize, material: Option<Material>) ->
         }
     };
     let (w, k) = (width(p), p.config.approx.k as u32);
-    let (bits, kb) = (w - 1, key_bytes(w - 1));
     // x̂_j = z_j + r_j on w bits.
     let mine = par::map(n, |i| {
         local_shift(role, a[i], k).wrapping_add(m.r[i]) & mask(w)
     });
     let theirs = open(p, &mine, w)?;
-    let j = p.j() as u8;
-    let prg = AesPrg::default();
-    let opened: Vec<u64> = mine
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| a.wrapping_add(*b) & mask(w))
-        .collect();
-    // Shares of MSB(r) ⊕ [x̂′ < r′], LANES keys at a time, in parallel.
-    let groups = par::map_weighted(n.div_ceil(LANES), n * bits as usize, |g| {
-        let range = g * LANES..((g + 1) * LANES).min(n);
-        let keys: Vec<KeyRef> = range
-            .clone()
-            .map(|i| KeyRef {
-                party: j,
-                seed: m.roots[i],
-                bits,
-                corrections: &m.corrections[i * kb..(i + 1) * kb],
-            })
-            .collect();
-        let xs: Vec<u64> = opened[range].iter().map(|x| x & mask(bits)).collect();
-        let mut out = vec![0u64; xs.len()];
-        eval_many(&prg, &keys, &xs, &mut out);
-        out
-    });
-    let c = groups.concat();
-    // MSB(z) = MSB(x̂) ⊕ that; DReLU = 1 − MSB(z). P0 adds the public constants.
-    Ok(c.iter()
-        .zip(&opened)
-        .map(|(&c, &x)| {
-            let msb = if x >> bits == 0 {
-                c
-            } else if j == 0 {
-                1u64.wrapping_sub(c)
-            } else {
-                c.wrapping_neg()
-            };
-            if j == 0 {
-                1u64.wrapping_sub(msb)
-            } else {
-                msb.wrapping_neg()
-            }
-        })
-        .collect())
+    let opened = par::zip_map(&mine, &theirs, |a, b| a.wrapping_add(*b) & mask(w));
+    Ok(evaluate(p, &m.keys, &opened, w))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::counting::{CountingTransport, Phase};
+    use crate::exec::secure::Secure;
+    use crate::net::counting::Phase;
     use crate::prf::{Addr, Label, Scope};
-    use crate::testing::{mine, on_three, rand_u64, split};
+    use crate::protocol::arith::Arith;
+    use crate::testing::{mine, on_three, rand_u64, run3_passes, split};
     use ksnn_formats::cost::dcf_key_bytes;
     use ksnn_formats::{ApproxCompare, DreluProtocol, ProtocolConfig};
 
@@ -245,30 +292,9 @@ mod tests {
     fn secure(values: &[u64], config: ProtocolConfig) -> Outcome {
         let shares = split(values);
         let n = values.len();
-        let (out, _) = on_three(|k, net| {
-            let mut net = CountingTransport::new(net);
-            let at = Addr::root(Scope::Inference(7)).child(Label::Layer(0));
-            let party = |net: &mut CountingTransport<_>, f: &mut dyn FnMut(&mut Party)| {
-                let mut p = Party {
-                    role: k.role(),
-                    keys: k,
-                    net,
-                    at,
-                    config,
-                    frac_bits: 12,
-                };
-                f(&mut p)
-            };
-            net.start_phase(Phase::Offline);
-            let mut pre = None;
-            party(&mut net, &mut |p| pre = offline(p, n).unwrap());
-            net.start_phase(Phase::Online);
-            let mut bits = Vec::new();
-            let x = mine(k.role(), &shares);
-            party(&mut net, &mut |p| {
-                bits = online(p, &x, n, pre.take()).unwrap();
-            });
-            (bits, net.take_stats())
+        let out = run3_passes(config, |a: &mut Secure| {
+            let role = a.role();
+            a.drelu(Label::Compare(0), &mine(role, &shares), n)
         });
         let sum = |phase| out.iter().map(|(_, s)| s.sent_in(phase).bytes).sum();
         Outcome {

@@ -136,43 +136,52 @@ fn joint_views_are_independent_per_protocol() {
             );
         }
 
-        // Max pool over 5 taps (3 levels, one odd), taps s + t.
-        let (k, n) = (5, 300);
-        let taps = |s: u64| -> Vec<[Vec<u64>; 3]> {
-            (0..k)
-                .map(|t| shares(&vec![s.wrapping_add(t as u64 * 4096); n]))
-                .collect()
-        };
-        assert_independent(
-            "max pool",
-            compare(
-                exact,
-                Leak::None,
-                6,
-                || [taps(s1), taps(s1)],
-                || [taps(s2), taps(s1)],
-                &[],
-                |p, _, t, _| {
+        // Max pool over 5 taps (3 levels, one odd), taps s + t; clip to [0, 6]; both by
+        // parts (securenn) and fused (fss).
+        for config in [
+            exact,
+            ProtocolConfig {
+                drelu: DreluProtocol::Fss,
+                ..exact
+            },
+        ] {
+            let (k, n) = (5, 300);
+            let taps = |s: u64| -> Vec<[Vec<u64>; 3]> {
+                (0..k)
+                    .map(|t| shares(&vec![s.wrapping_add(t as u64 * 4096); n]))
+                    .collect()
+            };
+            assert_independent(
+                &format!("max pool, {:?}", config.drelu),
+                compare(
+                    config,
+                    Leak::None,
+                    6,
+                    || [taps(s1), taps(s1)],
+                    || [taps(s2), taps(s1)],
+                    &[],
+                    |p, _, t, _| {
+                        let r = p.role.index();
+                        both_passes(p, |a| {
+                            let mine = t.iter().map(|s| s[r].clone()).collect();
+                            maxpool::max_tree(a, mine, n)
+                        })
+                        .unwrap();
+                    },
+                ),
+            );
+
+            let n = 800;
+            assert_independent(
+                &format!("clip, {:?}", config.drelu),
+                compare_copies(config, Leak::None, n, (s1, s2), |p, _, x, _| {
                     let r = p.role.index();
-                    both_passes(p, |a| {
-                        let mine = t.iter().map(|s| s[r].clone()).collect();
-                        maxpool::max_tree(a, mine, n)
-                    })
-                    .unwrap();
-                },
-            ),
-        );
+                    both_passes(p, |a| clip::clip(a, &x[r], n, 0, 6 << 12)).unwrap();
+                }),
+            );
+        }
 
-        // Clip to [0, 6].
         let n = 800;
-        assert_independent(
-            "clip",
-            compare_copies(exact, Leak::None, n, (s1, s2), |p, _, x, _| {
-                let r = p.role.index();
-                both_passes(p, |a| clip::clip(a, &x[r], n, 0, 6 << 12)).unwrap();
-            }),
-        );
-
         // Helper-exact truncation.
         assert_independent(
             "truncation",
