@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use ksnn_formats::Truncation;
 use ksnn_formats::example::{tiny_cnn, with_weights};
+use ksnn_formats::{DreluProtocol, Truncation};
 
 use crate::exec::engine::Engine;
 use crate::exec::model::Model;
@@ -18,10 +18,11 @@ use crate::testing::{Leak, on_three, set_leak};
 type Opened = Vec<(Pair, Addr, Purpose)>;
 
 /// What each party opened in the set-up and inference 0 of the example CNN (helper-exact
-/// truncation, so truncations draw streams too).
-fn opened(leak: Leak) -> [Opened; 3] {
+/// truncation, so truncations draw streams too) with the DReLU protocol `drelu`.
+fn opened(leak: Leak, drelu: DreluProtocol) -> [Opened; 3] {
     let (mut program, _) = tiny_cnn(5);
     program.protocol.truncation = Truncation::HelperExact;
+    program.protocol.drelu = drelu;
     let (program, weights) = with_weights(program, 5, 0.5);
     let client = Model::new(&program, None).unwrap();
     let server = Model::new(&program, Some(&weights)).unwrap();
@@ -65,12 +66,22 @@ fn repeated(opened: &Opened) -> Vec<String> {
 
 #[test]
 fn one_inference_never_opens_an_address_twice() {
-    let opened = opened(Leak::None);
+    for drelu in [DreluProtocol::SecureNn, DreluProtocol::Fss] {
+        check_addresses(drelu);
+    }
+}
+
+fn check_addresses(drelu: DreluProtocol) {
+    let opened = opened(Leak::None, drelu);
     for role in Role::ALL {
         let mine = &opened[role.index()];
         assert!(mine.len() > 20, "{role} opened only {} streams", mine.len());
         let again = repeated(mine);
-        assert!(again.is_empty(), "{role} reused:\n{}", again.join("\n"));
+        assert!(
+            again.is_empty(),
+            "{drelu:?}: {role} reused:\n{}",
+            again.join("\n")
+        );
     }
     // Correlated randomness only works if both parties of a pair draw the same streams:
     // each address one opens, the other opens too (offline or online, set-up or not).
@@ -85,13 +96,17 @@ fn one_inference_never_opens_an_address_twice() {
         let mut parties = Role::ALL.into_iter().filter(|&r| pair.contains(r));
         let (a, b) = (parties.next().unwrap(), parties.next().unwrap());
         assert!(!of(a).is_empty(), "{pair:?} draws nothing");
-        assert_eq!(of(a), of(b), "{pair:?}: {a} and {b} open different streams");
+        assert_eq!(
+            of(a),
+            of(b),
+            "{drelu:?}, {pair:?}: {a} and {b} open different streams"
+        );
     }
 }
 
 #[test]
 fn flattened_addresses_are_caught() {
-    let opened = opened(Leak::FlatAddress);
+    let opened = opened(Leak::FlatAddress, DreluProtocol::SecureNn);
     let again = repeated(&opened[Role::Client.index()]);
     assert!(
         again.iter().any(|r| r.contains("WrapCommon")),

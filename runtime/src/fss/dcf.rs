@@ -18,7 +18,7 @@
 
 use ksnn_formats::cost::dcf_key_bytes;
 
-use crate::fss::prg::{Expanded, LANES, Prg};
+use crate::fss::prg::{Child, Expanded, LANES, Prg};
 
 /// Which side of α the function counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,10 +82,12 @@ fn low(s: u128) -> u64 {
     s as u64
 }
 
+#[inline(always)]
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+#[inline(always)]
 fn u128_at(b: &[u8], at: usize) -> u128 {
     u128::from_le_bytes(b[at..at + 16].try_into().expect("16 bytes"))
 }
@@ -202,8 +204,9 @@ pub fn eval_many(prg: &impl Prg, keys: &[KeyRef<'_>], xs: &[u64], out: &mut [u64
     let Some(n) = keys.first().map(|k| k.bits) else {
         return;
     };
-    let mut e = [Expanded::default(); LANES];
+    let mut e = [Child::default(); LANES];
     let mut seeds = [0u128; LANES];
+    let mut dirs = [0usize; LANES];
     for ((keys, xs), out) in keys
         .chunks(LANES)
         .zip(xs.chunks(LANES))
@@ -221,27 +224,23 @@ pub fn eval_many(prg: &impl Prg, keys: &[KeyRef<'_>], xs: &[u64], out: &mut [u64
             out[k] = 0;
         }
         for i in 0..n as usize {
-            prg.expand_many(&seeds[..m], &mut e[..m]);
             for k in 0..m {
-                let (cw, minus) = (keys[k].corrections, keys[k].party == 1);
-                let d = ((xs[k] >> (n as usize - 1 - i)) & 1) as usize;
-                let tk = t[k];
-                let value =
-                    e[k].value[d].wrapping_add(if tk { u64_at(cw, 24 * i + 16) } else { 0 });
+                dirs[k] = ((xs[k] >> (n as usize - 1 - i)) & 1) as usize;
+            }
+            prg.child_many(&seeds[..m], &dirs[..m], &mut e[..m]);
+            // Branch-free in the control bit: it is as good as random, and a mispredicted
+            // branch per level and key costs more than the masked reads.
+            for k in 0..m {
+                let (cw, minus, d) = (keys[k].corrections, keys[k].party == 1, dirs[k]);
+                let (t64, t128) = ((t[k] as u64).wrapping_neg(), (t[k] as u128).wrapping_neg());
+                let seed = u128_at(cw, 24 * i);
+                let value = e[k].value.wrapping_add(u64_at(cw, 24 * i + 16) & t64);
                 out[k] = out[k].wrapping_add(neg_if(minus, value));
-                if tk {
-                    let seed = u128_at(cw, 24 * i);
-                    let bit = if d == 0 {
-                        seed & 1 == 1
-                    } else {
-                        (cw[24 * n as usize + i / 8] >> (i % 8)) & 1 == 1
-                    };
-                    seeds[k] = e[k].seed[d] ^ (seed & !1);
-                    t[k] = e[k].bit[d] ^ bit;
-                } else {
-                    seeds[k] = e[k].seed[d];
-                    t[k] = e[k].bit[d];
-                }
+                let left = seed as u8 & 1;
+                let right = (cw[24 * n as usize + i / 8] >> (i % 8)) & 1;
+                let bit = left ^ ((left ^ right) & d as u8);
+                seeds[k] = e[k].seed ^ (seed & !1 & t128);
+                t[k] = e[k].bit ^ (t[k] & (bit == 1));
             }
         }
         for k in 0..m {

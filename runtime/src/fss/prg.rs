@@ -1,6 +1,7 @@
 //! The length-doubling PRGs of the DCF tree: one 128-bit seed expands into two children, each
-//! a seed, a 64-bit value word and a control bit (issue 17 asks for AES and ChaCha behind one
-//! trait, measured, the faster the default).
+//! a seed, a 64-bit value word and a control bit. AES and ChaCha12 behind one trait, measured
+//! (`cargo bench -p ksnn-runtime --bench protocols -- dcf`); AES, several times faster with
+//! AES-NI, is the one the protocols use (`docs/design.md` §4.14).
 
 use aes::Aes128;
 use aes::Block;
@@ -30,16 +31,46 @@ impl Expanded {
     }
 }
 
+/// One child of an expansion: what an evaluation, which follows one path, needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Child {
+    /// The child's seed (low bit cleared).
+    pub seed: u128,
+    /// The child's value word.
+    pub value: u64,
+    /// The child's control bit.
+    pub bit: bool,
+}
+
+impl Expanded {
+    /// Child `d` (0 left, 1 right).
+    pub fn child(&self, d: usize) -> Child {
+        Child {
+            seed: self.seed[d],
+            value: self.value[d],
+            bit: self.bit[d],
+        }
+    }
+}
+
 /// A length-doubling PRG on 128-bit seeds.
 pub trait Prg: Sync {
     /// The two children of `seed`.
     fn expand(&self, seed: u128) -> Expanded;
 
-    /// The children of every seed, `out[i]` of `seeds[i]` (equal lengths): the DCF walks
+    /// The children of every seed, `out[i]` of `seeds[i]` (equal lengths): the dealer walks
     /// [`LANES`] keys in step so a PRG can keep several blocks in flight.
     fn expand_many(&self, seeds: &[u128], out: &mut [Expanded]) {
         for (s, o) in seeds.iter().zip(out) {
             *o = self.expand(*s);
+        }
+    }
+
+    /// Child `dirs[i]` of every `seeds[i]`, equal to `expand(seeds[i]).child(dirs[i])`: an
+    /// evaluation needs one child per level, which a PRG may compute with less work.
+    fn child_many(&self, seeds: &[u128], dirs: &[usize], out: &mut [Child]) {
+        for ((s, &d), o) in seeds.iter().zip(dirs).zip(out) {
+            *o = self.expand(*s).child(d);
         }
     }
 }
@@ -47,11 +78,14 @@ pub trait Prg: Sync {
 /// Seeds expanded together: AES-NI pipelines eight independent blocks per cipher.
 pub const LANES: usize = 8;
 
-/// Fixed-key AES-128 in Matyas–Meyer–Oseas form, one public key per output block:
-/// block_i = AES_{k_i}(s) ⊕ s. With AES-NI (detected at run time by the `aes` crate) this is
-/// three block encryptions per expansion; the fixed keys' schedules are computed once.
+/// Fixed-key AES-128 in Matyas–Meyer–Oseas form, H_k(x) = AES_k(x) ⊕ x, with two public keys:
+/// the children's seed blocks are H_k0(s) and H_k0(s ⊕ 1) (seeds have their low bit clear, so
+/// the inputs differ), the value block, both children's words, is H_k1(s). An evaluation needs
+/// two blocks per level, an expansion three. With AES-NI (detected at run time by the `aes`
+/// crate) the blocks of [`LANES`] seeds go through each cipher together; the fixed keys'
+/// schedules are computed once.
 pub struct AesPrg {
-    ciphers: [Aes128; 3],
+    ciphers: [Aes128; 2],
 }
 
 impl Default for AesPrg {
@@ -63,7 +97,21 @@ impl Default for AesPrg {
             Aes128::new(&k.into())
         };
         Self {
-            ciphers: [key(0), key(1), key(2)],
+            ciphers: [key(0), key(1)],
+        }
+    }
+}
+
+impl AesPrg {
+    /// H_k(x) = AES_k(x) ⊕ x for up to [`LANES`] inputs with cipher `c`, in one group.
+    fn hash(&self, c: usize, xs: &[u128], out: &mut [u128]) {
+        let mut group: [Block; LANES] = Default::default();
+        for (g, x) in group.iter_mut().zip(xs) {
+            *g = x.to_le_bytes().into();
+        }
+        self.ciphers[c].encrypt_blocks(&mut group);
+        for ((o, g), x) in out.iter_mut().zip(&group).zip(xs) {
+            *o = u128::from_le_bytes((*g).into()) ^ x;
         }
     }
 }
@@ -78,21 +126,45 @@ impl Prg for AesPrg {
     fn expand_many(&self, seeds: &[u128], out: &mut [Expanded]) {
         assert_eq!(seeds.len(), out.len(), "one output per seed");
         for (seeds, out) in seeds.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            // Each cipher encrypts a full group of LANES blocks (padded), which the `aes`
-            // crate runs interleaved.
-            let mut blocks = [[0u128; LANES]; 3];
-            for (c, cipher) in self.ciphers.iter().enumerate() {
-                let mut group: [Block; LANES] = Default::default();
-                for (g, s) in group.iter_mut().zip(seeds) {
-                    *g = s.to_le_bytes().into();
-                }
-                cipher.encrypt_blocks(&mut group);
-                for (k, s) in seeds.iter().enumerate() {
-                    blocks[c][k] = u128::from_le_bytes(group[k].into()) ^ s;
-                }
+            let m = seeds.len();
+            let (mut left, mut right, mut values) = ([0; LANES], [0; LANES], [0; LANES]);
+            let mut flipped = [0u128; LANES];
+            for (f, s) in flipped.iter_mut().zip(seeds) {
+                *f = s ^ 1;
             }
+            self.hash(0, seeds, &mut left[..m]);
+            self.hash(0, &flipped[..m], &mut right[..m]);
+            self.hash(1, seeds, &mut values[..m]);
             for (k, o) in out.iter_mut().enumerate() {
-                *o = Expanded::from_blocks([blocks[0][k], blocks[1][k], blocks[2][k]]);
+                *o = Expanded::from_blocks([left[k], right[k], values[k]]);
+            }
+        }
+    }
+
+    fn child_many(&self, seeds: &[u128], dirs: &[usize], out: &mut [Child]) {
+        assert!(
+            seeds.len() == dirs.len() && dirs.len() == out.len(),
+            "one child per seed"
+        );
+        for ((seeds, dirs), out) in seeds
+            .chunks(LANES)
+            .zip(dirs.chunks(LANES))
+            .zip(out.chunks_mut(LANES))
+        {
+            let m = seeds.len();
+            let (mut side, mut values) = ([0; LANES], [0; LANES]);
+            let mut inputs = [0u128; LANES];
+            for ((i, s), &d) in inputs.iter_mut().zip(seeds).zip(dirs) {
+                *i = s ^ d as u128;
+            }
+            self.hash(0, &inputs[..m], &mut side[..m]);
+            self.hash(1, seeds, &mut values[..m]);
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = Child {
+                    seed: side[k] & !1,
+                    value: (values[k] >> (64 * dirs[k])) as u64,
+                    bit: side[k] & 1 == 1,
+                };
             }
         }
     }
@@ -136,23 +208,40 @@ mod tests {
         assert!((3700..4300).contains(&high), "{high}");
     }
 
-    /// The batched AES expansion is the definition, block_i = AES_{k_i}(s) ⊕ s, seed by seed,
-    /// for a full group of lanes and a partial one.
+    /// The batched AES expansion is the definition — seed blocks H_k0(s), H_k0(s ⊕ 1), value
+    /// block H_k1(s), with H_k(x) = AES_k(x) ⊕ x — seed by seed, for a full group of lanes and
+    /// a partial one; and one child at a time is the same child.
     #[test]
     fn batched_aes_is_the_definition() {
         let prg = AesPrg::default();
         let seeds: Vec<u128> = (0..LANES as u128 + 3)
-            .map(|s| s.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))
+            .map(|s| s.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) & !1)
             .collect();
         let mut out = vec![Expanded::default(); seeds.len()];
         prg.expand_many(&seeds, &mut out);
-        for (s, o) in seeds.iter().zip(&out) {
-            let block = |i: usize| {
-                let mut b = s.to_le_bytes().into();
-                prg.ciphers[i].encrypt_block(&mut b);
-                u128::from_le_bytes(b.into()) ^ s
+        let dirs: Vec<usize> = (0..seeds.len()).map(|i| (i * 7 / 3) % 2).collect();
+        let mut children = vec![Child::default(); seeds.len()];
+        prg.child_many(&seeds, &dirs, &mut children);
+        for (i, (s, o)) in seeds.iter().zip(&out).enumerate() {
+            let h = |c: usize, x: u128| {
+                let mut b = x.to_le_bytes().into();
+                prg.ciphers[c].encrypt_block(&mut b);
+                u128::from_le_bytes(b.into()) ^ x
             };
-            assert_eq!(*o, Expanded::from_blocks([block(0), block(1), block(2)]));
+            assert_eq!(*o, Expanded::from_blocks([h(0, *s), h(0, s ^ 1), h(1, *s)]));
+            assert_eq!(children[i], o.child(dirs[i]));
+        }
+    }
+
+    /// The default one-child path (ChaCha12) is the expansion's child.
+    #[test]
+    fn chacha_child_is_the_expansion_child() {
+        let seeds = [4u128, 1 << 100, 77 << 1];
+        let dirs = [1, 0, 1];
+        let mut out = [Child::default(); 3];
+        ChaChaPrg.child_many(&seeds, &dirs, &mut out);
+        for k in 0..3 {
+            assert_eq!(out[k], ChaChaPrg.expand(seeds[k]).child(dirs[k]));
         }
     }
 

@@ -61,25 +61,31 @@ fn draws(p: &Party, shape: &MulShape, pair: Pair) -> (Vec<u64>, Vec<u64>, crate:
 
 /// Offline: P2 deals; P0 receives and returns its `C0`; P1 returns nothing.
 pub fn offline(p: &mut Party, shape: &MulShape) -> Result<Option<Vec<u64>>> {
+    Ok(offline_with_mask(p, shape)?.0)
+}
+
+/// [`offline`], and P2 also returns the mask A = A0 + A1 of `x` it dealt (the others an
+/// empty vector), so a protocol can make other dealt material depend on it without drawing
+/// the streams again.
+pub fn offline_with_mask(p: &mut Party, shape: &MulShape) -> Result<(Option<Vec<u64>>, Vec<u64>)> {
     match p.role {
         Role::Helper => {
             let (a0, b0, _) = draws(p, shape, Pair::ClientHelper);
             let (a1, b1, mut st) = draws(p, shape, Pair::ServerHelper);
             let c1 = st.ring(shape.n_x);
+            let a = crate::ring::add(&a0, &a1);
             let c0 = crate::par::map(shape.n_x, |i| {
-                let a = a0[i].wrapping_add(a1[i]);
                 let b = b0[shape.y_of(i)].wrapping_add(b1[shape.y_of(i)]);
-                a.wrapping_mul(b).wrapping_sub(c1[i])
+                a[i].wrapping_mul(b).wrapping_sub(c1[i])
             });
             p.send_ring(Role::Client, "product: triple share C0 to P0", &c0)?;
-            Ok(None)
+            Ok((None, a))
         }
-        Role::Client => Ok(Some(p.recv_ring(
-            Role::Helper,
-            "product: triple share C0",
-            shape.n_x,
-        )?)),
-        Role::Server => Ok(None),
+        Role::Client => Ok((
+            Some(p.recv_ring(Role::Helper, "product: triple share C0", shape.n_x)?),
+            Vec::new(),
+        )),
+        Role::Server => Ok((None, Vec::new())),
     }
 }
 
@@ -129,14 +135,6 @@ impl Triple {
                 .wrapping_add(c[i])
         })
     }
-}
-
-/// The mask A = A0 + A1 of a product's `x` (P2, which deals it), so a protocol can make other
-/// dealt material depend on it.
-pub fn helper_mask_x(p: &Party, shape: &MulShape) -> Vec<u64> {
-    let (a0, _, _) = draws(p, shape, Pair::ClientHelper);
-    let (a1, _, _) = draws(p, shape, Pair::ServerHelper);
-    crate::ring::add(&a0, &a1)
 }
 
 /// Online: shares of `x ⊙ expand(y)`. `c0` is P0's offline result. P2 returns an empty vector.

@@ -4,7 +4,7 @@
 //! By parts (`securenn`, and the reference): a DReLU batch on the group sums, then a
 //! compressed Beaver product keeps or zeroes each group.
 //!
-//! Fused (`fss`, `docs/design.md` §12): the DReLU's mask *is* the product's mask. P0 and P1
+//! Fused (`fss`, `docs/design.md` §4.14, `docs/security.md` §3.13): the DReLU's mask *is* the product's mask. P0 and P1
 //! open E = x − A for the product anyway; the group sums of E are ŝ = s − ΣA, so with
 //! r = −ΣA (which P2, the dealer of A, knows) ŝ is the comparison's masked value and needs
 //! no message of its own. P2 deals the DCF keys for that r beside the triple. Online:
@@ -46,11 +46,10 @@ pub struct Dealt {
 /// Offline, fused: P2 deals the product's triple and the keys of the comparisons masked by
 /// r = −ΣA over each group; P0 and P1 receive theirs. `p` is addressed at the step.
 pub fn offline(p: &mut Party, level: u32, shape: &MulShape) -> Result<Dealt> {
-    let c0 = beaver::offline(&mut p.sub(Label::Product(level)), shape)?;
+    let (c0, a) = beaver::offline_with_mask(&mut p.sub(Label::Product(level)), shape)?;
     let (w, k) = (fss::width(p), p.config.approx.k as u32);
     let keys = match p.role {
         Role::Helper => {
-            let a = beaver::helper_mask_x(&p.sub(Label::Product(level)), shape);
             // z = ŝ + ΣA is compared as P0's and P1's would-be shares ŝ and ΣA, each shifted
             // locally by k (as the stand-alone DReLU does): z′ = x̂′ − r′ with
             // x̂′ = shift(ŝ) and r′ = −shift(ΣA), w bits each.

@@ -1,5 +1,5 @@
 //! DReLU from a distributed comparison function: one online round, 2·⌈w/8⌉ bytes
-//! (`docs/design.md` §12, `docs/security.md` §3.8).
+//! (`docs/design.md` §4.14, `docs/security.md` §3.12).
 //!
 //! Offline, P2 deals. Each computing party's share r_j of the mask r (w bits, w = 64 − g) and
 //! its DCF root seed come from its stream with P2, so P2 sends only the keys' correction
