@@ -45,6 +45,15 @@ pub struct PartyBytes {
     pub total: u64,
 }
 
+/// Bytes of all parties by phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseBytes {
+    /// Input-independent traffic: the helper's dealing (triples, comparison keys).
+    pub offline: u64,
+    /// Traffic from sharing the input to revealing the output.
+    pub online: u64,
+}
+
 /// Averages over the images of a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerInference {
@@ -52,6 +61,9 @@ pub struct PerInference {
     pub seconds: Phases,
     /// Average bytes per inference in the offline and online phases (set-up and control excluded).
     pub bytes: PartyBytes,
+    /// The same bytes split by phase instead of by party (0 in reports from before it).
+    #[serde(default)]
+    pub phase_bytes: PhaseBytes,
     /// Longest chain of dependent messages in the online phase (average critical-path depth).
     pub rounds: u64,
 }
@@ -138,11 +150,13 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "per image   {:.3} s ({:.3} offline + {:.3} online), {} bytes (P0 {}, P1 {}, P2 {}), {} rounds, {} spec DReLUs",
+            "per image   {:.3} s ({:.3} offline + {:.3} online), {} bytes ({} offline + {} online; P0 {}, P1 {}, P2 {}), {} rounds, {} spec DReLUs",
             p.seconds.total,
             p.seconds.offline,
             p.seconds.online,
             p.bytes.total,
+            p.phase_bytes.offline,
+            p.phase_bytes.online,
             p.bytes.p0,
             p.bytes.p1,
             p.bytes.p2,
@@ -201,6 +215,7 @@ mod tests {
             "\"secure\"",
             "\"secure_equals_reference\"",
             "\"per_inference\"",
+            "\"phase_bytes\"",
             "\"offline\"",
             "\"online\"",
             "\"P0\"",

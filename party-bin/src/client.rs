@@ -179,10 +179,12 @@ pub fn infer(
     }
     let p = &rep.per_inference;
     println!(
-        "{} inferences in {seconds:.2} s: {:.3} s, {:.2} MB and {} rounds each; report in {}",
+        "{} inferences in {seconds:.2} s: {:.3} s, {:.2} MB ({:.2} offline + {:.2} online) and {} rounds each; report in {}",
         samples.len(),
         p.seconds.total,
         p.bytes.total as f64 / 1e6,
+        p.phase_bytes.offline as f64 / 1e6,
+        p.phase_bytes.online as f64 / 1e6,
         p.rounds,
         report_path.display()
     );

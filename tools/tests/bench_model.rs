@@ -59,6 +59,11 @@ fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
         assert!(peak.is_some_and(|b| b > 1 << 20), "{party}: {peak:?}");
     }
     assert!(rep.wall_seconds > 0.0);
+    let (by_phase, by_party) = (&rep.per_inference.phase_bytes, &rep.per_inference.bytes);
+    assert!(
+        (by_phase.offline + by_phase.online).abs_diff(by_party.total) <= 3,
+        "{by_phase:?} against {by_party:?}"
+    );
     // mnist-cnn's ReLU maps are 28, 14, 14, 14 and 7 wide: 2x2 blocks on each.
     let want = 16 * 14 * 14 + 3 * 32 * 7 * 7 + 64 * 4 * 4;
     assert_eq!(rep.spec_drelus, want);
@@ -77,6 +82,38 @@ fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
     ] {
         assert!(dir.join("files").join(f).exists(), "{f} not kept");
     }
+
+    // The same model with the fss DReLU over TLS: equal to the reference, fewer rounds, and the
+    // helper's keys in the offline bytes.
+    let o = tools(&[
+        "bench",
+        "model",
+        "--model",
+        "mnist-cnn",
+        "--uniform",
+        "2x2",
+        "--drelu",
+        "fss",
+        "--report",
+        report.to_str().unwrap(),
+        "--keep",
+        dir.join("files").to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("secure = reference: 1/1"), "{out}");
+    let fss = Report::from_json(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let program =
+        ksnn_formats::Program::decode(&std::fs::read(dir.join("files/model.ksnn")).unwrap())
+            .unwrap();
+    let keys = program.dealt_key_bytes().unwrap();
+    assert!(keys > 0);
+    assert!(fss.per_inference.phase_bytes.offline >= keys);
+    assert!(fss.per_inference.rounds < rep.per_inference.rounds);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

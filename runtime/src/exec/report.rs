@@ -2,7 +2,7 @@
 //! rounds and seconds, and the per-layer breakdown.
 
 use ksnn_formats::Report;
-use ksnn_formats::report::{Accuracy, LayerReport, PartyBytes, PerInference, Phases};
+use ksnn_formats::report::{Accuracy, LayerReport, PartyBytes, PerInference, PhaseBytes, Phases};
 
 use crate::exec::engine::Record;
 use crate::exec::model::Model;
@@ -34,13 +34,20 @@ pub fn build(
         })
         .collect();
     let mut bytes = [0u64; 3];
+    let mut phase_bytes = [0u64; 2];
     let (mut offline, mut online, mut total_rounds) = (0.0, 0.0, 0u64);
     let slowest =
         |f: &dyn Fn(&Record) -> f64, k: usize| records.iter().map(|r| f(&r[k])).fold(0.0, f64::max);
     for k in 0..count {
         let stats: Vec<&Stats> = records.iter().map(|r| &r[k].stats).collect();
         for (p, s) in stats.iter().enumerate() {
-            bytes[p] += s.sent_in(Phase::Offline).bytes + s.sent_in(Phase::Online).bytes;
+            let (off, on) = (
+                s.sent_in(Phase::Offline).bytes,
+                s.sent_in(Phase::Online).bytes,
+            );
+            bytes[p] += off + on;
+            phase_bytes[0] += off;
+            phase_bytes[1] += on;
         }
         let (layer_rounds, total) = rounds(&stats, Phase::Online, n_layers);
         total_rounds += u64::from(total);
@@ -86,6 +93,10 @@ pub fn build(
                 p1: bytes[1],
                 p2: bytes[2],
                 total: bytes.iter().sum(),
+            },
+            phase_bytes: PhaseBytes {
+                offline: phase_bytes[0] / n,
+                online: phase_bytes[1] / n,
             },
             rounds: total_rounds / n,
         },

@@ -24,11 +24,13 @@ pub fn text(r: &Report, local_seconds: f64) -> String {
     let p = &r.per_inference;
     let _ = writeln!(
         s,
-        "per inference: {:.3} s ({:.3} offline + {:.3} online), {:.2} MB (P0 {:.2}, P1 {:.2}, P2 {:.2}), {} rounds",
+        "per inference: {:.3} s ({:.3} offline + {:.3} online), {:.2} MB ({:.2} offline + {:.2} online; P0 {:.2}, P1 {:.2}, P2 {:.2}), {} rounds",
         p.seconds.total,
         p.seconds.offline,
         p.seconds.online,
         mb(p.bytes.total),
+        mb(p.phase_bytes.offline),
+        mb(p.phase_bytes.online),
         mb(p.bytes.p0),
         mb(p.bytes.p1),
         mb(p.bytes.p2),
