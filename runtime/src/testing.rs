@@ -10,13 +10,25 @@ use ksnn_formats::ProtocolConfig;
 use crate::exec::local::on_three_with;
 use crate::exec::secure::{Pass, Secure};
 use crate::net::counting::{CountingTransport, Phase, Stats};
-use crate::net::mem;
+use crate::net::{Transport, mem};
 use crate::prf::{Addr, Keys, Label, Scope};
 use crate::protocol::Party;
 use crate::role::Role;
 
 #[cfg(test)]
 pub use leak::{Leak, leak, set_leak};
+
+/// The party holding `k` at layer 0 of inference 7, with 12 fractional bits.
+fn test_party<'a>(k: &'a Keys, net: &'a mut dyn Transport, config: ProtocolConfig) -> Party<'a> {
+    Party {
+        role: k.role(),
+        keys: k,
+        net,
+        at: Addr::root(Scope::Inference(7)).child(Label::Layer(0)),
+        config,
+        frac_bits: 12,
+    }
+}
 
 /// Runs `f` as each role's protocol code at layer 0 of inference 7, on three threads;
 /// returns each role's result and traffic.
@@ -27,15 +39,7 @@ pub fn run3<T: Send>(
     on_three(|k, net| {
         let mut net = CountingTransport::new(net);
         net.start_phase(Phase::Online);
-        let mut p = Party {
-            role: k.role(),
-            keys: k,
-            net: &mut net,
-            at: Addr::root(Scope::Inference(7)).child(Label::Layer(0)),
-            config,
-            frac_bits: 12,
-        };
-        let out = f(&mut p);
+        let out = f(&mut test_party(k, &mut net, config));
         (out, net.take_stats())
     })
     .0
@@ -50,33 +54,31 @@ pub fn run3_passes<T: Send>(
 ) -> [(T, Stats); 3] {
     on_three(|k, net| {
         let mut net = CountingTransport::new(net);
-        let at = Addr::root(Scope::Inference(7)).child(Label::Layer(0));
         let mut stash = Vec::new();
         net.start_phase(Phase::Offline);
-        {
-            let p = Party {
-                role: k.role(),
-                keys: k,
-                net: &mut net,
-                at,
-                config,
-                frac_bits: 12,
-            };
-            step(&mut Secure::new(p, Pass::Offline(&mut stash), None)).unwrap();
-        }
+        let p = test_party(k, &mut net, config);
+        step(&mut Secure::new(p, Pass::Offline(&mut stash), None)).unwrap();
         net.start_phase(Phase::Online);
-        let p = Party {
-            role: k.role(),
-            keys: k,
-            net: &mut net,
-            at,
-            config,
-            frac_bits: 12,
-        };
+        let p = test_party(k, &mut net, config);
         let out = step(&mut Secure::new(p, Pass::Online(stash.into_iter()), None)).unwrap();
         (out, net.take_stats())
     })
     .0
+}
+
+/// Online bytes sent by all parties and the online critical-path depth of a [`run3`] or
+/// [`run3_passes`] result.
+pub fn online_cost<T>(out: &[(T, Stats); 3]) -> (u64, u32) {
+    let bytes = out
+        .iter()
+        .map(|(_, s)| s.sent_in(Phase::Online).bytes)
+        .sum();
+    let rounds = out
+        .iter()
+        .filter_map(|(_, s)| s.depth_at_end.get(&(Phase::Online, None)).copied())
+        .max()
+        .unwrap_or(0);
+    (bytes, rounds)
 }
 
 /// Runs `f` once per role, each on its own thread, with fresh keys and the in-memory

@@ -27,6 +27,25 @@ fn certs(name: &str) -> PathBuf {
     dir
 }
 
+/// The client opens a session; returns its transport and the server's for the same session.
+fn client_and_server_session(
+    client: &Node,
+    server: &Node,
+) -> (
+    ksnn_runtime::net::tcp::TcpTransport,
+    ksnn_runtime::net::tcp::TcpTransport,
+) {
+    let s0 = client.open_session().unwrap().transport_only();
+    let s1 = loop {
+        match server.next_event(Duration::from_secs(5)) {
+            Some(NodeEvent::Session(s)) => break s.transport_only(),
+            Some(NodeEvent::Log(_)) => {}
+            None => panic!("the server saw no session"),
+        }
+    };
+    (s0, s1)
+}
+
 fn node(dir: &std::path::Path, role: Role, program: &Program, listen: bool) -> Node {
     node_with_latency(dir, role, program, listen, Duration::ZERO)
 }
@@ -552,14 +571,7 @@ fn flush_waits_for_the_queue_and_never_hangs() {
         program,
         (server.local_addr.unwrap(), helper.local_addr.unwrap()),
     );
-    let mut s0 = client.open_session().unwrap().transport_only();
-    let mut s1 = loop {
-        match server.next_event(Duration::from_secs(5)) {
-            Some(NodeEvent::Session(s)) => break s.transport_only(),
-            Some(NodeEvent::Log(_)) => {}
-            None => panic!("the server saw no session"),
-        }
-    };
+    let (mut s0, mut s1) = client_and_server_session(&client, &server);
     let piece = 8 << 20;
     let pieces = 8;
     let message = |i: usize| Message {
@@ -624,14 +636,7 @@ fn simulated_latency_delays_each_message_once_and_keeps_pipelining() {
     client
         .connect(Role::Helper, helper.local_addr.unwrap())
         .unwrap();
-    let mut s0 = client.open_session().unwrap().transport_only();
-    let mut s1 = loop {
-        match server.next_event(Duration::from_secs(5)) {
-            Some(NodeEvent::Session(s)) => break s.transport_only(),
-            Some(NodeEvent::Log(_)) => {}
-            None => panic!("the server saw no session"),
-        }
-    };
+    let (mut s0, mut s1) = client_and_server_session(&client, &server);
     let message = |i: u8| Message {
         kind: FrameKind::Bytes,
         depth: 0,

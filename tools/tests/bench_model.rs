@@ -32,20 +32,15 @@ fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
     let dir = std::env::temp_dir().join(format!("ksnn-bench-model-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let report = dir.join("out.json");
-    let o = tools(&[
-        "bench",
-        "model",
-        "--model",
-        "mnist-cnn",
-        "--uniform",
-        "2x2",
-        "--images",
-        "2",
-        "--report",
-        report.to_str().unwrap(),
-        "--keep",
-        dir.join("files").to_str().unwrap(),
-    ]);
+    let (report_arg, keep_arg) = (report.to_str().unwrap(), dir.join("files"));
+    // mnist-cnn with 2x2 blocks, the report and the files kept, plus `extra`.
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "model", "--model", "mnist-cnn", "--uniform", "2x2"];
+        args.extend_from_slice(extra);
+        args.extend(["--report", report_arg, "--keep", keep_arg.to_str().unwrap()]);
+        tools(&args)
+    };
+    let o = bench(&["--images", "2"]);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -85,20 +80,7 @@ fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
 
     // The same model with the fss DReLU over TLS: equal to the reference, fewer rounds, and the
     // helper's keys in the offline bytes.
-    let o = tools(&[
-        "bench",
-        "model",
-        "--model",
-        "mnist-cnn",
-        "--uniform",
-        "2x2",
-        "--drelu",
-        "fss",
-        "--report",
-        report.to_str().unwrap(),
-        "--keep",
-        dir.join("files").to_str().unwrap(),
-    ]);
+    let o = bench(&["--drelu", "fss"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),

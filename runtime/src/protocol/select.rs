@@ -114,9 +114,8 @@ pub fn online(
 mod tests {
     use super::*;
     use crate::exec::secure::Secure;
-    use crate::net::counting::Phase;
     use crate::reference::Clear;
-    use crate::testing::{mine, rand_u64, run3_passes, split};
+    use crate::testing::{mine, online_cost, rand_u64, run3_passes, split};
     use ksnn_formats::{ApproxCompare, DreluProtocol, ProtocolConfig};
 
     /// A compressed shape: `groups` groups of uneven sizes over `n` elements.
@@ -136,15 +135,7 @@ mod tests {
             let role = a.role();
             a.select(0, shape, &mine(role, &shares))
         });
-        let bytes = out
-            .iter()
-            .map(|(_, s)| s.sent_in(Phase::Online).bytes)
-            .sum();
-        let rounds = out
-            .iter()
-            .filter_map(|(_, s)| s.depth_at_end.get(&(Phase::Online, None)).copied())
-            .max()
-            .unwrap();
+        let (bytes, rounds) = online_cost(&out);
         (crate::ring::add(&out[0].0, &out[1].0), bytes, rounds)
     }
 

@@ -267,7 +267,7 @@ mod tests {
     use crate::net::counting::Phase;
     use crate::prf::{Addr, Label, Scope};
     use crate::protocol::arith::Arith;
-    use crate::testing::{mine, on_three, rand_u64, run3_passes, split};
+    use crate::testing::{mine, on_three, online_cost, rand_u64, run3_passes, split};
     use ksnn_formats::cost::dcf_key_bytes;
     use ksnn_formats::{ApproxCompare, DreluProtocol, ProtocolConfig};
 
@@ -296,16 +296,15 @@ mod tests {
             let role = a.role();
             a.drelu(Label::Compare(0), &mine(role, &shares), n)
         });
-        let sum = |phase| out.iter().map(|(_, s)| s.sent_in(phase).bytes).sum();
+        let (online, rounds) = online_cost(&out);
         Outcome {
             bits: crate::ring::add(&out[0].0, &out[1].0),
-            online: sum(Phase::Online),
-            offline: sum(Phase::Offline),
-            rounds: out
+            online,
+            offline: out
                 .iter()
-                .filter_map(|(_, s)| s.depth_at_end.get(&(Phase::Online, None)).copied())
-                .max()
-                .unwrap_or(0),
+                .map(|(_, s)| s.sent_in(Phase::Offline).bytes)
+                .sum(),
+            rounds,
         }
     }
 

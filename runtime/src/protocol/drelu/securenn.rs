@@ -28,8 +28,7 @@ pub fn drelu(p: &mut Party, a: &[u64], n: usize) -> Result<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::counting::Phase;
-    use crate::testing::{mine, rand_u64, run3, split};
+    use crate::testing::{mine, online_cost, rand_u64, run3, split};
     use ksnn_formats::{ApproxCompare, ProtocolConfig};
 
     fn secure(values: &[u64], config: ProtocolConfig) -> (Vec<u64>, u64, u32) {
@@ -39,15 +38,7 @@ mod tests {
             drelu(p, &x, values.len()).unwrap()
         });
         let bits = crate::ring::add(&out[0].0, &out[1].0);
-        let bytes = out
-            .iter()
-            .map(|(_, s)| s.sent_in(Phase::Online).bytes)
-            .sum();
-        let rounds = out
-            .iter()
-            .map(|(_, s)| s.depth_at_end.values().copied().max().unwrap_or(0))
-            .max()
-            .unwrap();
+        let (bytes, rounds) = online_cost(&out);
         (bits, bytes, rounds)
     }
 
