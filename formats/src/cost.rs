@@ -32,12 +32,20 @@ pub fn layer_drelus(op: &Op, x: Shape, y: Shape) -> u64 {
     }
 }
 
-/// Bytes of one DCF key's correction words for `bits`-bit inputs, as the helper sends them
-/// (`fss` DReLU, `docs/design.md` §12): per level a 16-byte seed correction carrying one
-/// control bit and an 8-byte value correction, the other control bits packed eight per
-/// byte, and an 8-byte leaf correction. The root seed comes from a stream, so it is not sent.
-pub const fn dcf_key_bytes(bits: u32) -> u64 {
-    24 * bits as u64 + bits.div_ceil(8) as u64 + 8
+/// Bytes of one DCF key's correction words for `bits`-bit inputs and outputs shared in
+/// Z_2^`output_bits` (64, or 1 for XOR shares of a bit), as the helper sends them (`fss`
+/// DReLU, `docs/design.md` §4.14): per level a 16-byte seed correction carrying one control
+/// bit, the value correction (8 bytes, or one bit packed eight per byte) and the other
+/// control bit (packed eight per byte), and a leaf correction (8 bytes, or 1). The root seed
+/// comes from a stream, so it is not sent.
+pub const fn dcf_key_bytes(bits: u32, output_bits: u32) -> u64 {
+    let n = bits as u64;
+    let packed = n.div_ceil(8);
+    if output_bits == 1 {
+        16 * n + 2 * packed + 1
+    } else {
+        24 * n + packed + 8
+    }
 }
 
 /// DCF keys per message of the helper's `fss` dealing: big layers go in pieces of this
@@ -94,7 +102,8 @@ impl Program {
             let mut bound = (8 * weights).max(136 * n).max(64 * drelus + 16 * n);
             if self.protocol.drelu == DreluProtocol::Fss {
                 let keys = drelus.min(DCF_KEYS_PER_MESSAGE);
-                bound = bound.max(keys * dcf_key_bytes(self.protocol.approx.compared_bits() - 1));
+                bound =
+                    bound.max(keys * dcf_key_bytes(self.protocol.approx.compared_bits() - 1, 1));
             }
             max = max.max(bound);
         }
@@ -102,13 +111,14 @@ impl Program {
     }
 
     /// Bytes of the `fss` comparison keys the helper deals per inference, both parties' copies
-    /// ([`dcf_key_bytes`] on 63 − g bits, twice per DReLU); 0 for `securenn`.
+    /// ([`dcf_key_bytes`] on 63 − g bits with bit outputs, as the select uses them, twice per
+    /// DReLU); 0 for `securenn`.
     pub fn dealt_key_bytes(&self) -> Result<u64, FormatError> {
         if self.protocol.drelu != DreluProtocol::Fss {
             return Ok(0);
         }
         let drelus: u64 = self.costs()?.iter().map(|c| c.drelus).sum();
-        Ok(2 * drelus * dcf_key_bytes(self.protocol.approx.compared_bits() - 1))
+        Ok(2 * drelus * dcf_key_bytes(self.protocol.approx.compared_bits() - 1, 1))
     }
 
     /// Bytes of the session set-up: the server sends the helper every linear coefficient

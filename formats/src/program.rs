@@ -74,8 +74,8 @@ pub enum DreluProtocol {
     /// (26 + 3·(63 − g) bytes and 4 rounds per DReLU; `docs/design-notes.md` item 1).
     #[cfg_attr(feature = "clap", value(name = "securenn"))]
     SecureNn,
-    /// Function secret sharing: helper-dealt DCF keys (2·(24·(63 − g) + ⌈(63 − g)/8⌉ + 8)
-    /// bytes offline), one online round of 2·⌈(64 − g)/8⌉ bytes per DReLU (`docs/design.md` §12).
+    /// Function secret sharing: helper-dealt DCF keys (2·(16·(63 − g) + 2·⌈(63 − g)/8⌉ + 1)
+    /// bytes offline per DReLU); a block ReLU in two online rounds (`docs/design.md` §4.14).
     #[cfg_attr(feature = "clap", value(name = "fss"))]
     Fss,
 }

@@ -72,26 +72,33 @@ fn conv_bench(c: &mut Criterion) {
 /// 64 keys the way the protocol does, [`LANES`](ksnn_runtime::fss::prg::LANES) in step, and
 /// criterion's throughput counts keys.
 fn dcf_bench(c: &mut Criterion) {
-    use ksnn_runtime::fss::dcf::{Function, KeyRef, Side, deal_many, eval_many, key_bytes};
+    use ksnn_runtime::fss::dcf::{Function, KeyRef, Output, Side, deal_many, eval_many, key_bytes};
     use ksnn_runtime::fss::prg::{AesPrg, ChaChaPrg, Prg};
     const BATCH: usize = 64;
     fn run(c: &mut Criterion, name: &str, prg: &impl Prg) {
         let mut g = c.benchmark_group(format!("dcf {name}"));
         g.throughput(Throughput::Elements(BATCH as u64));
-        for n in [63u32, 15] {
+        // The stand-alone DReLU's keys (ring outputs) and the select's (bit outputs).
+        for (n, output) in [
+            (63u32, Output::Ring),
+            (63, Output::Bit),
+            (15, Output::Ring),
+            (15, Output::Bit),
+        ] {
             let m = ksnn_runtime::prf::mask(n);
+            let kb = key_bytes(n, output);
             let fs: Vec<Function> = (0..BATCH as u64)
                 .map(|k| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) & m, 1, Side::Below))
                 .collect();
             let mut root = 1u128;
-            let mut words = vec![0u8; BATCH * key_bytes(n)];
-            g.bench_function(format!("deal {n}-bit"), |b| {
+            let mut words = vec![0u8; BATCH * kb];
+            g.bench_function(format!("deal {n}-bit {output:?}"), |b| {
                 b.iter(|| {
                     root = root.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
                     let roots: Vec<[u128; 2]> =
                         (0..BATCH as u128).map(|k| [root ^ k, !root ^ k]).collect();
                     words.iter_mut().for_each(|b| *b = 0);
-                    deal_many(prg, n, &fs, &roots, &mut words);
+                    deal_many(prg, (n, output), &fs, &roots, &mut words);
                 })
             });
             let keys: Vec<KeyRef> = (0..BATCH)
@@ -99,12 +106,13 @@ fn dcf_bench(c: &mut Criterion) {
                     party: 0,
                     seed: k as u128 + 3,
                     bits: n,
-                    corrections: &words[k * key_bytes(n)..(k + 1) * key_bytes(n)],
+                    output,
+                    corrections: &words[k * kb..(k + 1) * kb],
                 })
                 .collect();
             let mut x = 0u64;
             let mut out = vec![0u64; BATCH];
-            g.bench_function(format!("eval {n}-bit"), |b| {
+            g.bench_function(format!("eval {n}-bit {output:?}"), |b| {
                 b.iter(|| {
                     let xs: Vec<u64> = (0..BATCH)
                         .map(|_| {

@@ -44,6 +44,9 @@ pub enum Purpose {
     FssMask = 10,
     /// (P0,P2) / (P1,P2): the party's DCF root seeds of an `fss` comparison batch.
     FssRoot = 11,
+    /// (P0,P2) / (P1,P2): an `fss` select's masks: A_j and the bits δ_j; P1 also its shares
+    /// of δ and δ·A.
+    SelectMask = 12,
 }
 
 /// A 256-bit secret shared by one pair of parties.

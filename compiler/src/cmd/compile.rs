@@ -35,7 +35,7 @@ pub struct CompileArgs {
     pub truncation: Truncation,
     /// The DReLU protocol: securenn (wrap-bit comparison: 4 online rounds, 205 B per DReLU, no
     /// offline keys) or fss (helper-dealt comparison keys: 1 online round, 16 B per DReLU online,
-    /// ~3 KB of keys per DReLU offline; wins when round trips cost more than bytes).
+    /// ~2 KB of keys per DReLU offline; wins when round trips cost more than bytes).
     #[arg(long, value_enum, default_value_t = DreluProtocol::SecureNn)]
     pub drelu: DreluProtocol,
     /// Approximate comparison (docs/original.md §7.9): shift the compared value right by K

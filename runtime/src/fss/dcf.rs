@@ -9,11 +9,14 @@
 //! carry β into every turn that leaves α's path toward the counted side (left for `<`,
 //! right for `≥`, plus the leaf α itself for `≥`).
 //!
+//! Outputs are shared in Z_2^64 or in Z_2 ([`Output`]): the same algorithm with every value
+//! reduced to the group, so a bit-output key carries one-bit value corrections.
+//!
 //! A key is the party's root seed and the correction words, which both keys share. The roots
 //! come from streams the dealer shares with each party, so only the correction words travel,
-//! packed ([`ksnn_formats::cost::dcf_key_bytes`]): per level the 128-bit seed correction with
-//! the left control bit in its low bit (always 0 otherwise: seeds have it cleared) and the
-//! 64-bit value correction; then the right control bits, eight per byte; then the leaf word.
+//! packed ([`ksnn_formats::cost::dcf_key_bytes`], `Layout` below): per level the 128-bit seed
+//! correction with the left control bit in its low bit (always 0 otherwise: seeds have it
+//! cleared); the value corrections; the right control bits, eight per byte; the leaf word.
 //! Pure functions: the protocol that deals and opens is `protocol::drelu::fss`.
 
 use ksnn_formats::cost::dcf_key_bytes;
@@ -29,6 +32,31 @@ pub enum Side {
     AtLeast,
 }
 
+/// The group the outputs are shared in: Z_2^64 (additive shares of a ring element) or Z_2
+/// (XOR shares of a bit, whose value corrections are one bit instead of 64: a third smaller
+/// keys). One algorithm, every value reduced to the group's bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Z_2^64.
+    Ring,
+    /// Z_2.
+    Bit,
+}
+
+impl Output {
+    /// The group's bits, 64 or 1.
+    pub const fn bits(self) -> u32 {
+        match self {
+            Output::Ring => 64,
+            Output::Bit => 1,
+        }
+    }
+
+    fn mask(self) -> u64 {
+        crate::prf::mask(self.bits())
+    }
+}
+
 /// One party's key, owned (tests and benchmarks; the protocol keeps correction words of
 /// many keys in one buffer and evaluates through [`KeyRef`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +67,8 @@ pub struct Key {
     pub seed: u128,
     /// Input bits.
     pub bits: u32,
+    /// The output group.
+    pub output: Output,
     /// The packed correction words (identical in both keys).
     pub corrections: Vec<u8>,
 }
@@ -50,6 +80,7 @@ impl Key {
             party: self.party,
             seed: self.seed,
             bits: self.bits,
+            output: self.output,
             corrections: &self.corrections,
         }
     }
@@ -64,13 +95,99 @@ pub struct KeyRef<'a> {
     pub seed: u128,
     /// Input bits.
     pub bits: u32,
-    /// The packed correction words, [`dcf_key_bytes`]`(bits)` of them.
+    /// The output group.
+    pub output: Output,
+    /// The packed correction words, [`key_bytes`]`(bits, output)` of them.
     pub corrections: &'a [u8],
 }
 
 /// Bytes of one key's packed correction words for `bits`-bit inputs.
-pub fn key_bytes(bits: u32) -> usize {
-    dcf_key_bytes(bits) as usize
+pub fn key_bytes(bits: u32, output: Output) -> usize {
+    dcf_key_bytes(bits, output.bits()) as usize
+}
+
+/// Where a key's parts sit in its packed correction words (n levels): the seed corrections,
+/// 16 bytes per level (the left control bit in the low bit); the value corrections, 8 bytes
+/// per level (ring) or none; the right control bits, one per level, eight per byte; the value
+/// corrections' bits (bit output) likewise; the leaf correction, 8 bytes (ring) or 1.
+#[derive(Clone, Copy)]
+struct Layout {
+    n: usize,
+    output: Output,
+    values: usize,
+    right: usize,
+    value_bits: usize,
+    leaf: usize,
+}
+
+impl Layout {
+    fn new(n: u32, output: Output) -> Self {
+        let n = n as usize;
+        let values = 16 * n;
+        let right = values + if output == Output::Ring { 8 * n } else { 0 };
+        let value_bits = right + n.div_ceil(8);
+        let leaf = value_bits
+            + if output == Output::Bit {
+                n.div_ceil(8)
+            } else {
+                0
+            };
+        let layout = Self {
+            n,
+            output,
+            values,
+            right,
+            value_bits,
+            leaf,
+        };
+        debug_assert_eq!(layout.len(), key_bytes(n as u32, output));
+        layout
+    }
+
+    fn len(&self) -> usize {
+        self.leaf + (self.output.bits() as usize).div_ceil(8)
+    }
+
+    #[inline(always)]
+    fn seed(&self, k: &[u8], i: usize) -> u128 {
+        u128_at(k, 16 * i)
+    }
+
+    #[inline(always)]
+    fn right_bit(&self, k: &[u8], i: usize) -> u8 {
+        (k[self.right + i / 8] >> (i % 8)) & 1
+    }
+
+    #[inline(always)]
+    fn value(&self, k: &[u8], i: usize) -> u64 {
+        match self.output {
+            Output::Ring => u64_at(k, self.values + 8 * i),
+            Output::Bit => u64::from((k[self.value_bits + i / 8] >> (i % 8)) & 1),
+        }
+    }
+
+    #[inline(always)]
+    fn last(&self, k: &[u8]) -> u64 {
+        match self.output {
+            Output::Ring => u64_at(k, self.leaf),
+            Output::Bit => u64::from(k[self.leaf] & 1),
+        }
+    }
+
+    fn put_level(&self, k: &mut [u8], i: usize, seed: u128, value: u64, bit: [bool; 2]) {
+        k[16 * i..16 * i + 16].copy_from_slice(&(seed | bit[0] as u128).to_le_bytes());
+        k[self.right + i / 8] |= (bit[1] as u8) << (i % 8);
+        match self.output {
+            Output::Ring => k[self.values + 8 * i..self.values + 8 * i + 8]
+                .copy_from_slice(&value.to_le_bytes()),
+            Output::Bit => k[self.value_bits + i / 8] |= ((value & 1) as u8) << (i % 8),
+        }
+    }
+
+    fn put_last(&self, k: &mut [u8], last: u64) {
+        let w = (self.output.bits() as usize).div_ceil(8);
+        k[self.leaf..self.leaf + w].copy_from_slice(&last.to_le_bytes()[..w]);
+    }
 }
 
 fn neg_if(c: bool, v: u64) -> u64 {
@@ -96,12 +213,19 @@ fn u128_at(b: &[u8], at: usize) -> u128 {
 pub type Function = (u64, u64, Side);
 
 /// Writes the packed correction words of every `fs[k]` on `n`-bit inputs (1 ≤ n ≤ 64,
-/// α < 2^n), with root seeds `roots[k]` (uniform, secret, one per party), into `out`: key k
-/// at `k·`[`key_bytes`]`(n)`, the buffer all zero. The keys walk their trees in step,
-/// [`LANES`] at a time, so the PRG expands many seeds together.
-pub fn deal_many(prg: &impl Prg, n: u32, fs: &[Function], roots: &[[u128; 2]], out: &mut [u8]) {
+/// α < 2^n, β in the output group), with root seeds `roots[k]` (uniform, secret, one per
+/// party), into `out`: key k at `k·`[`key_bytes`]`(n, output)`, the buffer all zero. The keys
+/// walk their trees in step, [`LANES`] at a time, so the PRG expands many seeds together.
+pub fn deal_many(
+    prg: &impl Prg,
+    (n, output): (u32, Output),
+    fs: &[Function],
+    roots: &[[u128; 2]],
+    out: &mut [u8],
+) {
     assert!((1..=64).contains(&n), "DCF inputs of 1 to 64 bits");
-    let kb = key_bytes(n);
+    let layout = Layout::new(n, output);
+    let (kb, gm) = (layout.len(), output.mask());
     assert_eq!(fs.len(), roots.len(), "one root pair per function");
     assert_eq!(out.len(), fs.len() * kb, "the keys' packed size");
     let mut e = [Expanded::default(); 2 * LANES];
@@ -111,8 +235,9 @@ pub fn deal_many(prg: &impl Prg, n: u32, fs: &[Function], roots: &[[u128; 2]], o
         .zip(out.chunks_mut(LANES * kb))
     {
         let m = fs.len();
-        for &(alpha, _, _) in fs {
+        for &(alpha, beta, _) in fs {
             assert!(n == 64 || alpha >> n == 0, "α has more than {n} bits");
+            assert_eq!(beta & gm, beta, "β outside the output group");
         }
         let mut s: Vec<[u128; 2]> = roots.to_vec();
         let mut t = vec![[false, true]; m];
@@ -145,10 +270,12 @@ pub fn deal_many(prg: &impl Prg, n: u32, fs: &[Function], roots: &[[u128; 2]], o
                 if counted {
                     value = value.wrapping_add(neg_if(t[1], beta));
                 }
+                let value = value & gm;
                 *v_alpha = v_alpha
                     .wrapping_sub(e[1].value[keep])
                     .wrapping_add(e[0].value[keep])
-                    .wrapping_add(neg_if(t[1], value));
+                    .wrapping_add(neg_if(t[1], value))
+                    & gm;
                 let bit = [
                     e[0].bit[0] ^ e[1].bit[0] ^ a ^ true,
                     e[0].bit[1] ^ e[1].bit[1] ^ a,
@@ -159,10 +286,7 @@ pub fn deal_many(prg: &impl Prg, n: u32, fs: &[Function], roots: &[[u128; 2]], o
                     t[b] = next_t;
                 }
                 let key = &mut out[k * kb..(k + 1) * kb];
-                let at = 24 * i as usize;
-                key[at..at + 16].copy_from_slice(&(seed | bit[0] as u128).to_le_bytes());
-                key[at + 16..at + 24].copy_from_slice(&value.to_le_bytes());
-                key[24 * n as usize + i as usize / 8] |= (bit[1] as u8) << (i % 8);
+                layout.put_level(key, i as usize, seed, value, bit);
             }
         }
         for k in 0..m {
@@ -175,35 +299,38 @@ pub fn deal_many(prg: &impl Prg, n: u32, fs: &[Function], roots: &[[u128; 2]], o
                     .wrapping_sub(low(s[k][0]))
                     .wrapping_sub(v_alpha[k])
                     .wrapping_add(at_alpha),
-            );
-            out[(k + 1) * kb - 8..(k + 1) * kb].copy_from_slice(&last.to_le_bytes());
+            ) & gm;
+            layout.put_last(&mut out[k * kb..(k + 1) * kb], last);
         }
     }
 }
 
 /// The two keys of f(x) = β·[x `side` α] on `n`-bit inputs, from the root seeds `roots`.
-pub fn deal(prg: &impl Prg, n: u32, f: Function, roots: [u128; 2]) -> [Key; 2] {
-    let mut corrections = vec![0; key_bytes(n)];
-    deal_many(prg, n, &[f], &[roots], &mut corrections);
+pub fn deal(prg: &impl Prg, (n, output): (u32, Output), f: Function, roots: [u128; 2]) -> [Key; 2] {
+    let mut corrections = vec![0; key_bytes(n, output)];
+    deal_many(prg, (n, output), &[f], &[roots], &mut corrections);
     [0u8, 1].map(|party| Key {
         party,
         seed: roots[party as usize],
         bits: n,
+        output,
         corrections: corrections.clone(),
     })
 }
 
 /// Every key's share of its function at its point: `out[k]` from `keys[k]` at `xs[k]`
-/// (x < 2^n; all keys of one width). Shares of a key pair add up to f(x) mod 2^64. The keys
-/// walk their paths in step, [`LANES`] at a time.
+/// (x < 2^n; all keys of one width and group). Shares of a key pair add up to f(x) in the
+/// group. The keys walk their paths in step, [`LANES`] at a time.
 pub fn eval_many(prg: &impl Prg, keys: &[KeyRef<'_>], xs: &[u64], out: &mut [u64]) {
     assert!(
         keys.len() == xs.len() && xs.len() == out.len(),
         "one point and one share per key"
     );
-    let Some(n) = keys.first().map(|k| k.bits) else {
+    let Some((n, output)) = keys.first().map(|k| (k.bits, k.output)) else {
         return;
     };
+    let layout = Layout::new(n, output);
+    let gm = output.mask();
     let mut e = [Child::default(); LANES];
     let mut seeds = [0u128; LANES];
     let mut dirs = [0usize; LANES];
@@ -216,16 +343,16 @@ pub fn eval_many(prg: &impl Prg, keys: &[KeyRef<'_>], xs: &[u64], out: &mut [u64
         let mut t = [false; LANES];
         for (k, key) in keys.iter().enumerate() {
             assert!(
-                key.bits == n && key.corrections.len() == key_bytes(n),
-                "a key of {n} bits"
+                key.bits == n && key.output == output && key.corrections.len() == layout.len(),
+                "a key of {n} bits into {output:?}"
             );
             seeds[k] = key.seed;
             t[k] = key.party == 1;
             out[k] = 0;
         }
-        for i in 0..n as usize {
+        for i in 0..layout.n {
             for k in 0..m {
-                dirs[k] = ((xs[k] >> (n as usize - 1 - i)) & 1) as usize;
+                dirs[k] = ((xs[k] >> (layout.n - 1 - i)) & 1) as usize;
             }
             prg.child_many(&seeds[..m], &dirs[..m], &mut e[..m]);
             // Branch-free in the control bit: it is as good as random, and a mispredicted
@@ -233,11 +360,11 @@ pub fn eval_many(prg: &impl Prg, keys: &[KeyRef<'_>], xs: &[u64], out: &mut [u64
             for k in 0..m {
                 let (cw, minus, d) = (keys[k].corrections, keys[k].party == 1, dirs[k]);
                 let (t64, t128) = ((t[k] as u64).wrapping_neg(), (t[k] as u128).wrapping_neg());
-                let seed = u128_at(cw, 24 * i);
-                let value = e[k].value.wrapping_add(u64_at(cw, 24 * i + 16) & t64);
+                let seed = layout.seed(cw, i);
+                let value = e[k].value.wrapping_add(layout.value(cw, i) & t64);
                 out[k] = out[k].wrapping_add(neg_if(minus, value));
                 let left = seed as u8 & 1;
-                let right = (cw[24 * n as usize + i / 8] >> (i % 8)) & 1;
+                let right = layout.right_bit(cw, i);
                 let bit = left ^ ((left ^ right) & d as u8);
                 seeds[k] = e[k].seed ^ (seed & !1 & t128);
                 t[k] = e[k].bit ^ (t[k] & (bit == 1));
@@ -245,14 +372,14 @@ pub fn eval_many(prg: &impl Prg, keys: &[KeyRef<'_>], xs: &[u64], out: &mut [u64
         }
         for k in 0..m {
             let cw = keys[k].corrections;
-            let last = if t[k] { u64_at(cw, cw.len() - 8) } else { 0 };
+            let last = if t[k] { layout.last(cw) } else { 0 };
             let leaf = low(seeds[k]).wrapping_add(last);
-            out[k] = out[k].wrapping_add(neg_if(keys[k].party == 1, leaf));
+            out[k] = out[k].wrapping_add(neg_if(keys[k].party == 1, leaf)) & gm;
         }
     }
 }
 
-/// This key's share of f(x) (x < 2^n). Shares of the two keys add up to f(x) mod 2^64.
+/// This key's share of f(x) (x < 2^n). Shares of the two keys add up to f(x) in the group.
 pub fn eval(prg: &impl Prg, key: KeyRef<'_>, x: u64) -> u64 {
     let mut out = [0];
     eval_many(prg, &[key], &[x], &mut out);
@@ -271,10 +398,14 @@ mod tests {
     }
 
     /// Every key pair evaluates to β·[x < α] (or β·[x ≥ α]) at α and around it, at the ends
-    /// of the domain, and at random points, for widths from 1 to 64 bits and both PRGs.
+    /// of the domain, and at random points, for widths from 1 to 64 bits, both output groups
+    /// and both PRGs.
     fn exact(prg: &impl Prg) {
-        for n in [1u32, 2, 5, 9, 16, 20, 63, 64] {
-            let m = crate::prf::mask(n);
+        for (n, output) in [1u32, 2, 5, 9, 16, 20, 63, 64]
+            .into_iter()
+            .flat_map(|n| [(n, Output::Ring), (n, Output::Bit)])
+        {
+            let (m, gm) = (crate::prf::mask(n), output.mask());
             for round in 0..40 {
                 let alpha = match round {
                     0 => 0,
@@ -283,14 +414,14 @@ mod tests {
                     3 => (m >> 1) + 1,
                     _ => rand_u64() & m,
                 };
-                let beta = if round % 3 == 0 { 1 } else { rand_u64() };
+                let beta = if round % 3 == 0 { 1 } else { rand_u64() & gm };
                 let side = if round % 2 == 0 {
                     Side::Below
                 } else {
                     Side::AtLeast
                 };
-                let keys = deal(prg, n, (alpha, beta, side), roots());
-                assert_eq!(keys[0].corrections.len(), key_bytes(n));
+                let keys = deal(prg, (n, output), (alpha, beta, side), roots());
+                assert_eq!(keys[0].corrections.len(), key_bytes(n, output));
                 let mut xs = vec![
                     0,
                     m,
@@ -301,13 +432,17 @@ mod tests {
                 xs.extend((0..20).map(|_| rand_u64() & m));
                 for x in xs {
                     let got =
-                        eval(prg, keys[0].as_ref(), x).wrapping_add(eval(prg, keys[1].as_ref(), x));
+                        eval(prg, keys[0].as_ref(), x).wrapping_add(eval(prg, keys[1].as_ref(), x))
+                            & gm;
                     let hit = match side {
                         Side::Below => x < alpha,
                         Side::AtLeast => x >= alpha,
                     };
                     let want = if hit { beta } else { 0 };
-                    assert_eq!(got, want, "n {n} α {alpha} β {beta} {side:?} x {x}");
+                    assert_eq!(
+                        got, want,
+                        "n {n} {output:?} α {alpha} β {beta} {side:?} x {x}"
+                    );
                 }
             }
         }
@@ -317,9 +452,15 @@ mod tests {
     /// give what the definition says, key by key.
     #[test]
     fn batches_walk_in_step_and_stay_exact() {
+        batches(Output::Ring);
+        batches(Output::Bit);
+    }
+
+    fn batches(output: Output) {
         let prg = AesPrg::default();
         let n = 20u32;
-        let m = crate::prf::mask(n);
+        let (m, gm) = (crate::prf::mask(n), output.mask());
+        let kb = key_bytes(n, output);
         let count = LANES + 5;
         let fs: Vec<Function> = (0..count)
             .map(|k| {
@@ -328,12 +469,12 @@ mod tests {
                 } else {
                     Side::Below
                 };
-                (rand_u64() & m, rand_u64(), side)
+                (rand_u64() & m, rand_u64() & gm, side)
             })
             .collect();
         let roots: Vec<[u128; 2]> = (0..count).map(|_| roots()).collect();
-        let mut words = vec![0u8; count * key_bytes(n)];
-        deal_many(&prg, n, &fs, &roots, &mut words);
+        let mut words = vec![0u8; count * kb];
+        deal_many(&prg, (n, output), &fs, &roots, &mut words);
         for round in 0..4 {
             let xs: Vec<u64> = (0..count)
                 .map(|k| match round {
@@ -347,7 +488,8 @@ mod tests {
                         party,
                         seed: roots[k][party as usize],
                         bits: n,
-                        corrections: &words[k * key_bytes(n)..(k + 1) * key_bytes(n)],
+                        output,
+                        corrections: &words[k * kb..(k + 1) * kb],
                     })
                     .collect();
                 let mut out = vec![0; count];
@@ -362,9 +504,9 @@ mod tests {
                     Side::AtLeast => xs[k] >= alpha,
                 };
                 assert_eq!(
-                    a[k].wrapping_add(b[k]),
+                    a[k].wrapping_add(b[k]) & gm,
                     if hit { beta } else { 0 },
-                    "key {k}"
+                    "key {k}, {output:?}"
                 );
             }
         }
@@ -392,7 +534,7 @@ mod tests {
         for k in 0..2000 {
             let below = k % 2 == 0;
             let alpha = if below { 1000 } else { 60_000 };
-            let keys = deal(&prg, n, (alpha, 1, Side::Below), roots());
+            let keys = deal(&prg, (n, Output::Ring), (alpha, 1, Side::Below), roots());
             let share = eval(&prg, keys[1].as_ref(), x);
             top[below as usize] += (share >> 63) as u32;
             sums[below as usize] += eval(&prg, keys[0].as_ref(), x).wrapping_add(share) as u32;
@@ -401,5 +543,31 @@ mod tests {
             assert!((420..580).contains(&c), "{top:?}");
         }
         assert_eq!(sums, [1000, 0], "the control: together the keys answer");
+    }
+
+    /// The same for bit outputs: one key's bit share is a fair coin whatever the answer, and
+    /// both together give the answer.
+    #[test]
+    fn one_bit_key_alone_does_not_show_the_answer() {
+        let prg = AesPrg::default();
+        let (n, x) = (16u32, 30_000u64);
+        let mut ones = [0u32; 2];
+        let mut both = [0u32; 2];
+        for k in 0..2000 {
+            let below = k % 2 == 0;
+            let alpha = if below { 1000 } else { 60_000 };
+            let keys = deal(&prg, (n, Output::Bit), (alpha, 1, Side::AtLeast), roots());
+            let share = eval(&prg, keys[1].as_ref(), x);
+            ones[below as usize] += share as u32;
+            both[below as usize] += (eval(&prg, keys[0].as_ref(), x) ^ share) as u32;
+        }
+        for c in ones {
+            assert!((420..580).contains(&c), "{ones:?}");
+        }
+        assert_eq!(
+            both,
+            [0, 1000],
+            "the control: x ≥ α exactly when α is below"
+        );
     }
 }

@@ -61,36 +61,30 @@ fn draws(p: &Party, shape: &MulShape, pair: Pair) -> (Vec<u64>, Vec<u64>, crate:
 
 /// Offline: P2 deals; P0 receives and returns its `C0`; P1 returns nothing.
 pub fn offline(p: &mut Party, shape: &MulShape) -> Result<Option<Vec<u64>>> {
-    Ok(offline_with_mask(p, shape)?.0)
-}
-
-/// [`offline`], and P2 also returns the mask A = A0 + A1 of `x` it dealt (the others an
-/// empty vector), so a protocol can make other dealt material depend on it without drawing
-/// the streams again.
-pub fn offline_with_mask(p: &mut Party, shape: &MulShape) -> Result<(Option<Vec<u64>>, Vec<u64>)> {
     match p.role {
         Role::Helper => {
             let (a0, b0, _) = draws(p, shape, Pair::ClientHelper);
             let (a1, b1, mut st) = draws(p, shape, Pair::ServerHelper);
             let c1 = st.ring(shape.n_x);
-            let a = crate::ring::add(&a0, &a1);
             let c0 = crate::par::map(shape.n_x, |i| {
+                let a = a0[i].wrapping_add(a1[i]);
                 let b = b0[shape.y_of(i)].wrapping_add(b1[shape.y_of(i)]);
-                a[i].wrapping_mul(b).wrapping_sub(c1[i])
+                a.wrapping_mul(b).wrapping_sub(c1[i])
             });
             p.send_ring(Role::Client, "product: triple share C0 to P0", &c0)?;
-            Ok((None, a))
+            Ok(None)
         }
-        Role::Client => Ok((
-            Some(p.recv_ring(Role::Helper, "product: triple share C0", shape.n_x)?),
-            Vec::new(),
-        )),
-        Role::Server => Ok((None, Vec::new())),
+        Role::Client => Ok(Some(p.recv_ring(
+            Role::Helper,
+            "product: triple share C0",
+            shape.n_x,
+        )?)),
+        Role::Server => Ok(None),
     }
 }
 
 /// This party's triple shares (A, B, C) for one product (P0 or P1).
-pub struct Triple {
+struct Triple {
     a: Vec<u64>,
     b: Vec<u64>,
     c: Vec<u64>,
@@ -98,7 +92,7 @@ pub struct Triple {
 
 impl Triple {
     /// P0's or P1's shares: from its stream with P2, and P0's `C0` from the offline pass.
-    pub fn of(p: &Party, shape: &MulShape, c0: Option<&[u64]>) -> Self {
+    fn of(p: &Party, shape: &MulShape, c0: Option<&[u64]>) -> Self {
         match p.role {
             Role::Client => {
                 let (a, b, _) = draws(p, shape, Pair::ClientHelper);
@@ -114,18 +108,18 @@ impl Triple {
     }
 
     /// This party's `x − A`.
-    pub fn mask_x(&self, x: &[u64]) -> Vec<u64> {
+    fn mask_x(&self, x: &[u64]) -> Vec<u64> {
         crate::ring::sub(x, &self.a)
     }
 
     /// This party's `y − B`.
-    pub fn mask_y(&self, y: &[u64]) -> Vec<u64> {
+    fn mask_y(&self, y: &[u64]) -> Vec<u64> {
         crate::ring::sub(y, &self.b)
     }
 
     /// Shares of `x ⊙ expand(y)` from the opened `E = x − A` and `F = y − B`; `j` is P0 → 0,
     /// P1 → 1.
-    pub fn combine(&self, j: u64, shape: &MulShape, e: &[u64], f: &[u64]) -> Vec<u64> {
+    fn combine(&self, j: u64, shape: &MulShape, e: &[u64], f: &[u64]) -> Vec<u64> {
         let (a, b, c) = (&self.a, &self.b, &self.c);
         crate::par::map(shape.n_x, |i| {
             let k = shape.y_of(i);

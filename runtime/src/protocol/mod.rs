@@ -268,6 +268,21 @@ impl Party<'_> {
         self.recv(from, step, FrameKind::Bytes, n)
     }
 
+    /// P0 and P1 swap vectors of `n` bits (0/1 bytes), sent packed eight per byte; returns
+    /// the peer's, unpacked.
+    pub fn exchange_bits(&mut self, step: &'static str, mine: &[u8]) -> Result<Vec<u8>> {
+        let peer = self.peer();
+        let mut packed = vec![0u8; mine.len().div_ceil(8)];
+        for (i, &b) in mine.iter().enumerate() {
+            packed[i / 8] |= (b & 1) << (i % 8);
+        }
+        self.send_bytes(peer, step, packed)?;
+        let theirs = self.recv_bytes(peer, step, mine.len().div_ceil(8))?;
+        Ok((0..mine.len())
+            .map(|i| (theirs[i / 8] >> (i % 8)) & 1)
+            .collect())
+    }
+
     /// P0 and P1 swap ring vectors of equal length; returns the peer's.
     pub fn exchange_ring(&mut self, step: &'static str, mine: &[u64]) -> Result<Vec<u64>> {
         let peer = self.peer();

@@ -47,7 +47,7 @@ pub struct ModelArgs {
     #[arg(long, value_parser = parse_approx, default_value = "0,0")]
     approx: ApproxCompare,
     /// DReLU protocol: securenn (4 online rounds, 205 B) or fss (1 online round, 16 B;
-    /// 3 KB of helper-dealt keys offline).
+    /// 2 KB of helper-dealt keys offline).
     #[arg(long, value_enum, default_value = "securenn")]
     drelu: DreluProtocol,
     /// Truncation after products.

@@ -23,7 +23,7 @@
 
 use ksnn_formats::cost::DCF_KEYS_PER_MESSAGE;
 
-use crate::fss::dcf::{KeyRef, Side, deal_many, eval_many, key_bytes};
+use crate::fss::dcf::{KeyRef, Output, Side, deal_many, eval_many, key_bytes};
 use crate::fss::prg::{AesPrg, LANES};
 use crate::par;
 use crate::prf::{Purpose, mask};
@@ -34,6 +34,8 @@ use crate::role::{Pair, Role};
 /// The keys P0 or P1 holds for one batch of comparisons: its DCF root seeds and every key's
 /// correction words.
 pub struct Keys {
+    /// The group the keys' outputs are shared in.
+    output: Output,
     /// The party's DCF root seeds.
     roots: Vec<u128>,
     /// Every key's packed correction words, [`key_bytes`] each, in batch order.
@@ -89,12 +91,12 @@ fn pieces(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 const KEYS: &str = "fss DReLU: key correction words";
 
 /// P2's side of the keys for `r.len()` comparisons whose w-bit masks `r` it knows: each key
-/// computes MSB(r) ⊕ [x̂′ < r′] on the low w − 1 bits, its roots from the streams P2 shares
-/// with P0 and P1; P2 sends both the correction words, in pieces.
-pub fn deal(p: &mut Party, r: &[u64], w: u32) -> Result<()> {
+/// computes MSB(r) ⊕ [x̂′ < r′] on the low w − 1 bits, shared in `output`, its roots from the
+/// streams P2 shares with P0 and P1; P2 sends both the correction words, in pieces.
+pub fn deal(p: &mut Party, r: &[u64], w: u32, output: Output) -> Result<()> {
     debug_assert_eq!(p.role, Role::Helper);
     let n = r.len();
-    let (bits, kb) = (w - 1, key_bytes(w - 1));
+    let (bits, kb) = (w - 1, key_bytes(w - 1, output));
     let (s0, s1) = (
         roots(p, Pair::ClientHelper, n),
         roots(p, Pair::ServerHelper, n),
@@ -119,7 +121,13 @@ pub fn deal(p: &mut Party, r: &[u64], w: u32) -> Result<()> {
             .collect();
         par::for_each_segment(&mut words, &offsets, |g, out| {
             let keys = piece.start + g * LANES..(piece.start + (g + 1) * LANES).min(piece.end);
-            deal_many(&prg, bits, &functions[keys.clone()], &roots[keys], out);
+            deal_many(
+                &prg,
+                (bits, output),
+                &functions[keys.clone()],
+                &roots[keys],
+                out,
+            );
         });
         p.send_bytes(Role::Client, KEYS, words.clone())?;
         p.send_bytes(Role::Server, KEYS, words)?;
@@ -128,23 +136,29 @@ pub fn deal(p: &mut Party, r: &[u64], w: u32) -> Result<()> {
 }
 
 /// P0's or P1's side of [`deal`]: its roots and the correction words P2 sends.
-pub fn receive(p: &mut Party, n: usize, w: u32) -> Result<Keys> {
+pub fn receive(p: &mut Party, n: usize, w: u32, output: Output) -> Result<Keys> {
     let pair = Pair::of(p.role, Role::Helper).expect("a computing party");
-    let kb = key_bytes(w - 1);
+    let kb = key_bytes(w - 1, output);
     let roots = roots(p, pair, n);
     let mut corrections = Vec::with_capacity(n * kb);
     for piece in pieces(n) {
         corrections.extend(p.recv_bytes(Role::Helper, KEYS, piece.len() * kb)?);
     }
-    Ok(Keys { roots, corrections })
+    Ok(Keys {
+        output,
+        roots,
+        corrections,
+    })
 }
 
-/// Shares of `[z ≥ 0]` (w-bit two's complement) from the opened `x̂ = z + r (mod 2^w)` of
-/// every comparison and this party's keys, dealt for the masks r.
+/// Shares of `[z ≥ 0]` (w-bit two's complement) in the keys' group — additive over Z_2^64 or
+/// XOR — from the opened `x̂ = z + r (mod 2^w)` of every comparison and this party's keys,
+/// dealt for the masks r.
 pub fn evaluate(p: &Party, keys: &Keys, opened: &[u64], w: u32) -> Vec<u64> {
     let n = opened.len();
     debug_assert_eq!(keys.len(), n);
-    let (bits, kb) = (w - 1, key_bytes(w - 1));
+    let output = keys.output;
+    let (bits, kb) = (w - 1, key_bytes(w - 1, output));
     let j = p.j() as u8;
     let prg = AesPrg::default();
     // Shares of MSB(r) ⊕ [x̂′ < r′], LANES keys at a time, in parallel.
@@ -156,6 +170,7 @@ pub fn evaluate(p: &Party, keys: &Keys, opened: &[u64], w: u32) -> Vec<u64> {
                 party: j,
                 seed: keys.roots[i],
                 bits,
+                output,
                 corrections: &keys.corrections[i * kb..(i + 1) * kb],
             })
             .collect();
@@ -164,23 +179,30 @@ pub fn evaluate(p: &Party, keys: &Keys, opened: &[u64], w: u32) -> Vec<u64> {
         eval_many(&prg, &refs, &xs, &mut out);
         out
     });
-    // MSB(z) = MSB(x̂) ⊕ that; DReLU = 1 − MSB(z). P0 adds the public constants.
+    // MSB(z) = MSB(x̂) ⊕ that; DReLU = 1 ⊕ MSB(z). P0 adds the public constants: in Z_2^64
+    // a ⊕ b = a + b − 2ab with one of them public, in Z_2 it is XOR.
     groups
         .concat()
         .iter()
         .zip(opened)
         .map(|(&c, &x)| {
-            let msb = if (x >> bits) & 1 == 0 {
-                c
-            } else if j == 0 {
-                1u64.wrapping_sub(c)
-            } else {
-                c.wrapping_neg()
-            };
-            if j == 0 {
-                1u64.wrapping_sub(msb)
-            } else {
-                msb.wrapping_neg()
+            let top_clear = (x >> bits) & 1 == 0;
+            match output {
+                Output::Bit => c ^ u64::from(j == 0 && top_clear),
+                Output::Ring => {
+                    let msb = if top_clear {
+                        c
+                    } else if j == 0 {
+                        1u64.wrapping_sub(c)
+                    } else {
+                        c.wrapping_neg()
+                    };
+                    if j == 0 {
+                        1u64.wrapping_sub(msb)
+                    } else {
+                        msb.wrapping_neg()
+                    }
+                }
             }
         })
         .collect()
@@ -196,13 +218,13 @@ pub fn offline(p: &mut Party, n: usize) -> Result<Option<Material>> {
             let r0 = masks(p, Pair::ClientHelper, n, w);
             let r1 = masks(p, Pair::ServerHelper, n, w);
             let r: Vec<u64> = par::zip_map(&r0, &r1, |a, b| a.wrapping_add(*b) & mask(w));
-            deal(p, &r, w)?;
+            deal(p, &r, w, Output::Ring)?;
             Ok(None)
         }
         Role::Client | Role::Server => {
             let pair = Pair::of(p.role, Role::Helper).expect("a computing party");
             let r = masks(p, pair, n, w);
-            let keys = receive(p, n, w)?;
+            let keys = receive(p, n, w, Output::Ring)?;
             Ok(Some(Material { r, keys }))
         }
     }
@@ -344,10 +366,10 @@ mod tests {
         assert_eq!(got.online, 16 * n, "8 bytes each way per DReLU");
         assert_eq!(
             got.offline,
-            2 * n * dcf_key_bytes(63),
+            2 * n * dcf_key_bytes(63, 64),
             "the key to P0 and to P1"
         );
-        assert_eq!(dcf_key_bytes(63), 1528);
+        assert_eq!(dcf_key_bytes(63, 64), 1528);
     }
 
     /// More than one key piece, and an empty batch (messages still go, empty).
@@ -382,7 +404,7 @@ mod tests {
         }
         let n = inside.len() as u64;
         assert_eq!(got.online, 2 * 3 * n, "20 bits in 3 bytes each way");
-        assert_eq!(got.offline, 2 * n * dcf_key_bytes(19));
+        assert_eq!(got.offline, 2 * n * dcf_key_bytes(19, 64));
         // Beyond: 2^19 wraps to −2^19 in 20 bits, reported negative; never a panic.
         let beyond: Vec<u64> = [limit, 3 * limit, -3 * limit, i64::MAX, i64::MIN]
             .iter()
@@ -410,8 +432,8 @@ mod tests {
         }
         let n = vals.len() as u64;
         assert_eq!(got.online, 2 * 2 * n);
-        assert_eq!(got.offline, 2 * n * dcf_key_bytes(15));
-        assert_eq!(dcf_key_bytes(15), 370);
+        assert_eq!(got.offline, 2 * n * dcf_key_bytes(15, 64));
+        assert_eq!(dcf_key_bytes(15, 64), 370);
     }
 
     /// Material of another batch size is refused with the step's error, not a panic.
