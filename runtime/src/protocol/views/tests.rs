@@ -456,7 +456,8 @@ fn reused_mask_is_caught() {
 }
 
 /// A DCF key and mask reused across two comparisons (here: the same position in two
-/// inferences, [`Leak::ReusedMask`]) must be seen. A received opening alone stays uniform
+/// inferences, [`Leak::ReusedMask`]) must be seen, in the stand-alone DReLU and in the fused
+/// select. A received opening alone stays uniform
 /// under reuse (the peer's share is fresh), so the test sets it against what the receiver
 /// knows, its own opening: the known attack — the difference of the two inferences' opened
 /// sums is the difference of the compared values — recovers the secret's change at every
@@ -465,32 +466,57 @@ fn reused_mask_is_caught() {
 fn reused_fss_key_is_caught() {
     let (s1, s2) = (1234u64, (-98_765i64) as u64);
     let n = 64;
-    let recovered = |leak: Leak, role: Role| -> usize {
+    // What a receiver opens itself for one protocol: its share plus (or minus) the mask it
+    // draws at `path` for `purpose`, the mask's first n draws.
+    struct Case {
+        step: &'static str,
+        path: Option<Label>,
+        purpose: Purpose,
+        minus: bool,
+    }
+    let recovered = |case: &Case, leak: Leak, role: Role| -> usize {
         let inputs = [shares(&vec![s1; n]), shares(&vec![s2; n])];
         let run = session(fss(), leak, &inputs, |p, _, x, _| {
-            drelu(p, &x[p.role.index()], n).unwrap();
+            let r = p.role.index();
+            if case.path.is_none() {
+                drelu(p, &x[r], n).unwrap();
+            } else {
+                let shape = crate::protocol::beaver::MulShape::elementwise(n);
+                both_passes(p, |a| {
+                    crate::protocol::arith::Arith::select(a, 0, &shape, &x[r])
+                })
+                .unwrap();
+            }
         });
         let opened = |inf: usize| -> Vec<u64> {
             let m = run.views[inf][role.index()]
                 .iter()
-                .find(|m| m.step.contains("open z + r"))
+                .find(|m| m.step.contains(case.step))
                 .expect("the peer's opening");
             ksnn_formats::frame::get_ring(&m.message.payload).unwrap()
         };
         // The receiver's own opening, from its share and its mask stream with P2.
         let own = |inf: usize| -> Vec<u64> {
-            let at = Addr::root(Scope::Inference(inf as u64 + 1)).child(Label::Layer(0));
-            let at = if leak == Leak::ReusedMask {
-                at.in_scope(Scope::Inference(0))
-            } else {
-                at
-            };
+            let mut at = Addr::root(Scope::Inference(inf as u64 + 1)).child(Label::Layer(0));
+            if let Some(label) = case.path {
+                at = at.child(label);
+            }
+            if leak == Leak::ReusedMask {
+                at = at.in_scope(Scope::Inference(0));
+            }
             let pair = Pair::of(role, Role::Helper).unwrap();
             let r = run.keys[role.index()]
-                .stream(pair, &at, Purpose::FssMask)
+                .stream(pair, &at, case.purpose)
                 .ring(n);
+            let x = &inputs[inf][role.index()];
             (0..n)
-                .map(|i| inputs[inf][role.index()][i].wrapping_add(r[i]))
+                .map(|i| {
+                    if case.minus {
+                        x[i].wrapping_sub(r[i])
+                    } else {
+                        x[i].wrapping_add(r[i])
+                    }
+                })
                 .collect()
         };
         let (a, b, oa, ob) = (opened(0), opened(1), own(0), own(1));
@@ -503,17 +529,36 @@ fn reused_fss_key_is_caught() {
             })
             .count()
     };
-    for role in [Role::Client, Role::Server] {
-        assert_eq!(
-            recovered(Leak::ReusedMask, role),
-            n,
-            "the control: {role} recovers every difference"
-        );
-        assert_eq!(
-            recovered(Leak::None, role),
-            0,
-            "fresh keys: {role} recovers nothing"
-        );
+    let cases = [
+        Case {
+            step: "open z + r",
+            path: None,
+            purpose: Purpose::FssMask,
+            minus: false,
+        },
+        // The fused select: the comparison's masked value is the sum of E = x − A.
+        Case {
+            step: "select: open x − A",
+            path: Some(Label::Product(0)),
+            purpose: Purpose::SelectMask,
+            minus: true,
+        },
+    ];
+    for case in &cases {
+        for role in [Role::Client, Role::Server] {
+            assert_eq!(
+                recovered(case, Leak::ReusedMask, role),
+                n,
+                "the control, {}: {role} recovers every difference",
+                case.step
+            );
+            assert_eq!(
+                recovered(case, Leak::None, role),
+                0,
+                "fresh keys, {}: {role} recovers nothing",
+                case.step
+            );
+        }
     }
 }
 
