@@ -21,7 +21,7 @@ pub enum Pre {
     Linear(Option<ClientPre>),
     /// A DReLU batch's dealt material (`fss`: P0's and P1's keys; otherwise `None`).
     Drelu(drelu::Offline),
-    /// A fused select's triple share and keys (`fss`).
+    /// A fused select's dealt material (`fss`: P0's shares of δ and δ·A, P0's and P1's keys).
     Select(select::Dealt),
 }
 
@@ -154,7 +154,7 @@ impl Arith for Secure<'_, '_> {
             return Ok(Vec::new());
         }
         let Some(Pre::Select(dealt)) = self.take() else {
-            return Err(self.missing("a select's triple and keys"));
+            return Err(self.missing("a select's dealt shares and keys"));
         };
         select::online(&mut self.party, level, shape, x, dealt)
     }

@@ -1,5 +1,5 @@
 //! Clip (ReLU6 and friends): `clip(x, lo, hi) = lo + relu(x − lo) − relu(x − hi)`, both
-//! ReLUs in one DReLU batch and one product.
+//! ReLUs in one select (one DReLU batch and its product).
 
 use crate::protocol::Result;
 use crate::protocol::arith::Arith;

@@ -1,6 +1,6 @@
 //! Max pooling by a tree of maxima: max(a, b) = a + DReLU(b − a)·(b − a). The window's
-//! kh·kw taps are reduced pairwise, so a 3×3 pool takes 4 levels (each one DReLU batch and
-//! one product) instead of the original's 8 sequential steps; the DReLU count is the same,
+//! kh·kw taps are reduced pairwise, so a 3×3 pool takes 4 levels (each one select: a DReLU
+//! batch and its product) instead of the original's 8 sequential steps; the DReLU count is the same,
 //! kh·kw − 1 per output. Padding taps repeat an in-bounds value, so padding never wins.
 
 use crate::protocol::Result;

@@ -1,7 +1,8 @@
-//! Block ReLU (plain ReLU is the `[1,1]` block): per layer, each party sums its share over
-//! every block (the sign of the sum is the sign of the mean, so no division), one batched
-//! DReLU decides all blocks of all channels, and a compressed product keeps or zeroes each
-//! block's pixels. Identity channels are untouched, zero channels zeroed locally.
+//! Block ReLU (plain ReLU is the `[1,1]` block): per layer, one select
+//! ([`crate::protocol::select`]) over the pixels of every sized block: each block's sum (the
+//! sign of the sum is the sign of the mean, so no division) decides by one batched DReLU, and
+//! the block's pixels are kept or zeroed. Identity channels are untouched, zero channels
+//! zeroed locally.
 
 use crate::kernels::layout::BlockLayout;
 use crate::protocol::Result;
