@@ -19,8 +19,8 @@ pub struct Model<'a> {
 }
 
 impl<'a> Model<'a> {
-    /// Validates `program`, and `weights` against it when given; refuses options this
-    /// runtime cannot run, so a party fails at load time, not in the middle of a session.
+    /// Validates `program`, and `weights` against it when given, so a party fails at load
+    /// time, not in the middle of a session.
     pub fn new(program: &'a Program, weights: Option<&'a Weights>) -> Result<Self, FormatError> {
         let shapes = program.validate()?;
         if let Some(w) = weights {

@@ -523,51 +523,37 @@ mod tests {
     }
 
     /// One key alone says nothing about α: P1's share at a fixed x, over fresh keys, is as
-    /// likely to have its top bit set for α below x as above (a leaky key would tie the
-    /// share to the answer). Positive control: the sum of both shares does depend on it.
-    #[test]
-    fn one_key_alone_does_not_show_the_answer() {
+    /// likely to have its top bit (in the output group) set for α below x as above (a leaky
+    /// key would tie the share to the answer). Positive control: the sum of both shares does
+    /// depend on it, as `want` (keys counting, for α below x and above).
+    fn one_key_alone(output: Output, side: Side, want: [u32; 2]) {
         let prg = AesPrg::default();
         let (n, x) = (16u32, 30_000u64);
+        let top_bit = output.bits() - 1;
         let mut top = [0u32; 2];
         let mut sums = [0u32; 2];
         for k in 0..2000 {
             let below = k % 2 == 0;
             let alpha = if below { 1000 } else { 60_000 };
-            let keys = deal(&prg, (n, Output::Ring), (alpha, 1, Side::Below), roots());
+            let keys = deal(&prg, (n, output), (alpha, 1, side), roots());
             let share = eval(&prg, keys[1].as_ref(), x);
-            top[below as usize] += (share >> 63) as u32;
-            sums[below as usize] += eval(&prg, keys[0].as_ref(), x).wrapping_add(share) as u32;
+            top[below as usize] += ((share >> top_bit) & 1) as u32;
+            let sum = eval(&prg, keys[0].as_ref(), x).wrapping_add(share) & output.mask();
+            sums[below as usize] += sum as u32;
         }
         for c in top {
-            assert!((420..580).contains(&c), "{top:?}");
-        }
-        assert_eq!(sums, [1000, 0], "the control: together the keys answer");
-    }
-
-    /// The same for bit outputs: one key's bit share is a fair coin whatever the answer, and
-    /// both together give the answer.
-    #[test]
-    fn one_bit_key_alone_does_not_show_the_answer() {
-        let prg = AesPrg::default();
-        let (n, x) = (16u32, 30_000u64);
-        let mut ones = [0u32; 2];
-        let mut both = [0u32; 2];
-        for k in 0..2000 {
-            let below = k % 2 == 0;
-            let alpha = if below { 1000 } else { 60_000 };
-            let keys = deal(&prg, (n, Output::Bit), (alpha, 1, Side::AtLeast), roots());
-            let share = eval(&prg, keys[1].as_ref(), x);
-            ones[below as usize] += share as u32;
-            both[below as usize] += (eval(&prg, keys[0].as_ref(), x) ^ share) as u32;
-        }
-        for c in ones {
-            assert!((420..580).contains(&c), "{ones:?}");
+            assert!((420..580).contains(&c), "{output:?}: {top:?}");
         }
         assert_eq!(
-            both,
-            [0, 1000],
-            "the control: x ≥ α exactly when α is below"
+            sums, want,
+            "the control, {output:?}: together the keys answer"
         );
+    }
+
+    #[test]
+    fn one_key_alone_does_not_show_the_answer() {
+        // [x < α] counts when α is above x; [x ≥ α] when α is below it.
+        one_key_alone(Output::Ring, Side::Below, [1000, 0]);
+        one_key_alone(Output::Bit, Side::AtLeast, [0, 1000]);
     }
 }

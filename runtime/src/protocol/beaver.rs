@@ -83,54 +83,6 @@ pub fn offline(p: &mut Party, shape: &MulShape) -> Result<Option<Vec<u64>>> {
     }
 }
 
-/// This party's triple shares (A, B, C) for one product (P0 or P1).
-struct Triple {
-    a: Vec<u64>,
-    b: Vec<u64>,
-    c: Vec<u64>,
-}
-
-impl Triple {
-    /// P0's or P1's shares: from its stream with P2, and P0's `C0` from the offline pass.
-    fn of(p: &Party, shape: &MulShape, c0: Option<&[u64]>) -> Self {
-        match p.role {
-            Role::Client => {
-                let (a, b, _) = draws(p, shape, Pair::ClientHelper);
-                let c = c0.expect("P0 has its offline triple share").to_vec();
-                Self { a, b, c }
-            }
-            _ => {
-                let (a, b, mut st) = draws(p, shape, Pair::ServerHelper);
-                let c = st.ring(shape.n_x);
-                Self { a, b, c }
-            }
-        }
-    }
-
-    /// This party's `x − A`.
-    fn mask_x(&self, x: &[u64]) -> Vec<u64> {
-        crate::ring::sub(x, &self.a)
-    }
-
-    /// This party's `y − B`.
-    fn mask_y(&self, y: &[u64]) -> Vec<u64> {
-        crate::ring::sub(y, &self.b)
-    }
-
-    /// Shares of `x ⊙ expand(y)` from the opened `E = x − A` and `F = y − B`; `j` is P0 → 0,
-    /// P1 → 1.
-    fn combine(&self, j: u64, shape: &MulShape, e: &[u64], f: &[u64]) -> Vec<u64> {
-        let (a, b, c) = (&self.a, &self.b, &self.c);
-        crate::par::map(shape.n_x, |i| {
-            let k = shape.y_of(i);
-            (j.wrapping_mul(e[i]).wrapping_mul(f[k]))
-                .wrapping_add(e[i].wrapping_mul(b[k]))
-                .wrapping_add(a[i].wrapping_mul(f[k]))
-                .wrapping_add(c[i])
-        })
-    }
-}
-
 /// Online: shares of `x ⊙ expand(y)`. `c0` is P0's offline result. P2 returns an empty vector.
 pub fn online(
     p: &mut Party,
@@ -139,16 +91,31 @@ pub fn online(
     y: &[u64],
     c0: Option<&[u64]>,
 ) -> Result<Vec<u64>> {
-    if p.role == Role::Helper {
-        return Ok(Vec::new());
-    }
-    let t = Triple::of(p, shape, c0);
-    let mut ef = t.mask_x(x);
-    ef.extend(t.mask_y(y));
+    let (a, b, c) = match p.role {
+        Role::Helper => return Ok(Vec::new()),
+        Role::Client => {
+            let (a, b, _) = draws(p, shape, Pair::ClientHelper);
+            (a, b, c0.expect("P0 has its offline triple share").to_vec())
+        }
+        Role::Server => {
+            let (a, b, mut st) = draws(p, shape, Pair::ServerHelper);
+            let c = st.ring(shape.n_x);
+            (a, b, c)
+        }
+    };
+    let mut ef: Vec<u64> = crate::ring::sub(x, &a);
+    ef.extend(crate::ring::sub(y, &b));
     let other = p.exchange_ring("product: open x − A, y − B", &ef)?;
     crate::ring::add_assign(&mut ef, &other);
     let (e, f) = ef.split_at(shape.n_x);
-    Ok(t.combine(p.j(), shape, e, f))
+    let j = p.j();
+    Ok(crate::par::map(shape.n_x, |i| {
+        let k = shape.y_of(i);
+        (j.wrapping_mul(e[i]).wrapping_mul(f[k]))
+            .wrapping_add(e[i].wrapping_mul(b[k]))
+            .wrapping_add(a[i].wrapping_mul(f[k]))
+            .wrapping_add(c[i])
+    }))
 }
 
 /// Offline and online in one call, for protocols whose product is not preprocessed.

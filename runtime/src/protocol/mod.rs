@@ -70,10 +70,6 @@ pub enum ProtocolError {
         /// The kind that arrived (an abort is reported as [`ProtocolError::Net`] instead).
         got: FrameKind,
     },
-    /// The program asks for a protocol option this runtime does not implement; the message
-    /// names the party and the option.
-    #[error("{0}")]
-    Unsupported(String),
     /// The online pass found the offline pass's stash short of what a step needs, so the
     /// two passes did not run the same steps.
     #[error("{role}: the offline pass left no {what} for the online pass")]

@@ -189,20 +189,15 @@ pub fn evaluate(p: &Party, keys: &Keys, opened: &[u64], w: u32) -> Vec<u64> {
             let top_clear = (x >> bits) & 1 == 0;
             match output {
                 Output::Bit => c ^ u64::from(j == 0 && top_clear),
-                Output::Ring => {
-                    let msb = if top_clear {
-                        c
-                    } else if j == 0 {
+                // MSB(x̂) = 0: DReLU = 1 − w, so P0 takes 1 − c0, P1 −c1; else DReLU = w.
+                Output::Ring if top_clear => {
+                    if j == 0 {
                         1u64.wrapping_sub(c)
                     } else {
                         c.wrapping_neg()
-                    };
-                    if j == 0 {
-                        1u64.wrapping_sub(msb)
-                    } else {
-                        msb.wrapping_neg()
                     }
                 }
+                Output::Ring => c,
             }
         })
         .collect()
