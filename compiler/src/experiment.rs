@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use ksnn_formats::program::{ApproxCompare, DreluProtocol, FixedPoint, ProtocolConfig, Truncation};
-use ksnn_knapsack::Solver;
+use ksnn_knapsack::{Granularity, Solver};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
@@ -136,6 +136,10 @@ pub struct SweepCfg {
     pub ratios: Vec<f64>,
     /// Fine-tuning epochs per budget.
     pub epochs: usize,
+    /// Naive choices at the same budgets, fine-tuned alike, as columns beside the knapsack's:
+    /// `uniform`, `layerwise` (spelt as `ksnn sweep --baseline`).
+    #[serde(with = "by_name_list")]
+    pub baselines: Vec<Granularity>,
 }
 
 impl Default for SweepCfg {
@@ -143,6 +147,7 @@ impl Default for SweepCfg {
         Self {
             ratios: vec![0.01, 0.03, 0.06, 0.25],
             epochs: 2,
+            baselines: Vec::new(),
         }
     }
 }
@@ -329,6 +334,38 @@ mod by_name {
                 allowed.join(", ")
             ))
         })
+    }
+}
+
+/// [`by_name`] for a list of choices.
+mod by_name_list {
+    use clap::ValueEnum;
+    use serde::de::Error as _;
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: ValueEnum, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for x in v {
+            seq.serialize_element(&super::name_of(x))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, T: ValueEnum, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| {
+                T::from_str(s, false).map_err(|_| {
+                    let allowed: Vec<String> =
+                        T::value_variants().iter().map(super::name_of).collect();
+                    D::Error::custom(format!(
+                        "unknown value `{s}`; expected one of: {}",
+                        allowed.join(", ")
+                    ))
+                })
+            })
+            .collect()
     }
 }
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use ksnn_compiler::check;
 use ksnn_compiler::experiment::Experiment;
 use ksnn_compiler::torch::executor::{Executor, get_params};
-use ksnn_formats::program::{ApproxCompare, DreluProtocol, OutputKind, ProtocolConfig, Truncation};
+use ksnn_formats::program::{ApproxCompare, DreluProtocol, ProtocolConfig, Truncation};
 use ksnn_formats::{BlockSpec, Program, Report};
 use ksnn_graph::lower::{LowerOptions, lower};
 
@@ -263,7 +263,6 @@ frac_bits = 14
     let opts = LowerOptions {
         fixed_point: cfg.compile.fixed_point(),
         protocol: cfg.compile.protocol(),
-        output: OutputKind::Logits,
     };
     let lowered = lower(&graph, &params, &BlockSpec::default(), &opts).unwrap();
     let program = Program::decode(&lowered.program.encode()).unwrap();

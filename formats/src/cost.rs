@@ -121,6 +121,34 @@ impl Program {
         Ok(2 * drelus * dcf_key_bytes(self.protocol.approx.compared_bits() - 1, 1))
     }
 
+    /// Per layer, an estimate of the bytes one party keeps from the layer's offline pass until
+    /// its online pass: a ring element for every element the layer reads and writes (a linear
+    /// layer's mask and precomputed product, a product's triple share) and, with `fss`, one
+    /// [`dcf_key_bytes`] key per DReLU. The runtime deals a large model's offline material in
+    /// segments bounded by this estimate, so no party holds a whole inference's material at
+    /// once (a 512×512 segmentor's would be gigabytes).
+    pub fn offline_held_bytes(&self) -> Result<Vec<u64>, FormatError> {
+        let shapes = self.validate()?;
+        let key = match self.protocol.drelu {
+            DreluProtocol::Fss => dcf_key_bytes(self.protocol.approx.compared_bits() - 1, 1),
+            DreluProtocol::SecureNn => 0,
+        };
+        Ok(self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let (x, y) = (shapes[layer.inputs[0] as usize], shapes[index + 1]);
+                let read: u64 = layer
+                    .inputs
+                    .iter()
+                    .map(|&t| shapes[t as usize].elements())
+                    .sum();
+                8 * (read + y.elements()) + key * layer_drelus(&layer.op, x, y)
+            })
+            .collect())
+    }
+
     /// Bytes of the session set-up: the server sends the helper every linear coefficient
     /// (weights and scales, not biases) once, masked, 8 bytes each (`docs/security.md` §3.3).
     pub fn setup_bytes(&self) -> Result<u64, FormatError> {

@@ -57,6 +57,18 @@ pub enum OutputKind {
     SegmentationLogits,
 }
 
+impl OutputKind {
+    /// The meaning of an output of shape `s`: a map with more than one pixel is per-pixel
+    /// scores, anything else (`K`, `K×1×1`) class scores.
+    pub fn of_shape(s: Shape) -> Self {
+        if s.plane() > 1 {
+            OutputKind::SegmentationLogits
+        } else {
+            OutputKind::Logits
+        }
+    }
+}
+
 /// One program output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Output {

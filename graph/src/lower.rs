@@ -14,24 +14,12 @@ use crate::ir::rewrite::{self, RewriteError};
 use crate::ir::{Graph, IrOp, Params};
 
 /// Choices that are not in the graph.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LowerOptions {
     /// The ring and fractional bits every parameter and clip bound is rounded to.
     pub fixed_point: FixedPoint,
     /// DReLU protocol, approximate comparison and truncation, recorded in the program.
     pub protocol: ProtocolConfig,
-    /// What the first output means to the client.
-    pub output: OutputKind,
-}
-
-impl Default for LowerOptions {
-    fn default() -> Self {
-        Self {
-            fixed_point: FixedPoint::default(),
-            protocol: ProtocolConfig::default(),
-            output: OutputKind::Logits,
-        }
-    }
 }
 
 /// Why a graph could not become a valid program; each names the node, parameter or layer.
@@ -239,7 +227,7 @@ pub fn lower(
             .iter()
             .map(|&t| Output {
                 tensor: map[t as usize],
-                kind: opts.output,
+                kind: OutputKind::of_shape(shapes[t as usize]),
             })
             .collect(),
         protocol: opts.protocol,

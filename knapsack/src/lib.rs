@@ -32,6 +32,26 @@ pub enum Solver {
     Exact,
 }
 
+/// How finely blocks are chosen. The knapsack's choice is per channel; the two naive
+/// baselines it is measured against (`ksnn sweep --baseline`) choose coarser, from the same
+/// distortion and under the same budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Granularity {
+    /// A block per channel (the knapsack of docs/original.md §5). Not a baseline, so not
+    /// offered where baselines are named.
+    #[default]
+    #[cfg_attr(feature = "clap", value(skip))]
+    Channel,
+    /// One block per layer, all its channels alike (DeepReDuce-style): the same knapsack with
+    /// a layer per row, costs and distortions summed over its channels.
+    #[cfg_attr(feature = "clap", value(name = "layerwise"))]
+    Layer,
+    /// One block for every channel of every layer: the largest-cost block within the budget
+    /// (the least distortion among equal costs).
+    Uniform,
+}
+
 /// One option of a row: its cost and how good it is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Item {

@@ -14,7 +14,7 @@ use ksnn_runtime::exec::{report, session};
 use ksnn_runtime::memory::{self, Process};
 use ksnn_runtime::net::counting::{CountingTransport, Phase};
 use ksnn_runtime::net::tcp::Node;
-use ksnn_runtime::reference::argmax;
+use ksnn_runtime::reference;
 use ksnn_runtime::ring::decode;
 use ksnn_runtime::role::Role;
 
@@ -92,15 +92,15 @@ pub fn infer(
     let (mut correct, mut labelled) = (0u64, 0u64);
     let started = Instant::now();
     let ahead = cfg.ahead;
+    let output = &program.outputs[0];
+    let shape = model.shapes[output.tensor as usize];
     let result = session::run_client(&mut engine, &mut net, inputs.into_iter(), ahead, |id, r| {
         let sample = &samples[id as usize];
-        let logits: Vec<f32> = r.inference.outputs[0]
-            .iter()
-            .map(|&v| decode(v, f) as f32)
-            .collect();
-        match program.outputs[0].kind {
+        let values = &r.inference.outputs[0];
+        let labels = reference::predict_ring(output.kind, shape, values);
+        match output.kind {
             OutputKind::Logits => {
-                let label = argmax(&r.inference.outputs[0]);
+                let label = labels[0] as usize;
                 let truth = sample
                     .label
                     .map(|l| format!(" (label {l})"))
@@ -110,19 +110,19 @@ pub fn infer(
                     labelled += 1;
                     correct += u64::from(label == l as usize);
                 }
+                rows.push(values.iter().map(|&v| decode(v, f) as f32).collect());
             }
             OutputKind::SegmentationLogits => {
-                let shape = model.shapes[program.outputs[0].tensor as usize];
                 let path = report_path.with_file_name(format!("seg-{id}.png"));
-                write_segmentation(&path, &r.inference.outputs[0], shape).map_err(|e| {
+                write_segmentation(&path, &labels, shape).map_err(|e| {
                     ksnn_runtime::exec::engine::ExecError::Output {
                         what: format!("{}: {e:#}", path.display()),
                     }
                 })?;
                 println!("{}: segmentation map in {}", sample.name, path.display());
+                rows.push(labels.iter().map(|&k| k as f32).collect());
             }
         }
-        rows.push(logits);
         records[0].push(r.inference.record);
         let [p1, p2] = r.daemons;
         records[1].push(p1);
@@ -192,23 +192,35 @@ pub fn infer(
 }
 
 /// Writes the per-pixel argmax of `classes×H×W` logits as an 8-bit grey PNG of class ids.
-fn write_segmentation(path: &Path, logits: &[u64], shape: ksnn_formats::Shape) -> Result<()> {
-    let (c, plane) = (shape.c as usize, shape.plane() as usize);
-    let ids: Vec<u8> = (0..plane)
-        .map(|p| {
-            (0..c)
-                .max_by_key(|&k| logits[k * plane + p] as i64)
-                .unwrap_or(0)
-                .min(255) as u8
-        })
-        .collect();
+/// Writes a label map (class per pixel, `shape`'s H×W) as an indexed PNG.
+fn write_segmentation(path: &Path, labels: &[u32], shape: ksnn_formats::Shape) -> Result<()> {
+    let ids: Vec<u8> = labels.iter().map(|&k| k.min(255) as u8).collect();
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), shape.w, shape.h);
-    enc.set_color(png::ColorType::Grayscale);
+    // Indexed: the pixel values are the class ids (the datasets' mask format), and the
+    // palette shows them in colour.
+    enc.set_color(png::ColorType::Indexed);
     enc.set_depth(png::BitDepth::Eight);
+    enc.set_palette(palette());
     enc.write_header()?.write_image_data(&ids)?;
     Ok(())
+}
+
+/// The Pascal VOC colour map, used by ADE20K tools too: class k's RGB spreads k's bits
+/// over the three channels from the top bit down, so neighbouring ids get distant colours.
+fn palette() -> Vec<u8> {
+    (0..256u32)
+        .flat_map(|k| {
+            let mut rgb = [0u8; 3];
+            for bit in 0..8 {
+                for (c, v) in rgb.iter_mut().enumerate() {
+                    *v |= (((k >> (3 * bit + c)) & 1) << (7 - bit)) as u8;
+                }
+            }
+            rgb
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -219,10 +231,16 @@ mod tests {
     fn segmentation_maps_are_per_pixel_argmax() {
         // Two classes on a 1x3 map: class 1 wins at pixels 0 and 2.
         let logits: Vec<u64> = [1i64, 5, -2, 3, 2, 7].iter().map(|&v| v as u64).collect();
+        let shape = ksnn_formats::Shape::new(2, 1, 3);
+        let labels = reference::predict_ring(OutputKind::SegmentationLogits, shape, &logits);
         let path = std::env::temp_dir().join(format!("ksnn-seg-{}.png", std::process::id()));
-        write_segmentation(&path, &logits, ksnn_formats::Shape::new(2, 1, 3)).unwrap();
+        write_segmentation(&path, &labels, shape).unwrap();
         let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
         let mut r = dec.read_info().unwrap();
+        // Class ids as palette indices; VOC's colours (class 1 dark red, 2 dark green).
+        let pal = r.info().palette.clone().expect("an indexed PNG");
+        assert_eq!(&pal[..9], &[0, 0, 0, 128, 0, 0, 0, 128, 0]);
+        assert_eq!(pal.len(), 256 * 3);
         let mut buf = vec![0; r.output_buffer_size().unwrap()];
         r.next_frame(&mut buf).unwrap();
         assert_eq!(&buf[..3], &[1, 0, 1]);

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use ksnn_formats::Report;
+use ksnn_formats::{OutputKind, Report};
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::memory::{self, Process};
 use ksnn_runtime::net::tls;
 use ksnn_runtime::reference;
+use ksnn_runtime::ring::decode;
 use ksnn_runtime::role::Role;
 
 use crate::input::{Sample, decode_npy};
@@ -142,23 +143,36 @@ pub fn local(
         bail!("the client failed ({status}); see its messages above");
     }
 
-    // Secure vs the cleartext fixed-point reference, image by image.
+    // Secure vs the cleartext fixed-point reference, image by image: the same prediction
+    // (class, or every pixel's class) from the same decoding of the values.
     let model = Model::new(&program, Some(&w))?;
     let (_, _, cols, secure) = decode_npy(&std::fs::read(&outputs)?)?;
+    let first = &program.outputs[0];
+    let shape = model.shapes[first.tensor as usize];
+    let f = program.fixed_point.frac_bits;
     let (mut equal, mut correct, mut labelled) = (0u64, 0u64, 0u64);
     for (i, s) in samples.iter().enumerate() {
         let expect = reference::run(&model, &encode_input(&program, &s.pixels));
-        let ref_label = reference::argmax(&expect[0]);
-        let got = &secure[i * cols..(i + 1) * cols];
-        let sec_label = got
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |b, (k, &v)| if v > b.1 { (k, v) } else { b })
-            .0;
-        equal += u64::from(ref_label == sec_label);
-        if let Some(l) = s.label {
+        let row = &secure[i * cols..(i + 1) * cols];
+        // A classifier's row is its decoded logits (both sides decoded alike), a segmentor's
+        // the client's label map.
+        let (want, got) = match first.kind {
+            OutputKind::Logits => {
+                let decoded: Vec<f32> = expect[0].iter().map(|&v| decode(v, f) as f32).collect();
+                (
+                    reference::predict(first.kind, shape, &decoded),
+                    reference::predict(first.kind, shape, row),
+                )
+            }
+            OutputKind::SegmentationLogits => (
+                reference::predict_ring(first.kind, shape, &expect[0]),
+                row.iter().map(|&k| k as u32).collect(),
+            ),
+        };
+        equal += u64::from(want == got);
+        if let (Some(l), OutputKind::Logits) = (s.label, first.kind) {
             labelled += 1;
-            correct += u64::from(ref_label == l as usize);
+            correct += u64::from(want[0] == u32::from(l));
         }
     }
     let mut rep = Report::from_json(&std::fs::read_to_string(report)?)?;

@@ -51,7 +51,9 @@ struct InputArgs {
 
 #[derive(Args, Clone)]
 struct OutputArgs {
-    /// Also write the outputs (decoded floats, one row per input) as NPY.
+    /// Also write the outputs as NPY, one row per input: a classifier's decoded logits, a
+    /// segmentor's label map (class per pixel; the maps are also `seg-<id>.png` beside the
+    /// report).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Where to write the report.

@@ -161,6 +161,9 @@ pub enum Label {
     Truncate,
     /// A linear layer's masks (the bilinear triple).
     Linear,
+    /// One wave of a batch split into waves (exact truncation of a large layer): each wave
+    /// draws its own randomness.
+    Wave(u32),
 }
 
 impl Label {
@@ -174,6 +177,7 @@ impl Label {
             Label::Product(i) => (4, i),
             Label::Truncate => (5, 0),
             Label::Linear => (6, 0),
+            Label::Wave(i) => (8, i),
         };
         let mut out = [tag, 0, 0, 0, 0];
         out[1..].copy_from_slice(&v.to_le_bytes());

@@ -64,9 +64,18 @@ fn exact_case(program: &Program, weights: &Weights, seed: u64) -> Result<(), Tes
     let runs = run_three(program, weights, &[input], Keys::random_triple(), &options)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&runs[0].inferences[0].outputs, &expect);
-    // Every intermediate tensor too, not only what reaches the outputs.
     let (s0, s1) = (&runs[0].inferences[0].shares, &runs[1].inferences[0].shares);
+    // Every intermediate tensor too, except what only the client computes (a trailing
+    // upsampling of the revealed logits).
     for (t, want) in all.iter().enumerate() {
+        if t > 0 && model.client_side[t - 1] {
+            prop_assert!(
+                s0[t].is_empty() && s1[t].is_empty(),
+                "tensor {} is the client's",
+                t
+            );
+            continue;
+        }
         prop_assert_eq!(
             &ksnn_runtime::ring::add(&s0[t], &s1[t]),
             want,
@@ -164,6 +173,140 @@ fn large_convolutions_are_exact_end_to_end() {
     }
 }
 
+/// Offline material dealt in segments (here every layer its own, the first ahead, the rest
+/// inside the online pass) changes nothing the parties compute or send: the same outputs,
+/// equal to the reference, the same bytes per phase and layer, and the same rounds per phase.
+#[test]
+fn offline_segments_change_no_result_and_no_cost() {
+    use ksnn_runtime::net::counting::{Phase, rounds};
+    for drelu in [DreluProtocol::SecureNn, DreluProtocol::Fss] {
+        let (p, _) = tiny_cnn(3);
+        let (p, w) = configure(p, 3, drelu, Truncation::HelperExact, 0);
+        let model = Model::new(&p, Some(&w)).unwrap();
+        assert_eq!(model.segments.len(), 1, "a small model is one segment");
+        let input = input_for(&p, 4);
+        let expect = reference::run(&model, &input);
+        let run = |segment_budget| {
+            let options = LocalOptions {
+                segment_budget,
+                ..Default::default()
+            };
+            run_three(
+                &p,
+                &w,
+                std::slice::from_ref(&input),
+                Keys::random_triple(),
+                &options,
+            )
+            .unwrap()
+        };
+        let (whole, cut) = (run(None), run(Some(1)));
+        assert_eq!(cut[0].inferences[0].outputs, expect);
+        let stats = |r: &[ksnn_runtime::exec::local::PartyRun; 3]| {
+            r.iter()
+                .map(|p| p.inferences[0].record.stats.clone())
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (stats(&whole), stats(&cut));
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.sent, y.sent, "bytes and messages per slot");
+        }
+        for phase in [Phase::Offline, Phase::Online] {
+            let r = |s: &[ksnn_runtime::net::counting::Stats]| {
+                rounds(&s.iter().collect::<Vec<_>>(), phase, p.layers.len())
+            };
+            assert_eq!(r(&a), r(&b), "{phase:?} rounds");
+        }
+    }
+}
+
+/// A segmentation head: the parties reveal the 5×8×8 logits and the client upsamples them
+/// to 5×32×32 itself; the map still equals the reference's bit for bit, and the server sends
+/// the small tensor's share, not the large one's.
+#[test]
+fn trailing_upsampling_is_the_clients() {
+    use ksnn_formats::layer::{BlockRelu, Conv2d, Layer, Op, Padding, Upsample, UpsampleMode};
+    use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
+    use ksnn_formats::{Block, ContentHash, Shape};
+    use ksnn_runtime::net::counting::Phase;
+    let conv = |cin, cout| {
+        Op::Conv2d(Conv2d {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: Padding::uniform(1),
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        })
+    };
+    let layer = |name: &str, input: u32, op| Layer {
+        name: name.into(),
+        inputs: vec![input],
+        op,
+    };
+    for align_corners in [false, true] {
+        let program = Program {
+            name: "segmentor".into(),
+            fixed_point: FixedPoint::default(),
+            input: InputSpec {
+                shape: Shape::new(3, 8, 8),
+                mean: vec![0.0; 3],
+                std: vec![1.0; 3],
+            },
+            layers: vec![
+                layer("conv1", 0, conv(3, 4)),
+                layer(
+                    "relu1",
+                    1,
+                    Op::BlockRelu(BlockRelu {
+                        blocks: vec![Block(2, 2); 4],
+                    }),
+                ),
+                layer("conv_seg", 2, conv(4, 5)),
+                layer(
+                    "resize",
+                    3,
+                    Op::Upsample(Upsample {
+                        mode: UpsampleMode::Bilinear { align_corners },
+                        size: [32, 32],
+                    }),
+                ),
+            ],
+            outputs: vec![Output {
+                tensor: 4,
+                kind: OutputKind::SegmentationLogits,
+            }],
+            protocol: ProtocolConfig {
+                truncation: Truncation::HelperExact,
+                ..ProtocolConfig::default()
+            },
+            weights_hash: ContentHash::default(),
+        };
+        let (p, w) = with_weights(program, 9, 0.5);
+        let model = Model::new(&p, Some(&w)).unwrap();
+        assert_eq!(model.client_side, [false, false, false, true]);
+        assert_eq!(model.revealed, [3]);
+        exact_case(&p, &w, 9).unwrap();
+        let runs = run_three(
+            &p,
+            &w,
+            &[input_for(&p, 9)],
+            Keys::random_triple(),
+            &LocalOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(runs[0].inferences[0].outputs[0].len(), 5 * 32 * 32);
+        let sent = runs[1].inferences[0]
+            .record
+            .stats
+            .sent_at((Phase::Online, None))
+            .bytes;
+        assert_eq!(sent, 5 * 8 * 8 * 8, "P1 sends its share of the 8×8 logits");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -195,7 +338,7 @@ proptest! {
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let (s0, s1) = (&runs[0].inferences[0].shares, &runs[1].inferences[0].shares);
         let tensors: Vec<Vec<u64>> = s0.iter().zip(s1).map(|(a, b)| ksnn_runtime::ring::add(a, b)).collect();
-        for i in 0..p.layers.len() {
+        for i in (0..p.layers.len()).filter(|&i| !model.client_side[i]) {
             let ins: Vec<&[u64]> = p.layers[i].inputs.iter().map(|&t| tensors[t as usize].as_slice()).collect();
             let expect = reference::eval_layer(&model, i, &ins).unwrap();
             let truncates = model.steps[i].truncates();

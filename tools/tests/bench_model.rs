@@ -99,6 +99,66 @@ fn mnist_cnn_runs_secure_equal_to_the_reference_with_peak_memory() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A segmentor through the three processes at a small non-square size: the parties reveal
+/// the 1/8-resolution logits, the client upsamples them, writes the label map as an indexed
+/// PNG of the input's size, and its map equals the reference's pixel for pixel.
+#[test]
+fn a_segmentor_writes_its_label_map_equal_to_the_reference() {
+    if !party_built() {
+        eprintln!(
+            "skipped: ksnn-party is not built next to ksnn-tools (cargo build -p ksnn-party)"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ksnn-bench-seg-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let keep = dir.join("files");
+    let o = tools(&[
+        "bench",
+        "model",
+        "--model",
+        "deeplabv3-mobilenetv2",
+        "--size",
+        "32x48",
+        "--classes",
+        "5",
+        "--uniform",
+        "2x2",
+        "--truncation",
+        "exact",
+        "--keep",
+        keep.to_str().unwrap(),
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("secure = reference: 1/1"), "{out}");
+    let png = std::fs::read(keep.join("seg-0.png")).expect("the client's label map");
+    let mut r = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    let info = r.info();
+    assert_eq!((info.width, info.height), (48, 32));
+    assert_eq!(info.color_type, png::ColorType::Indexed);
+    let mut ids = vec![0; r.output_buffer_size().unwrap()];
+    r.next_frame(&mut ids).unwrap();
+    assert!(ids.iter().all(|&k| k < 5), "class ids below 5");
+    // The upsampling was the client's: the program's last layer, which the engine skips.
+    let program =
+        ksnn_formats::Program::decode(&std::fs::read(keep.join("model.ksnn")).unwrap()).unwrap();
+    assert!(matches!(
+        program.layers.last().unwrap().op,
+        ksnn_formats::layer::Op::Upsample(_)
+    ));
+    assert_eq!(
+        program.outputs[0].kind,
+        ksnn_formats::OutputKind::SegmentationLogits
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bad_arguments_fail_with_a_precise_message() {
     for (args, expect) in [

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ksnn_knapsack::Solver;
+use ksnn_knapsack::{Granularity, Solver};
 
 use super::{DataArgs, ModelArgs};
 use crate::stages::sweep::SweepConfig;
@@ -40,6 +40,11 @@ pub struct SweepArgs {
     /// Directory for specs, checkpoints, `sweep.md`, `sweep.json` and `sweep.png`.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also run naive choices at the same budgets, fine-tuned the same way, as columns
+    /// beside the knapsack's: `uniform` (one block for every channel of every layer) and
+    /// `layerwise` (one block per layer, DeepReDuce-style), e.g. `--baseline uniform,layerwise`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub baseline: Vec<Granularity>,
 }
 
 impl TryFrom<&SweepArgs> for SweepConfig {
@@ -55,6 +60,7 @@ impl TryFrom<&SweepArgs> for SweepConfig {
             epochs: a.epochs,
             lr: a.lr,
             out: a.out.clone(),
+            baselines: a.baseline.clone(),
         })
     }
 }

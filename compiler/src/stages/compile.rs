@@ -9,7 +9,7 @@ use ksnn_compiler::data::Split;
 use ksnn_compiler::experiment::name_of;
 use ksnn_compiler::torch::executor::get_params;
 use ksnn_formats::BlockSpec;
-use ksnn_formats::program::{FixedPoint, OutputKind, ProtocolConfig};
+use ksnn_formats::program::{FixedPoint, ProtocolConfig};
 use ksnn_graph::lower::{self, LowerOptions};
 
 use super::train::{load_with_spec, read_spec};
@@ -46,7 +46,6 @@ pub fn run(a: &CompileConfig) -> Result<u64> {
     let opts = LowerOptions {
         fixed_point: a.fixed_point,
         protocol: a.protocol,
-        output: OutputKind::Logits,
     };
     let params = get_params(&m.vs)?;
     let lowered = lower::lower(&m.graph, &params, &spec, &opts)?;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, ensure};
 use ksnn_compiler::distortion::store::Distortion;
 use ksnn_compiler::experiment::name_of;
 use ksnn_formats::BlockSpec;
-use ksnn_knapsack::{self as knapsack, Item, Problem, Row, Solver};
+use ksnn_knapsack::{self as knapsack, Granularity, Item, Problem, Row, Solver};
 
 /// The DReLU budget.
 #[derive(Clone, Copy, Debug)]
@@ -43,8 +43,18 @@ pub struct Chosen {
     pub full: u64,
 }
 
-/// Solves the knapsack for `d` under `budget`.
+/// Solves the knapsack for `d` under `budget`, a block per channel.
 pub fn solve(d: &Distortion, budget: Budget, solver: Solver) -> Result<Chosen> {
+    solve_at(d, budget, solver, Granularity::Channel)
+}
+
+/// Chooses blocks for `d` under `budget` at `granularity`.
+pub fn solve_at(
+    d: &Distortion,
+    budget: Budget,
+    solver: Solver,
+    granularity: Granularity,
+) -> Result<Chosen> {
     // Costs from the real activation shapes recorded with the distortion.
     let full: u64 = d
         .layers
@@ -61,7 +71,6 @@ pub fn solve(d: &Distortion, budget: Budget, solver: Solver) -> Result<Chosen> {
         }
         Budget::Drelus(m) => m,
     };
-    let mut rows = Vec::new();
     for l in &d.layers {
         ensure!(
             l.noise.len() == l.layer.channels as usize,
@@ -70,46 +79,57 @@ pub fn solve(d: &Distortion, budget: Budget, solver: Solver) -> Result<Chosen> {
             l.noise.len(),
             l.layer.channels
         );
-        for noise in &l.noise {
-            rows.push(Row {
-                options: l
-                    .layer
-                    .options
-                    .iter()
-                    .zip(noise)
-                    .map(|(b, &n)| Item {
-                        weight: b.drelus(l.layer.h, l.layer.w),
-                        value: -n,
-                    })
-                    .collect(),
-            });
-        }
     }
-    let problem = Problem { rows };
-    let started = Instant::now();
-    let (choice, note) = match solver {
-        Solver::Lagrangian => {
-            let b = knapsack::lagrangian(&problem, budget)?;
-            let note = format!(
-                "value {:.6e}, upper bound {:.6e}, gap {:.3e} ({:.2e} relative)",
-                b.solution.value,
-                b.upper_bound,
-                b.gap,
-                b.gap / b.upper_bound.abs().max(1e-300)
-            );
-            (b.solution.choice, note)
+    // The option index of every channel, layer after layer.
+    let choice: Vec<usize> = match granularity {
+        Granularity::Channel | Granularity::Layer => {
+            let per_layer = granularity == Granularity::Layer;
+            let mut rows = Vec::new();
+            for l in &d.layers {
+                let item = |b: &ksnn_formats::Block, noise: f64, channels: u64| Item {
+                    weight: channels * b.drelus(l.layer.h, l.layer.w),
+                    value: -noise,
+                };
+                if per_layer {
+                    rows.push(Row {
+                        options: l
+                            .layer
+                            .options
+                            .iter()
+                            .enumerate()
+                            .map(|(k, b)| {
+                                let noise = l.noise.iter().map(|n| n[k]).sum();
+                                item(b, noise, u64::from(l.layer.channels))
+                            })
+                            .collect(),
+                    });
+                } else {
+                    for noise in &l.noise {
+                        rows.push(Row {
+                            options: l
+                                .layer
+                                .options
+                                .iter()
+                                .zip(noise)
+                                .map(|(b, &n)| item(b, n, 1))
+                                .collect(),
+                        });
+                    }
+                }
+            }
+            let picked = knapsack_rows(Problem { rows }, budget, full, solver)?;
+            if per_layer {
+                d.layers
+                    .iter()
+                    .zip(&picked)
+                    .flat_map(|(l, &k)| std::iter::repeat_n(k, l.layer.channels as usize))
+                    .collect()
+            } else {
+                picked
+            }
         }
-        Solver::Exact => {
-            let s = knapsack::exact(&problem, budget)?;
-            (s.choice, format!("value {:.6e} (optimal)", s.value))
-        }
+        Granularity::Uniform => uniform(d, budget)?,
     };
-    println!(
-        "knapsack ({}): {} channels, budget {budget} of {full} DReLUs, {note}, {:.2} s",
-        name_of(&solver),
-        problem.rows.len(),
-        started.elapsed().as_secs_f64()
-    );
     let mut spec = BlockSpec::default();
     let mut row = 0;
     let mut drelus = 0;
@@ -136,6 +156,74 @@ pub fn solve(d: &Distortion, budget: Budget, solver: Solver) -> Result<Chosen> {
     })
 }
 
+/// The multiple-choice knapsack on `problem`: an option index per row.
+fn knapsack_rows(problem: Problem, budget: u64, full: u64, solver: Solver) -> Result<Vec<usize>> {
+    let started = Instant::now();
+    let (choice, note) = match solver {
+        Solver::Lagrangian => {
+            let b = knapsack::lagrangian(&problem, budget)?;
+            let note = format!(
+                "value {:.6e}, upper bound {:.6e}, gap {:.3e} ({:.2e} relative)",
+                b.solution.value,
+                b.upper_bound,
+                b.gap,
+                b.gap / b.upper_bound.abs().max(1e-300)
+            );
+            (b.solution.choice, note)
+        }
+        Solver::Exact => {
+            let s = knapsack::exact(&problem, budget)?;
+            (s.choice, format!("value {:.6e} (optimal)", s.value))
+        }
+    };
+    println!(
+        "knapsack ({}): {} rows, budget {budget} of {full} DReLUs, {note}, {:.2} s",
+        name_of(&solver),
+        problem.rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(choice)
+}
+
+/// The uniform baseline: among the blocks every layer offers, the one that costs the most
+/// DReLUs within `budget` (ties: the least total distortion). Its option index per channel.
+fn uniform(d: &Distortion, budget: u64) -> Result<Vec<usize>> {
+    let Some(first) = d.layers.first() else {
+        return Ok(Vec::new());
+    };
+    let mut best: Option<(u64, f64, ksnn_formats::Block)> = None;
+    for &b in &first.layer.options {
+        let (mut cost, mut noise) = (0u64, 0.0);
+        let mut everywhere = true;
+        for l in &d.layers {
+            let Some(k) = l.layer.options.iter().position(|&o| o == b) else {
+                everywhere = false;
+                break;
+            };
+            cost += u64::from(l.layer.channels) * b.drelus(l.layer.h, l.layer.w);
+            noise += l.noise.iter().map(|n| n[k]).sum::<f64>();
+        }
+        let better = match best {
+            None => true,
+            Some((c, n, _)) => cost > c || (cost == c && noise < n),
+        };
+        if everywhere && cost <= budget && better {
+            best = Some((cost, noise, b));
+        }
+    }
+    let (cost, _, block) = best.with_context(|| {
+        format!("no block offered by every layer fits the budget of {budget} DReLUs")
+    })?;
+    println!("uniform baseline: block {block} everywhere, {cost} of {budget} DReLUs");
+    Ok(d.layers
+        .iter()
+        .flat_map(|l| {
+            let k = l.layer.options.iter().position(|&o| o == block);
+            std::iter::repeat_n(k.expect("checked above"), l.layer.channels as usize)
+        })
+        .collect())
+}
+
 /// Loads the distortion, solves, and writes the spec as JSON to `c.out`.
 pub fn run(c: &KnapsackConfig) -> Result<Chosen> {
     let d = Distortion::load(&c.distortion)?;
@@ -157,4 +245,107 @@ pub fn write_spec(spec: &BlockSpec, out: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(out, spec.to_json()).with_context(|| format!("writing {}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ksnn_compiler::distortion::LayerOptions;
+    use ksnn_compiler::distortion::store::LayerDistortion;
+    use ksnn_formats::Block;
+
+    /// Two layers of 4 channels on 8×8 maps; channel c of layer l pays `noise(l, c, block)`.
+    fn distortion() -> Distortion {
+        let options = vec![
+            Block(1, 1),
+            Block(1, 2),
+            Block(2, 2),
+            Block(4, 4),
+            Block(8, 8),
+        ];
+        let layer = |name: &str, node, scale: f64| LayerDistortion {
+            layer: LayerOptions {
+                name: name.into(),
+                node,
+                channels: 4,
+                h: 8,
+                w: 8,
+                options: options.clone(),
+            },
+            // Larger blocks distort more; channels differ by a factor of 10 each, so the
+            // per-channel choice has something to gain over a per-layer one.
+            noise: (0..4)
+                .map(|c| {
+                    (0..options.len())
+                        .map(|k| scale * 10f64.powi(c) * k as f64)
+                        .collect()
+                })
+                .collect(),
+        };
+        Distortion {
+            model: "toy".into(),
+            fingerprint: String::new(),
+            images: 1,
+            // Layer b is far more sensitive: a per-layer choice spends the budget there.
+            layers: vec![layer("a", 0, 1.0), layer("b", 1, 100.0)],
+        }
+    }
+
+    fn total_noise(d: &Distortion, c: &Chosen) -> f64 {
+        d.layers
+            .iter()
+            .map(|l| {
+                let blocks = &c.spec.layers[&l.layer.name];
+                blocks
+                    .iter()
+                    .zip(&l.noise)
+                    .map(|(b, n)| n[l.layer.options.iter().position(|o| o == b).unwrap()])
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn baselines_are_coarser_choices_under_the_same_budget() {
+        let d = distortion();
+        // 512 DReLUs with plain ReLUs; a budget of 26 %: 133 DReLUs.
+        let budget = Budget::Ratio(0.26);
+        let at = |g| solve_at(&d, budget, Solver::Exact, g).unwrap();
+        let (channel, layer, uniform) = (
+            at(Granularity::Channel),
+            at(Granularity::Layer),
+            at(Granularity::Uniform),
+        );
+        for c in [&channel, &layer, &uniform] {
+            assert_eq!(c.budget, 133);
+            assert!(c.drelus <= c.budget);
+        }
+        // Per layer: one block in each layer (8×8 in a, 1×2 in b: 4 + 128). Uniform: one
+        // block everywhere, the costliest that fits (2×2: 128 DReLUs).
+        for l in layer.spec.layers.values() {
+            assert!(l.iter().all(|b| *b == l[0]), "{l:?}");
+        }
+        assert_eq!(layer.spec.layers["a"][0], Block(8, 8));
+        assert_eq!(layer.spec.layers["b"][0], Block(1, 2));
+        let all: Vec<Block> = uniform.spec.layers.values().flatten().copied().collect();
+        assert!(all.iter().all(|b| *b == Block(2, 2)), "{all:?}");
+        assert_eq!(uniform.drelus, 128);
+        // Finer choices are at least as good, and here strictly better.
+        let (nc, nl, nu) = (
+            total_noise(&d, &channel),
+            total_noise(&d, &layer),
+            total_noise(&d, &uniform),
+        );
+        assert!(nc < nl && nl < nu, "channel {nc}, layer {nl}, uniform {nu}");
+    }
+
+    #[test]
+    fn a_uniform_block_must_fit() {
+        let d = distortion();
+        // 8×8 blocks everywhere cost 8 DReLUs; a budget of 4 fits none.
+        let e = solve_at(&d, Budget::Drelus(4), Solver::Exact, Granularity::Uniform)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("fits the budget of 4"), "{e}");
+    }
 }

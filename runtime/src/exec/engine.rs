@@ -109,13 +109,16 @@ pub struct Record {
     pub stats: Stats,
 }
 
-/// An inference whose offline pass has run: its material, waiting for the online pass.
-/// Deliberately not `Clone`: the masks in it must serve one online pass only.
+/// An inference whose offline pass has run (of its first segment, [`Model::segments`]): its
+/// material, waiting for the online pass. Deliberately not `Clone`: the masks in it must serve
+/// one online pass only.
 pub struct Prepared {
     inference: u64,
     stashes: Vec<Vec<Pre>>,
     seconds: f64,
     stats: Stats,
+    /// The offline phase's depth at the end of the pass, where a later segment resumes.
+    depth: u32,
 }
 
 impl Prepared {
@@ -228,32 +231,47 @@ impl<'m> Engine<'m> {
 
     /// Inference `inference`'s offline pass: every step with nothing to compute on, dealing
     /// and precomputing what does not depend on the input. It can run while the parties wait
-    /// for the input ("offline ahead"); [`Engine::online`] then consumes it, once.
+    /// for the input ("offline ahead"); [`Engine::online`] then consumes it, once. A model in
+    /// several segments deals its first one here and the others in the online pass.
     pub fn offline<T: Transport>(
         &self,
         net: &mut CountingTransport<T>,
         inference: u64,
     ) -> Result<Prepared, ExecError> {
-        let layers = &self.model.program.layers;
         let started = Instant::now();
         net.start_phase(Phase::Offline);
-        let mut stashes: Vec<Vec<Pre>> = Vec::with_capacity(layers.len());
-        for (i, step) in self.model.steps.iter().enumerate() {
-            net.set_slot((Phase::Offline, Some(i as u32)));
-            let mut stash = Vec::new();
-            let p = self.party(net, inference, Label::Layer(i as u32));
-            let mut a = Secure::new(p, Pass::Offline(&mut stash), self.masked(i));
-            let empty = vec![&[][..]; layers[i].inputs.len()];
-            step.eval(&mut a, &empty)
-                .map_err(self.layer_err(Phase::Offline, i))?;
-            stashes.push(stash);
-        }
+        let stashes = self.deal(net, inference, self.model.segments[0].clone())?;
         Ok(Prepared {
             inference,
             stashes,
             seconds: started.elapsed().as_secs_f64(),
+            depth: net.depth(),
             stats: net.take_stats(),
         })
+    }
+
+    /// The offline steps of `layers`: one stash per layer (empty for the client's own).
+    fn deal<T: Transport>(
+        &self,
+        net: &mut CountingTransport<T>,
+        inference: u64,
+        layers: std::ops::Range<usize>,
+    ) -> Result<Vec<Vec<Pre>>, ExecError> {
+        let mut stashes = Vec::with_capacity(layers.len());
+        for i in layers {
+            let mut stash = Vec::new();
+            if !self.model.client_side[i] {
+                net.set_slot((Phase::Offline, Some(i as u32)));
+                let p = self.party(net, inference, Label::Layer(i as u32));
+                let mut a = Secure::new(p, Pass::Offline(&mut stash), self.masked(i));
+                let empty = vec![&[][..]; self.model.program.layers[i].inputs.len()];
+                self.model.steps[i]
+                    .eval(&mut a, &empty)
+                    .map_err(self.layer_err(Phase::Offline, i))?;
+            }
+            stashes.push(stash);
+        }
+        Ok(stashes)
     }
 
     /// The online pass of a prepared inference. P0 passes the encoded input; the others
@@ -270,12 +288,16 @@ impl<'m> Engine<'m> {
         let Prepared {
             inference,
             stashes,
-            seconds: offline_seconds,
+            seconds: mut offline_seconds,
             stats: offline_stats,
+            depth: mut offline_depth,
         } = prepared;
 
-        // Online: the same steps on the shares.
+        // Online: the same steps on the shares; later segments' material dealt on the way.
         let started = Instant::now();
+        let mut dealing = 0.0;
+        let mut stashes = stashes.into_iter();
+        let mut later = model.segments[1..].iter().peekable();
         net.start_phase(Phase::Online);
         let mut tensors: Vec<Vec<u64>> = Vec::with_capacity(model.shapes.len());
         {
@@ -283,7 +305,23 @@ impl<'m> Engine<'m> {
             tensors.push(share::share_input(&mut p, input, n_in));
         }
         let mut layer_seconds = Vec::with_capacity(layers.len());
-        for (i, (step, stash)) in model.steps.iter().zip(stashes).enumerate() {
+        for (i, step) in model.steps.iter().enumerate() {
+            if let Some(segment) = later.next_if(|s| s.start == i) {
+                let t0 = Instant::now();
+                let online_depth = net.depth();
+                net.resume_phase(Phase::Offline, offline_depth);
+                stashes = self.deal(net, inference, segment.clone())?.into_iter();
+                offline_depth = net.depth();
+                net.resume_phase(Phase::Online, online_depth);
+                let t = t0.elapsed().as_secs_f64();
+                (offline_seconds, dealing) = (offline_seconds + t, dealing + t);
+            }
+            let stash = stashes.next().expect("one stash per layer");
+            if model.client_side[i] {
+                tensors.push(Vec::new());
+                layer_seconds.push(0.0);
+                continue;
+            }
             let t0 = Instant::now();
             net.set_slot((Phase::Online, Some(i as u32)));
             let p = self.party(net, inference, Label::Layer(i as u32));
@@ -304,19 +342,27 @@ impl<'m> Engine<'m> {
 
         net.set_slot((Phase::Online, None));
         let mut outputs = Vec::new();
-        for o in &model.program.outputs {
-            let n = model.shapes[o.tensor as usize].elements() as usize;
+        for (k, &t) in model.revealed.iter().enumerate() {
+            let n = model.shapes[t as usize].elements() as usize;
             let mut p = self.party(net, inference, Label::Output);
-            let share = &tensors[o.tensor as usize];
-            let opened =
-                share::reveal_to_client(&mut p, share, n).map_err(|source| ExecError::Step {
-                    role: self.role,
-                    what: "revealing the output",
+            let step_err = |what| {
+                let role = self.role;
+                move |source| ExecError::Step {
+                    role,
+                    what,
                     source: Box::new(source),
-                })?;
-            outputs.extend(opened);
+                }
+            };
+            let opened = share::reveal_to_client(&mut p, &tensors[t as usize], n)
+                .map_err(step_err("revealing the output"))?;
+            if let Some(opened) = opened {
+                let y = model
+                    .finish_output(k, opened)
+                    .map_err(step_err("upsampling the revealed output"))?;
+                outputs.push(y);
+            }
         }
-        let online_seconds = started.elapsed().as_secs_f64();
+        let online_seconds = started.elapsed().as_secs_f64() - dealing;
         let mut stats = net.take_stats();
         stats.absorb(offline_stats);
         Ok(Inference {

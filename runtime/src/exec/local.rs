@@ -38,6 +38,9 @@ pub struct LocalOptions {
     pub keep_shares: bool,
     /// How long a party waits for a message before failing.
     pub timeout: Duration,
+    /// Offline segments of at most this many bytes instead of
+    /// [`crate::exec::model::OFFLINE_SEGMENT_BYTES`] (tests cut small models into many).
+    pub segment_budget: Option<u64>,
 }
 
 impl Default for LocalOptions {
@@ -45,6 +48,7 @@ impl Default for LocalOptions {
         Self {
             keep_shares: false,
             timeout: Duration::from_secs(60),
+            segment_budget: None,
         }
     }
 }
@@ -84,8 +88,15 @@ pub fn run_three(
     options: &LocalOptions,
 ) -> Result<[PartyRun; 3], ExecError> {
     let model_error = |role| move |source| ExecError::Model { role, source };
-    let client_model = Model::new(program, None).map_err(model_error(Role::Client))?;
-    let server_model = Model::new(program, Some(weights)).map_err(model_error(Role::Server))?;
+    let mut client_model = Model::new(program, None).map_err(model_error(Role::Client))?;
+    let mut server_model = Model::new(program, Some(weights)).map_err(model_error(Role::Server))?;
+    if let Some(budget) = options.segment_budget {
+        let held = program
+            .offline_held_bytes()
+            .map_err(model_error(Role::Client))?;
+        client_model.segments = Model::segments(&held, budget);
+        server_model.segments = client_model.segments.clone();
+    }
     let results: [Result<PartyRun, ExecError>; 3] =
         on_three_with(&keys, options.timeout, |k, net| {
             let role = k.role();

@@ -9,6 +9,18 @@ use super::gemm::gemm;
 /// `y = conv(x, w)` with PyTorch semantics (groups, stride, padding, dilation), no bias.
 /// `x` is `C×H×W`, `w` is `[out, in/groups, kh, kw]`, the result `out×OH×OW`.
 pub fn conv2d(x: &[u64], xs: Shape, c: &Conv2d, ys: Shape, w: &[u64]) -> Vec<u64> {
+    conv2d_sliced(x, xs, c, ys, w, COL_BYTES)
+}
+
+/// [`conv2d`] with im2col matrices of at most `col_bytes` (tests slice small ones).
+fn conv2d_sliced(
+    x: &[u64],
+    xs: Shape,
+    c: &Conv2d,
+    ys: Shape,
+    w: &[u64],
+    col_bytes: usize,
+) -> Vec<u64> {
     let (kh, kw) = (c.kernel[0] as usize, c.kernel[1] as usize);
     let (sh, sw) = (c.stride[0] as usize, c.stride[1] as usize);
     let (dh, dw) = (c.dilation[0] as usize, c.dilation[1] as usize);
@@ -52,48 +64,76 @@ pub fn conv2d(x: &[u64], xs: Shape, c: &Conv2d, ys: Shape, w: &[u64]) -> Vec<u64
     }
 
     // im2col per group: rows = cin_g·kh·kw, columns = output pixels; then a GEMM. A 1×1
-    // convolution with stride 1 and no padding reads the input as it is.
-    let rows = cin_g * kh * kw;
+    // convolution with stride 1 and no padding reads the input as it is. A large im2col is
+    // built a few input channels at a time (at most COL_BYTES), each slice's GEMM adding into
+    // the output: DeepLabV3's 3×3 bottleneck over 2,560 channels at 64×64 would otherwise
+    // hold a 755 MB matrix. Ring sums are exact, so the order of the slices does not matter.
+    let taps = kh * kw;
     let pointwise = kh == 1
         && kw == 1
         && sh == 1
         && sw == 1
         && c.padding == Padding::default()
         && (oh, ow) == (h, wd);
+    let per_channel = taps * plane * std::mem::size_of::<u64>();
+    let chunk = if pointwise {
+        cin_g
+    } else {
+        (col_bytes / per_channel.max(1)).clamp(1, cin_g)
+    };
     let mut col = Vec::new();
+    let mut w_slice = Vec::new();
     for g in 0..groups {
-        let cols: &[u64] = if pointwise {
-            &x[g * cin_g * plane..(g + 1) * cin_g * plane]
-        } else {
-            col.clear();
-            col.resize(rows * plane, 0);
-            col.par_chunks_mut(plane).enumerate().for_each(|(r, dst)| {
-                let ci = g * cin_g + r / (kh * kw);
-                let ky = (r / kw) % kh;
-                let kx = r % kw;
-                let src = &x[ci * h * wd..(ci + 1) * h * wd];
-                for oy in 0..oh {
-                    let iy = (oy * sh + ky * dh) as isize - pt;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let row = &src[iy as usize * wd..(iy as usize + 1) * wd];
-                    for ox in 0..ow {
-                        let ix = (ox * sw + kx * dw) as isize - pl;
-                        if ix >= 0 && ix < wd as isize {
-                            dst[oy * ow + ox] = row[ix as usize];
+        let wg = &w[g * cout_g * cin_g * taps..(g + 1) * cout_g * cin_g * taps];
+        let yg = &mut y[g * cout_g * plane..(g + 1) * cout_g * plane];
+        for c0 in (0..cin_g).step_by(chunk) {
+            let c1 = (c0 + chunk).min(cin_g);
+            let rows = (c1 - c0) * taps;
+            let cols: &[u64] = if pointwise {
+                &x[g * cin_g * plane..(g + 1) * cin_g * plane]
+            } else {
+                col.clear();
+                col.resize(rows * plane, 0);
+                col.par_chunks_mut(plane).enumerate().for_each(|(r, dst)| {
+                    let ci = g * cin_g + c0 + r / taps;
+                    let ky = (r / kw) % kh;
+                    let kx = r % kw;
+                    let src = &x[ci * h * wd..(ci + 1) * h * wd];
+                    for oy in 0..oh {
+                        let iy = (oy * sh + ky * dh) as isize - pt;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        let row = &src[iy as usize * wd..(iy as usize + 1) * wd];
+                        for ox in 0..ow {
+                            let ix = (ox * sw + kx * dw) as isize - pl;
+                            if ix >= 0 && ix < wd as isize {
+                                dst[oy * ow + ox] = row[ix as usize];
+                            }
                         }
                     }
+                });
+                &col
+            };
+            // The weights' columns of these channels, contiguous (all of them: no copy).
+            let ws: &[u64] = if rows == cin_g * taps {
+                wg
+            } else {
+                w_slice.clear();
+                for o in 0..cout_g {
+                    let row = &wg[o * cin_g * taps..(o + 1) * cin_g * taps];
+                    w_slice.extend_from_slice(&row[c0 * taps..c1 * taps]);
                 }
-            });
-            &col
-        };
-        let wg = &w[g * cout_g * rows..(g + 1) * cout_g * rows];
-        let yg = &mut y[g * cout_g * plane..(g + 1) * cout_g * plane];
-        gemm(wg, cols, yg, cout_g, rows, plane);
+                &w_slice
+            };
+            gemm(ws, cols, yg, cout_g, rows, plane);
+        }
     }
     y
 }
+
+/// The most bytes an im2col matrix may take: larger ones are built in channel slices.
+const COL_BYTES: usize = 64 << 20;
 
 /// `y = W·x` for `W` `[out, in]`.
 pub fn linear(x: &[u64], w: &[u64], out: usize) -> Vec<u64> {
@@ -266,6 +306,15 @@ mod tests {
                 .map(|&v| v as i64)
                 .collect();
             assert_eq!(got, expect, "{c:?}");
+            // im2col in slices of one and of three input channels adds up the same.
+            let per_channel = (kernel[0] * kernel[1]) as usize * ys.plane() as usize * 8;
+            for slice in [1, 3] {
+                let got: Vec<i64> = conv2d_sliced(&xu, xs, &c, ys, &wu, slice * per_channel)
+                    .iter()
+                    .map(|&v| v as i64)
+                    .collect();
+                assert_eq!(got, expect, "{slice}-channel slices, {c:?}");
+            }
         }
     }
 }

@@ -161,6 +161,15 @@ impl<T: Transport> CountingTransport<T> {
         self.slot = (phase, None);
     }
 
+    /// Goes back to `phase` at `depth`, the depth it had when it was left: a model dealt in
+    /// segments interleaves offline passes with its online pass, and each phase's rounds
+    /// continue where they stopped.
+    pub fn resume_phase(&mut self, phase: Phase, depth: u32) {
+        self.close_slot();
+        self.depth = depth;
+        self.slot = (phase, None);
+    }
+
     fn close_slot(&mut self) {
         self.stats.depth_at_end.insert(self.slot, self.depth);
     }

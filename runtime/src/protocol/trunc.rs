@@ -10,7 +10,7 @@
 use ksnn_formats::Truncation;
 
 use crate::par;
-use crate::prf::mask;
+use crate::prf::{Label, mask};
 use crate::protocol::wrap::wrap_xor;
 use crate::protocol::{Party, Result};
 use crate::role::Role;
@@ -37,7 +37,30 @@ pub fn truncate(p: &mut Party, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {
 
 const BIAS: u64 = 1 << 62;
 
-fn exact(p: &mut Party, mut y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
+/// Elements one exact truncation run takes at most: a larger batch goes in waves of this
+/// many, one after another, so the per-element material of the wrap-bit runs (about 110 bytes
+/// an element) stays near 230 MB however large the layer (a 512×512 segmentor's first layers
+/// truncate 2–6M elements each). Each further wave costs the protocol's 4 rounds again.
+pub const WAVE: usize = 1 << 21;
+
+fn exact(p: &mut Party, y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
+    if n <= WAVE {
+        return exact_wave(p, y, n, f);
+    }
+    let mut out = Vec::with_capacity(y.len());
+    for (w, start) in (0..n).step_by(WAVE).enumerate() {
+        let len = WAVE.min(n - start);
+        // P2 holds no values (its `y` is empty).
+        let part = y
+            .get(start..start + len)
+            .map_or_else(Vec::new, <[u64]>::to_vec);
+        // A wave of its own address: no two waves draw the same masks (docs/security.md §2.3).
+        out.extend(exact_wave(&mut p.sub(Label::Wave(w as u32)), part, len, f)?);
+    }
+    Ok(out)
+}
+
+fn exact_wave(p: &mut Party, mut y: Vec<u64>, n: usize, f: u32) -> Result<Vec<u64>> {
     // Element i contributes two wrap instances: its low f bits (2i) and its 64 bits (2i+1).
     let widths: Vec<u32> = (0..n).flat_map(|_| [f, 64]).collect();
     if p.role == Role::Helper {
@@ -93,6 +116,34 @@ mod tests {
         for (v, g) in values.iter().zip(&got) {
             assert_eq!(*g, trunc_exact(*v, 12), "trunc({})", *v as i64);
         }
+    }
+
+    /// A batch above [`WAVE`] goes in waves: still exact everywhere, including across the
+    /// waves' seams, and each wave adds the protocol's rounds.
+    #[test]
+    fn large_batches_are_exact_in_waves() {
+        let n = WAVE + 1000;
+        let values: Vec<u64> = (0..n).map(|_| ((rand_u64() as i64) >> 20) as u64).collect();
+        let shares = split(&values);
+        let config = ProtocolConfig {
+            truncation: Truncation::HelperExact,
+            ..Default::default()
+        };
+        let out = run3(config, |p| truncate(p, mine(p.role, &shares), n).unwrap());
+        let got = crate::ring::add(&out[0].0, &out[1].0);
+        assert_eq!(got.len(), n);
+        for k in [0, WAVE - 1, WAVE, n - 1] {
+            assert_eq!(got[k], trunc_exact(values[k], 12), "element {k}");
+        }
+        assert!(
+            got.iter()
+                .zip(&values)
+                .all(|(g, v)| *g == trunc_exact(*v, 12))
+        );
+        let rounds = out
+            .iter()
+            .map(|o| o.1.depth_at_end.values().max().copied().unwrap_or(0));
+        assert_eq!(rounds.max(), Some(8), "two waves of 4 rounds");
     }
 
     #[test]

@@ -96,20 +96,28 @@ fn offsets(bits: &[u32]) -> Vec<usize> {
 
 /// Elements per piece at least: below twice this a batch goes as one piece.
 const PIECE_MIN: usize = 4_096;
-/// Pieces per batch at most.
+/// Pieces per batch, unless [`PIECE_BITS`] needs more.
 const PIECES_MAX: usize = 4;
+/// Compared bits per piece at most: the comparisons' per-bit randomness and vectors (about
+/// 7 bytes a bit) exist for one piece at a time, so a large batch (a 512×512 layer's
+/// truncations: 6.3M elements of 12 + 64 bits) needs tens of megabytes, not gigabytes.
+const PIECE_BITS: usize = 1 << 22;
 
-/// The element ranges a batch of `n` is streamed in. Every message of the protocol goes piece
-/// by piece, each piece's slice of the one message it would otherwise be, so a party works on
-/// a piece while the next travels or is computed elsewhere: the helper's bit shares of piece 1
-/// while P0 and P1 still mask piece 2, their comparison vectors of piece 1 while the helper
-/// computes piece 2's. The pieces depend only on `n`, never on values.
-fn pieces(n: usize) -> Vec<std::ops::Range<usize>> {
+/// The element ranges a batch of `n` elements and `total_bits` compared bits is streamed in.
+/// Every message of the protocol goes piece by piece, each piece's slice of the one message
+/// it would otherwise be, so a party works on a piece while the next travels or is computed
+/// elsewhere: the helper's bit shares of piece 1 while P0 and P1 still mask piece 2, their
+/// comparison vectors of piece 1 while the helper computes piece 2's. The per-bit material
+/// exists one piece at a time. The pieces depend only on the public sizes, never on values.
+fn pieces(n: usize, total_bits: usize) -> Vec<std::ops::Range<usize>> {
     if n == 0 {
         // One empty piece: the messages still go, empty, as for any batch.
         return std::iter::once(0..0).collect();
     }
-    let count = (n / PIECE_MIN).clamp(1, PIECES_MAX);
+    let count = (n / PIECE_MIN)
+        .clamp(1, PIECES_MAX)
+        .max(total_bits.div_ceil(PIECE_BITS))
+        .min(n);
     let len = n.div_ceil(count).max(1);
     (0..n).step_by(len).map(|a| a..(a + len).min(n)).collect()
 }
@@ -132,7 +140,7 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
     let n = bits.len();
     let offsets = offsets(bits);
     let total_bits = offsets[n];
-    let ranges = pieces(n);
+    let ranges = pieces(n, total_bits);
     if p.role == Role::Helper {
         return helper(p, bits, &offsets, &ranges);
     }
@@ -141,18 +149,22 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
     // Three words per element, element after element: what drawing them one by one gives.
     let words = st.ring(3 * n);
     let commons: Vec<Common> = par::map(n, |i| Common::new(&words[3 * i..3 * i + 3], bits[i]));
+    drop(words);
 
-    // The comparisons' randomness (the rest of the common stream) depends on no message: it
-    // is drawn on the pool while this thread sends round 1 and P0 draws its shares mod 67 of
-    // the bits of x (from its stream with P2; P1 receives its own below, piece by piece).
+    // The comparisons' randomness (the rest of the common stream, comparison after
+    // comparison) depends on no message: the first piece's is drawn on the pool while this
+    // thread sends round 1, the others' piece by piece below, in the same order.
     let corner = |i: usize| {
         let c = &commons[i];
         c.eta == 1 && c.bound(bits[i]) == mask(bits[i])
     };
-    let (pc, x0) = par::beside(
-        total_bits,
-        || PcBatch::draw(&mut st, &offsets, corner),
-        || -> Result<Option<Vec<u8>>> {
+    let draw = |st: &mut crate::prf::Stream, r: &std::ops::Range<usize>| {
+        PcBatch::draw(st, &rebase(&offsets, r), |k| corner(r.start + k))
+    };
+    let (first_pc, sent) = par::beside(
+        offsets[ranges[0].end],
+        || draw(&mut st, &ranges[0]),
+        || -> Result<()> {
             // Round 1: masked values and masked bits to the helper.
             let r_j = |c: &Common| if j == 0 { c.r0 } else { c.r1 };
             let z_j = |c: &Common| if j == 0 { c.z0 } else { c.z1 };
@@ -168,32 +180,30 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
                 p.send_ring(Role::Helper, "wrap: masked values to P2", &masked)?;
                 p.send_bytes(Role::Helper, "wrap: masked bits to P2", q)?;
             }
-            Ok((j == 0).then(|| {
-                p.stream(Pair::ClientHelper, Purpose::WrapBits)
-                    .mod_p(total_bits)
-            }))
+            Ok(())
         },
     );
-    let x0 = x0?;
-    #[cfg(test)]
-    let pc = {
-        let mut pc = pc;
-        if crate::testing::leak() == crate::testing::Leak::UnmaskedCompare {
-            pc.unmask_for_test();
-        }
-        pc
-    };
+    sent?;
+    // P0's shares mod 67 of the bits of x come from its stream with P2, piece by piece; P1
+    // receives its own below.
+    let mut x0_stream = (j == 0).then(|| p.stream(Pair::ClientHelper, Purpose::WrapBits));
+    let mut first_pc = Some(first_pc);
 
     // PrivateCompare(x, r − 1, η'') vectors, piece by piece.
     for r in &ranges {
         let (b0, b1) = (offsets[r.start], offsets[r.end]);
-        let received;
-        let x_share: &[u8] = match &x0 {
-            Some(x0) => &x0[b0..b1],
-            None => {
-                received = p.recv_bytes(Role::Helper, "wrap: bit shares from P2", b1 - b0)?;
-                &received
+        let pc = first_pc.take().unwrap_or_else(|| draw(&mut st, r));
+        #[cfg(test)]
+        let pc = {
+            let mut pc = pc;
+            if crate::testing::leak() == crate::testing::Leak::UnmaskedCompare {
+                pc.unmask_for_test();
             }
+            pc
+        };
+        let x_share = match &mut x0_stream {
+            Some(x0) => x0.mod_p(b1 - b0),
+            None => p.recv_bytes(Role::Helper, "wrap: bit shares from P2", b1 - b0)?,
         };
         let local = rebase(&offsets, r);
         let mut d = vec![0u8; b1 - b0];
@@ -203,11 +213,11 @@ pub fn wrap_xor(p: &mut Party, bits: &[u32], u: &[u64], e: &[u8]) -> Result<Vec<
             let at = local[k]..local[k + 1];
             party_vector(
                 j,
-                &x_share[at],
+                &x_share[at.clone()],
                 c.bound(bits[i]),
                 c.eta,
                 bits[i],
-                &pc.get(offsets[i]..offsets[i + 1]),
+                &pc.get(at),
                 out,
             );
         });
@@ -250,6 +260,7 @@ fn helper(
     // piece's masked values arrive.
     let mut x0_stream = p.stream(Pair::ClientHelper, Purpose::WrapBits);
     let mut v0_stream = p.stream(Pair::ClientHelper, Purpose::WrapResult);
+    let first_bits = offsets[ranges[0].end];
     let recv_round1 = |p: &mut Party, len: usize| -> Result<_> {
         let m0 = p.recv_ring(Role::Client, "wrap: masked values from P0", len)?;
         let q0 = p.recv_bytes(Role::Client, "wrap: masked bits from P0", len)?;
@@ -259,9 +270,10 @@ fn helper(
     };
     let ((x0, v0), first) = par::beside(
         total_bits,
-        || (x0_stream.mod_p(total_bits), v0_stream.ring(n)),
+        || (x0_stream.mod_p(first_bits), v0_stream.ring(n)),
         || recv_round1(p, ranges[0].len()),
     );
+    let mut x0 = Some(x0);
     let mut first = Some(first?);
     // x = ũ0 + ũ1 per element, and its carry δ, kept for the result.
     let mut x = Vec::with_capacity(n);
@@ -276,11 +288,13 @@ fn helper(
             add_mod(m0[k] & mask(b), m1[k] & mask(b), b)
         });
         let local = rebase(offsets, r);
+        // P0's shares of this piece's bits, from the stream in P0's order.
+        let x0 = x0.take().unwrap_or_else(|| x0_stream.mod_p(local[r.len()]));
         let mut x1 = vec![0u8; local[r.len()]];
         par::for_each_segment(&mut x1, &local, |k, out| {
-            let i = r.start + k;
-            let x0 = &x0[offsets[i]..offsets[i + 1]];
-            for ((o, b), &s) in out.iter_mut().zip(bits_msb_first(xs[k].0, bits[i])).zip(x0) {
+            let x0 = &x0[local[k]..local[k + 1]];
+            let b = bits[r.start + k];
+            for ((o, b), &s) in out.iter_mut().zip(bits_msb_first(xs[k].0, b)).zip(x0) {
                 *o = (b + P - s) % P;
             }
         });
@@ -322,13 +336,19 @@ mod tests {
             2 * PIECE_MIN,
             100_001,
         ] {
-            let p = pieces(n);
+            let p = pieces(n, 64 * n);
             assert!((1..=PIECES_MAX).contains(&p.len()), "{n}");
             assert_eq!(p.iter().map(|r| r.len()).sum::<usize>(), n, "{n}");
             assert!(p.windows(2).all(|w| w[0].end == w[1].start), "{n}");
         }
-        assert_eq!(pieces(2 * PIECE_MIN).len(), 2);
-        assert_eq!(pieces(PIECE_MIN).len(), 1);
+        assert_eq!(pieces(2 * PIECE_MIN, 0).len(), 2);
+        assert_eq!(pieces(PIECE_MIN, 0).len(), 1);
+        // A 512×512 layer's truncations: pieces of at most PIECE_BITS compared bits.
+        let n = 2_000_000;
+        let p = pieces(n, 38 * n);
+        assert_eq!(p.len(), (38 * n).div_ceil(PIECE_BITS));
+        assert!(p.iter().all(|r| 38 * r.len() <= PIECE_BITS + 38));
+        assert_eq!(p.iter().map(|r| r.len()).sum::<usize>(), n);
     }
 
     #[test]

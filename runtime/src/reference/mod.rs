@@ -6,7 +6,8 @@
 
 mod clear;
 
-use ksnn_formats::ApproxCompare;
+use ksnn_formats::program::OutputKind;
+use ksnn_formats::{ApproxCompare, Shape};
 
 pub use clear::Clear;
 
@@ -37,14 +38,38 @@ pub fn run_all(model: &Model, input: &[u64]) -> Vec<Vec<u64>> {
     tensors
 }
 
-/// Runs the program and returns its outputs, in program order.
+/// Runs the program and returns its outputs, in program order. Each tensor is dropped after
+/// its last reader, so memory stays near the largest few activations (a 512×512 segmentor's
+/// reference fits where keeping every tensor would not).
+///
+/// Panics if `model` was built without weights: the reference is the server's computation.
 pub fn run(model: &Model, input: &[u64]) -> Vec<Vec<u64>> {
-    let all = run_all(model, input);
+    run_visiting(model, input, |_, _| {})
+}
+
+/// [`run`], showing each layer's output to `visit` (layer index, values) as it is made.
+pub fn run_visiting(
+    model: &Model,
+    input: &[u64],
+    mut visit: impl FnMut(usize, &[u64]),
+) -> Vec<Vec<u64>> {
+    let mut tensors = vec![input.to_vec()];
+    for i in 0..model.steps.len() {
+        let y = eval_layer(model, i, &model.inputs(i, &tensors))
+            .unwrap_or_else(|e| panic!("reference, layer {i}: {e}"));
+        visit(i, &y);
+        tensors.push(y);
+        for &t in &model.program.layers[i].inputs {
+            if model.last_use[t as usize] == i {
+                tensors[t as usize] = Vec::new();
+            }
+        }
+    }
     model
         .program
         .outputs
         .iter()
-        .map(|o| all[o.tensor as usize].clone())
+        .map(|o| tensors[o.tensor as usize].clone())
         .collect()
 }
 
@@ -55,4 +80,31 @@ pub fn argmax(logits: &[u64]) -> usize {
         .enumerate()
         .max_by_key(|(_, v)| **v as i64)
         .map_or(0, |(i, _)| i)
+}
+
+/// [`predict`] on ring values, read as signed.
+pub fn predict_ring(kind: OutputKind, shape: Shape, values: &[u64]) -> Vec<u32> {
+    predict(kind, shape, bytemuck::cast_slice::<u64, i64>(values))
+}
+
+/// What the client makes of an output's values: for [`OutputKind::Logits`] the class (one
+/// label), for [`OutputKind::SegmentationLogits`] the class of every pixel (`C×H×W` scores →
+/// `H×W` labels). Ties go to the lower class. Generic so that the client's ring values and
+/// decoded floats go through the same rule.
+pub fn predict<T: PartialOrd + Copy>(kind: OutputKind, shape: Shape, values: &[T]) -> Vec<u32> {
+    let (classes, pixels) = match kind {
+        OutputKind::Logits => (values.len(), 1),
+        OutputKind::SegmentationLogits => (shape.c as usize, shape.plane() as usize),
+    };
+    (0..pixels)
+        .map(|p| {
+            let mut best = 0;
+            for k in 1..classes {
+                if values[k * pixels + p] > values[best * pixels + p] {
+                    best = k;
+                }
+            }
+            best as u32
+        })
+        .collect()
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use ksnn_formats::program::{FixedPoint, OutputKind};
+use ksnn_formats::program::FixedPoint;
 use ksnn_formats::{ApproxCompare, DreluProtocol, ProtocolConfig, Report, Truncation, npy};
 use ksnn_graph::ir::zoo;
 use ksnn_graph::lower::{LowerOptions, Lowered, lower};
@@ -33,6 +33,13 @@ pub struct ModelArgs {
     /// deeplabv3-resnet50, deeplabv3-mobilenetv2.
     #[arg(long)]
     model: String,
+    /// Input size `HxW` instead of the model's default (e.g. 512x683 for an ADE20K image
+    /// with short side 512): segmentors take any size, and their DReLUs are counted at it.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+    /// Output classes instead of the model's dataset's.
+    #[arg(long)]
+    classes: Option<u32>,
     /// Block spec file (JSON, ksnn binary, or the original's pickle).
     #[arg(long, group = "blocks")]
     spec: Option<PathBuf>,
@@ -93,6 +100,12 @@ fn parse_block(s: &str) -> Result<(u16, u16), String> {
     Ok((side(h)?, side(w)?))
 }
 
+/// `HxW` → an input size `(H, W)`.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (h, w) = parse_block(s)?;
+    Ok((u32::from(h), u32::from(w)))
+}
+
 /// `K,G` → the approximate comparison (each at most 62).
 fn parse_approx(s: &str) -> Result<ApproxCompare, String> {
     let (k, g) = s
@@ -114,12 +127,23 @@ fn parse_approx(s: &str) -> Result<ApproxCompare, String> {
 /// The model's graph, random parameters and the chosen spec, lowered; the spec's claimed
 /// DReLUs checked against the program's cost model.
 fn build(a: &ModelArgs) -> Result<Lowered> {
-    let graph = zoo::build(&a.model).with_context(|| {
-        format!(
-            "unknown model `{}`: the zoo has {}",
-            a.model,
-            zoo::MODELS.join(", ")
-        )
+    let opts = zoo::ZooOptions {
+        classes: a.classes,
+        size: a.size,
+    };
+    let graph = zoo::build_with(&a.model, &opts).with_context(|| {
+        if zoo::MODELS.contains(&a.model.as_str()) {
+            format!(
+                "{} cannot take input {:?} with {:?} classes (too small for its strides?)",
+                a.model, a.size, a.classes
+            )
+        } else {
+            format!(
+                "unknown model `{}`: the zoo has {}",
+                a.model,
+                zoo::MODELS.join(", ")
+            )
+        }
     })?;
     let params = params::random(&graph, a.seed);
     let chosen = match (&a.spec, a.uniform, a.budget) {
@@ -141,7 +165,6 @@ fn build(a: &ModelArgs) -> Result<Lowered> {
             approx: a.approx,
             truncation: a.truncation,
         },
-        output: OutputKind::Logits,
     };
     let lowered = lower(&graph, &params, &chosen.spec, &opts)
         .with_context(|| format!("lowering {} with random parameters", a.model))?;
@@ -292,15 +315,16 @@ fn activation_range(
 ) -> Result<String> {
     let model = Model::new(program, Some(weights))?;
     let f = program.fixed_point.frac_bits;
-    let tensors = reference::run_all(&model, &encode_input(program, pixels));
+    // Streamed (each tensor dropped after its last reader): a 512×512 segmentor's every
+    // activation at once would be gigabytes.
     let (mut peak, mut at) = (0.0f64, 0);
-    for (i, t) in tensors.iter().enumerate().skip(1) {
+    let outputs = reference::run_visiting(&model, &encode_input(program, pixels), |i, t| {
         let m = t.iter().map(|&v| decode(v, f).abs()).fold(0.0, f64::max);
         if m > peak {
-            (peak, at) = (m, i);
+            (peak, at) = (m, i + 1);
         }
-    }
-    let out = &tensors[program.outputs[0].tensor as usize];
+    });
+    let out = &outputs[0];
     let logits: Vec<f64> = out.iter().map(|&v| decode(v, f)).collect();
     let mean = logits.iter().sum::<f64>() / logits.len().max(1) as f64;
     let std = (logits.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / logits.len().max(1) as f64)

@@ -173,6 +173,7 @@ pub fn run(cfg: &Experiment) -> Result<()> {
                 epochs: sweep.epochs,
                 lr: cfg.finetune.lr,
                 out: out.clone(),
+                baselines: sweep.baselines.clone(),
             })
         })?;
     }
