@@ -15,8 +15,12 @@ use crate::torch::executor::Executor;
 pub struct Check {
     /// Calibration images run through both models.
     pub images: usize,
-    /// Images whose predicted class is the same in fixed point and in float.
+    /// Images whose predicted class (segmentation: every pixel's class) is the same in fixed
+    /// point and in float.
     pub top1_agree: usize,
+    /// Segmentation: the fraction of pixels whose class is the same in fixed point and in
+    /// float, over all images; `None` for a classifier.
+    pub pixel_agree: Option<f64>,
     /// Largest |fixed-point logit − float logit|.
     pub max_logit_error: f64,
     /// Per layer: the largest |value| of its output, in real units.
@@ -45,6 +49,9 @@ pub fn calibrate(lowered: &Lowered, exec: &Executor, data: &Classification) -> C
     let float = tch::no_grad(|| exec.forward(&x, false)).to_device(tch::Device::Cpu);
     let mut max_abs = vec![0.0f64; p.layers.len()];
     let (mut agree, mut max_err) = (0, 0.0f64);
+    let output = &p.outputs[0];
+    let shape = model.shapes[output.tensor as usize];
+    let (mut pixels_same, mut pixels) = (0usize, 0usize);
     for i in 0..data.len() {
         let all = reference::run_all(&model, &encode_input(p, data.image(i)));
         for (l, t) in all[1..].iter().enumerate() {
@@ -63,14 +70,15 @@ pub fn calibrate(lowered: &Lowered, exec: &Executor, data: &Classification) -> C
             .flatten(0, -1)
             .try_into()
             .unwrap_or_default();
-        let argmax = |v: &mut dyn Iterator<Item = f64>| {
-            v.enumerate()
-                .fold((0, f64::MIN), |b, (k, x)| if x > b.1 { (k, x) } else { b })
-                .0
-        };
-        if argmax(&mut out.iter().copied()) == argmax(&mut fl.iter().map(|&v| f64::from(v))) {
+        // The same decision rule as the client's: a class, or a class per pixel.
+        let fixed = reference::predict(output.kind, shape, &out);
+        let float: Vec<f64> = fl.iter().map(|&v| f64::from(v)).collect();
+        let float = reference::predict(output.kind, shape, &float);
+        if fixed == float {
             agree += 1;
         }
+        pixels += fixed.len();
+        pixels_same += fixed.iter().zip(&float).filter(|(a, b)| a == b).count();
         for (a, b) in out.iter().zip(&fl) {
             max_err = max_err.max((a - f64::from(*b)).abs());
         }
@@ -90,6 +98,8 @@ pub fn calibrate(lowered: &Lowered, exec: &Executor, data: &Classification) -> C
     Check {
         images: data.len(),
         top1_agree: agree,
+        pixel_agree: (output.kind == ksnn_formats::OutputKind::SegmentationLogits)
+            .then(|| pixels_same as f64 / pixels.max(1) as f64),
         max_logit_error: max_err,
         max_abs: p
             .layers

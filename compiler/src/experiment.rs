@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use ksnn_formats::program::{ApproxCompare, DreluProtocol, FixedPoint, ProtocolConfig, Truncation};
+use ksnn_graph::ir::pretrained::Naming;
 use ksnn_knapsack::{Granularity, Solver};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 use crate::data::Dataset;
+use crate::torch::train::{Optimizer, Schedule, TrainConfig};
 
 /// The cause is the error's source (anyhow's `{:#}` prints the chain).
 #[derive(Debug, Error)]
@@ -48,6 +50,35 @@ pub struct ModelCfg {
     pub mean: Option<Vec<f32>>,
     /// Per-channel (or one) standard deviation, paired with `mean`.
     pub std: Option<Vec<f32>>,
+    /// A zoo model's input `[height, width]` instead of its default (small runs, tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<[u32; 2]>,
+    /// A zoo model's output classes instead of its dataset's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<u32>,
+    /// A pretrained state dict (safetensors) the run starts from, as `ksnn train --init`: the
+    /// original's starting checkpoints, converted once to safetensors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
+    /// How `init`'s tensors are named, spelt as `--map`: ksnn, torchvision, mmcls, mmseg.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<String>,
+}
+
+impl ModelCfg {
+    /// `map` as a naming (`None` without `map` or for an unknown spelling, refused at load).
+    pub fn naming(&self) -> Option<Naming> {
+        let m = self.map.as_deref()?;
+        Naming::ALL.into_iter().find(|n| n.as_str() == m)
+    }
+
+    /// The zoo overrides `size` and `classes`, when either is given.
+    pub fn zoo_options(&self) -> Option<ksnn_graph::ir::zoo::ZooOptions> {
+        (self.size.is_some() || self.classes.is_some()).then(|| ksnn_graph::ir::zoo::ZooOptions {
+            classes: self.classes,
+            size: self.size.map(|[h, w]| (h, w)),
+        })
+    }
 }
 
 /// `[data]`: the dataset every stage reads (training, distortion, calibration, accuracy).
@@ -73,8 +104,31 @@ impl Default for DataCfg {
     }
 }
 
-/// `[train]` and `[finetune]`: how long and how fast to train (the rest are the command's
-/// defaults).
+/// The optimiser an experiment names (`optimizer = "sgd"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerChoice {
+    /// Adam with tch's defaults, no weight decay.
+    Adam,
+    /// SGD with `momentum` (default 0.9) and `weight_decay` (default 0).
+    Sgd,
+}
+
+/// The learning-rate schedule an experiment names (`schedule = "step"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleChoice {
+    /// mmcv's poly: `(lr − min_lr)·(1 − progress)^power + min_lr` (`power` default 0.9,
+    /// `min_lr` default 0), progress in steps.
+    Poly,
+    /// ×`gamma` (default 0.1) at each epoch of `milestones`, never below `min_lr` (default 0).
+    Step,
+    /// The rate throughout (after the warm-up).
+    Constant,
+}
+
+/// `[train]` and `[finetune]`: how long and how fast to train. `epochs` and `lr` are always
+/// used; every other key is optional and, when absent, the command's default applies (Adam,
+/// batch 64, a linear decay floored at 1e-5, 2-pixel shifts, 50 warm-up steps in `[train]` and
+/// none in `[finetune]`), so files that give only `epochs` and `lr` train as before.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Epochs {
@@ -82,13 +136,153 @@ pub struct Epochs {
     pub epochs: usize,
     /// Peak learning rate.
     pub lr: f64,
+    /// Optimisation steps instead of epochs (the original's segmentation runs count
+    /// iterations); the data is cycled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    /// Images per step (the original's GPUs × images per GPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    /// `adam` or `sgd`.
+    #[serde(with = "by_name_opt", skip_serializing_if = "Option::is_none", default)]
+    pub optimizer: Option<OptimizerChoice>,
+    /// SGD momentum (default 0.9); only with `optimizer = "sgd"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    /// SGD L2 weight decay (default 0); only with `optimizer = "sgd"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    /// `poly`, `step` or `constant`.
+    #[serde(with = "by_name_opt", skip_serializing_if = "Option::is_none", default)]
+    pub schedule: Option<ScheduleChoice>,
+    /// The poly schedule's exponent (default 0.9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power: Option<f64>,
+    /// Epochs (0-based) at which the step schedule multiplies the rate by `gamma`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub milestones: Option<Vec<usize>>,
+    /// The step schedule's factor per milestone (default 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f64>,
+    /// The rate the poly schedule ends at, and the step schedule's floor (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_lr: Option<f64>,
+    /// Linear warm-up from 1 % of the rate over this many steps…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_steps: Option<usize>,
+    /// …or over this many epochs (not both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_epochs: Option<usize>,
+    /// Random shifts of up to this many pixels, zero-padded (default 2; 4 is CIFAR's
+    /// random crop with padding 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift: Option<i64>,
 }
 
 impl Default for Epochs {
     fn default() -> Self {
+        Self::new(12, 3e-3)
+    }
+}
+
+impl Epochs {
+    /// `epochs` at `lr`, every other setting the command's default.
+    pub fn new(epochs: usize, lr: f64) -> Self {
         Self {
-            epochs: 12,
-            lr: 3e-3,
+            epochs,
+            lr,
+            iterations: None,
+            batch: None,
+            optimizer: None,
+            momentum: None,
+            weight_decay: None,
+            schedule: None,
+            power: None,
+            milestones: None,
+            gamma: None,
+            min_lr: None,
+            warmup_steps: None,
+            warmup_epochs: None,
+            shift: None,
+        }
+    }
+
+    /// Keys that only make sense together, checked at load; the message names the keys.
+    fn check(&self) -> Result<(), String> {
+        let sgd = self.optimizer == Some(OptimizerChoice::Sgd);
+        if !sgd && (self.momentum.is_some() || self.weight_decay.is_some()) {
+            return Err("`momentum` and `weight_decay` apply to optimizer = \"sgd\"".into());
+        }
+        let step = self.schedule == Some(ScheduleChoice::Step);
+        if step && self.milestones.as_ref().is_none_or(Vec::is_empty) {
+            return Err("schedule = \"step\" needs `milestones = [E1, E2, …]`".into());
+        }
+        if !step && (self.milestones.is_some() || self.gamma.is_some()) {
+            return Err("`milestones` and `gamma` apply to schedule = \"step\"".into());
+        }
+        if self.power.is_some() && self.schedule != Some(ScheduleChoice::Poly) {
+            return Err("`power` applies to schedule = \"poly\"".into());
+        }
+        if self.min_lr.is_some()
+            && !matches!(
+                self.schedule,
+                Some(ScheduleChoice::Poly | ScheduleChoice::Step)
+            )
+        {
+            return Err("`min_lr` applies to schedule = \"poly\" or \"step\"".into());
+        }
+        if self.warmup_steps.is_some() && self.warmup_epochs.is_some() {
+            return Err("give `warmup_steps` or `warmup_epochs`, not both".into());
+        }
+        if self.iterations == Some(0) || self.batch == Some(0) {
+            return Err("`iterations` and `batch` must be at least 1".into());
+        }
+        if self.shift.is_some_and(|s| s < 0) {
+            return Err("`shift` must be 0 or more".into());
+        }
+        Ok(())
+    }
+
+    /// The training settings these keys describe; `warmup_steps` is the stage's default
+    /// warm-up when the file gives none.
+    pub fn settings(&self, warmup_steps: usize) -> TrainConfig {
+        let d = TrainConfig::default();
+        let optimizer = match self.optimizer {
+            None | Some(OptimizerChoice::Adam) => d.optimizer,
+            Some(OptimizerChoice::Sgd) => Optimizer::Sgd {
+                momentum: self.momentum.unwrap_or(0.9),
+                weight_decay: self.weight_decay.unwrap_or(0.0),
+            },
+        };
+        let schedule = match self.schedule {
+            None => d.schedule.clone(),
+            Some(ScheduleChoice::Constant) => Schedule::Constant,
+            Some(ScheduleChoice::Poly) => Schedule::PolyToMin {
+                power: self.power.unwrap_or(0.9),
+                min_lr: self.min_lr.unwrap_or(0.0),
+            },
+            Some(ScheduleChoice::Step) => Schedule::Step {
+                milestones: self.milestones.clone().unwrap_or_default(),
+                gamma: self.gamma.unwrap_or(0.1),
+                min_lr: self.min_lr.unwrap_or(0.0),
+            },
+        };
+        let (warmup_steps, warmup_epochs) = match (self.warmup_steps, self.warmup_epochs) {
+            (Some(s), _) => (s, 0),
+            (None, Some(e)) => (0, e),
+            (None, None) => (warmup_steps, 0),
+        };
+        TrainConfig {
+            epochs: self.epochs,
+            iterations: self.iterations,
+            batch: self.batch.unwrap_or(d.batch),
+            lr: self.lr,
+            optimizer,
+            schedule,
+            warmup_steps,
+            warmup_epochs,
+            shift: self.shift.unwrap_or(d.shift),
+            ..d
         }
     }
 }
@@ -99,11 +293,18 @@ impl Default for Epochs {
 pub struct DistortionCfg {
     /// Training images the distortion is averaged over (default 64).
     pub images: usize,
+    /// Only these ReLU layers are measured and then knapsacked (the others keep plain ReLUs
+    /// and stay outside the budget); all of them when absent. For partial runs and tests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<String>>,
 }
 
 impl Default for DistortionCfg {
     fn default() -> Self {
-        Self { images: 64 }
+        Self {
+            images: 64,
+            layers: None,
+        }
     }
 }
 
@@ -216,8 +417,8 @@ impl CompileCfg {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecureCfg {
-    /// The first N MNIST test images, classified securely; the float accuracies use the same
-    /// images (default 200).
+    /// The first N test images of the dataset, classified (or segmented) securely; the float
+    /// accuracies use the same images (default 200).
     pub images: usize,
 }
 
@@ -262,10 +463,7 @@ pub struct Experiment {
 }
 
 fn finetune_default() -> Epochs {
-    Epochs {
-        epochs: 5,
-        lr: 2e-3,
-    }
+    Epochs::new(5, 2e-3)
 }
 
 impl Experiment {
@@ -284,7 +482,27 @@ impl Experiment {
     /// Parses experiment TOML strictly (unknown keys, misspelt choices and out-of-range
     /// `approx_k`/`approx_g` are errors).
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
+        let e: Self = toml::from_str(text)?;
+        let custom = |m: String| <toml::de::Error as serde::de::Error>::custom(m);
+        match (&e.model.init, &e.model.map) {
+            (Some(_), None) => return Err(custom("[model] `init` needs `map`".into())),
+            (None, Some(_)) => return Err(custom("[model] `map` applies to `init`".into())),
+            _ => {}
+        }
+        if e.model.map.is_some() && e.model.naming().is_none() {
+            let allowed: Vec<&str> = Naming::ALL.iter().map(|n| n.as_str()).collect();
+            return Err(custom(format!(
+                "[model] map: unknown value `{}`; expected one of: {}",
+                e.model.map.as_deref().unwrap_or_default(),
+                allowed.join(", ")
+            )));
+        }
+        for (section, t) in [("[train]", &e.train), ("[finetune]", &e.finetune)] {
+            t.check().map_err(|m| {
+                <toml::de::Error as serde::de::Error>::custom(format!("{section}: {m}"))
+            })?;
+        }
+        Ok(e)
     }
 
     /// The settings without a file (`ksnn pipeline --onnx`): the imported weights are kept.
@@ -293,10 +511,7 @@ impl Experiment {
             run_dir: "runs/onnx".into(),
             model: ModelCfg::default(),
             data: DataCfg::default(),
-            train: Epochs {
-                epochs: 0,
-                lr: 3e-3,
-            },
+            train: Epochs::new(0, 3e-3),
             distortion: DistortionCfg::default(),
             knapsack: KnapsackCfg::default(),
             finetune: finetune_default(),
@@ -334,6 +549,25 @@ mod by_name {
                 allowed.join(", ")
             ))
         })
+    }
+}
+
+/// [`by_name`] for an optional choice.
+mod by_name_opt {
+    use clap::ValueEnum;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<T: ValueEnum, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::by_name::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: ValueEnum, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        super::by_name::deserialize(d).map(Some)
     }
 }
 

@@ -45,9 +45,13 @@ enum Command {
         model: ModelArgs,
     },
     /// Train a model on a dataset and save its parameters (safetensors), printing the
-    /// held-out accuracy after every epoch.
+    /// held-out accuracy after every epoch. `--init FILE --map torchvision|mmcls|mmseg|ksnn`
+    /// starts from a pretrained state dict instead of random parameters; with `--epochs 0`
+    /// it only converts that file to a ksnn checkpoint (no data is read).
     ///
     /// Example: ksnn train --model mnist-cnn --data data --out runs/mnist/model.safetensors
+    ///
+    /// Example: ksnn train --model resnet50 --init resnet50-tv.safetensors --map torchvision --epochs 0 --out runs/r50/base.safetensors
     Train {
         #[command(flatten)]
         model: ModelArgs,

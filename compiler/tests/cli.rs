@@ -385,3 +385,87 @@ fn compile_protocol_options() {
         "{text}"
     );
 }
+
+/// `ksnn train --init FILE --map torchvision --epochs 0` converts a torchvision-named state
+/// dict into a ksnn checkpoint without reading data, listing the skipped training-only
+/// tensor; the same file under a wrong --map, or --init without --map, is refused.
+#[test]
+fn train_init_converts_with_zero_epochs() {
+    use ksnn_compiler::torch::executor::Executor;
+    use ksnn_compiler::torch::pretrained;
+    use ksnn_graph::ir::pretrained::Naming;
+    use tch::{Device, Tensor, nn};
+
+    let dir = tmp("init");
+    let g = ksnn_graph::ir::zoo::build("mobilenetv2").unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    Executor::new(&vs.root(), &g).unwrap();
+    let tv = dir.join("tv.safetensors");
+    pretrained::save(&vs, &g, Naming::Torchvision, &tv).unwrap();
+    let mut t = Tensor::read_safetensors(&tv).unwrap();
+    t.push((
+        "features.0.1.num_batches_tracked".into(),
+        Tensor::from_slice(&[3i64]).view([]),
+    ));
+    Tensor::write_safetensors(&t, &tv).unwrap();
+    let out = dir.join("converted/model.safetensors");
+    let train = |map: &str| {
+        ksnn(&[
+            "train",
+            "--model",
+            "mobilenetv2",
+            "--init",
+            tv.to_str().unwrap(),
+            "--map",
+            map,
+            "--epochs",
+            "0",
+            "--data",
+            dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (ok, text) = train("torchvision");
+    assert!(ok, "{text}");
+    let vars = ksnn_graph::ir::variables(&g).len();
+    assert!(
+        text.contains(&format!("initialised {vars} tensors of mobilenetv2 from")),
+        "{text}"
+    );
+    assert!(
+        text.contains("skipped 1 training-only tensors: features.0.1.num_batches_tracked"),
+        "{text}"
+    );
+    let mut back = nn::VarStore::new(Device::Cpu);
+    Executor::new(&back.root(), &g).unwrap();
+    back.load(&out).unwrap();
+    let loaded = back.variables();
+    for (name, v) in vs.variables() {
+        assert!(v.equal(&loaded[&name]), "{name} differs after conversion");
+    }
+
+    let (ok, text) = train("mmcls");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(
+            "no tensor name matched: the file's names look like torchvision's (--map torchvision)"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{text}"
+    );
+    let (ok, text) = ksnn(&[
+        "train",
+        "--model",
+        "mobilenetv2",
+        "--init",
+        tv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("--map <MAP>"), "{text}");
+}

@@ -205,6 +205,38 @@ fn a_misspelt_choice_fails_at_load_with_the_allowed_values() {
     }
 }
 
+/// `[model] init` names a starting checkpoint with its naming; either alone, or a naming that
+/// does not exist, is refused at load. Sweep baselines are spelt as `--baseline`.
+#[test]
+fn starting_checkpoints_and_baselines_are_checked_at_load() {
+    let ok = Experiment::parse(
+        "run_dir = \"r\"\n[model]\nzoo = \"deeplabv3-mobilenetv2\"\ninit = \"m.safetensors\"\nmap = \"mmseg\"\n[sweep]\nbaselines = [\"uniform\", \"layerwise\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.model.naming(),
+        Some(ksnn_graph::ir::pretrained::Naming::Mmseg)
+    );
+    assert_eq!(ok.sweep.unwrap().baselines.len(), 2);
+    for (text, want) in [
+        ("init = \"m.safetensors\"\n", "`init` needs `map`"),
+        ("map = \"mmseg\"\n", "`map` applies to `init`"),
+        (
+            "init = \"m.safetensors\"\nmap = \"timm\"\n",
+            "unknown value `timm`; expected one of: ksnn, torchvision, mmcls, mmseg",
+        ),
+    ] {
+        let e = Experiment::parse(&format!("run_dir = \"r\"\n[model]\n{text}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    let e = Experiment::parse("run_dir = \"r\"\n[sweep]\nbaselines = [\"channel\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected one of: layerwise, uniform"), "{e}");
+}
+
 #[test]
 fn an_unknown_key_fails_at_load() {
     let text = refused(

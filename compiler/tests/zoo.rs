@@ -58,6 +58,7 @@ fn training_steps_learn() {
         pixels,
         labels,
         classes: vec![],
+        masks: vec![],
     };
     let before = train::evaluate(&exec, &data, 64);
     let cfg = TrainConfig {

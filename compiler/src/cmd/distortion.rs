@@ -39,6 +39,10 @@ pub struct DistortionArgs {
     /// Images × perturbations per forward pass [default: 128 on a CPU, 4096 on a GPU].
     #[arg(long)]
     pub batch_samples: Option<usize>,
+    /// Measure only these ReLU layers (comma-separated names); the knapsack then chooses
+    /// blocks for them alone and the others keep plain ReLUs.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<String>,
 }
 
 impl TryFrom<&DistortionArgs> for DistortionConfig {
@@ -53,6 +57,7 @@ impl TryFrom<&DistortionArgs> for DistortionConfig {
             shard: a.shard,
             merge: a.merge,
             batch_samples: a.batch_samples,
+            layers: (!a.layers.is_empty()).then(|| a.layers.clone()),
         })
     }
 }
@@ -110,6 +115,7 @@ pub fn bench(b: BenchCommand) -> Result<()> {
     tch::manual_seed(0);
     let m = load_model(&Model {
         source: ModelSource::Zoo(model.clone()),
+        init: None,
         checkpoint,
     })?;
     let (graph, exec) = (&m.graph, &m.exec);

@@ -84,6 +84,7 @@ impl TryFrom<&ModelArgs> for Model {
         };
         Ok(Model {
             source,
+            init: None,
             checkpoint: a.checkpoint.clone(),
         })
     }

@@ -31,6 +31,7 @@ pub fn load(dir: &Path, classes: u32, split: Split) -> Result<Classification, Da
         pixels: Vec::new(),
         labels: Vec::new(),
         classes: Vec::new(),
+        masks: Vec::new(),
     };
     for name in files {
         let path = dir.join(&name);

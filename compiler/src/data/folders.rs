@@ -52,6 +52,7 @@ pub fn load(root: &Path, short: usize, size: usize) -> Result<Classification, Da
         pixels: Vec::new(),
         labels: Vec::new(),
         classes,
+        masks: Vec::new(),
     };
     for (path, label) in items {
         let mut img = image::load(&path)?;

@@ -34,14 +34,20 @@ pub fn resize(img: &Image, height: usize, width: usize) -> Image {
     }
 }
 
+/// The size after scaling the shorter side of `height×width` to `short` (at least `size`
+/// either way, so a `size×size` crop fits).
+fn scaled(height: usize, width: usize, short: usize, size: usize) -> (usize, usize) {
+    let scale = short as f32 / height.min(width) as f32;
+    (
+        ((height as f32 * scale).round() as usize).max(size),
+        ((width as f32 * scale).round() as usize).max(size),
+    )
+}
+
 /// Resize so the shorter side is `short`, then crop `size×size` from the centre
 /// (the ImageNet test pipeline: 256 then 224).
 pub fn resize_center_crop(img: &Image, short: usize, size: usize) -> Image {
-    let scale = short as f32 / img.height.min(img.width) as f32;
-    let (h, w) = (
-        ((img.height as f32 * scale).round() as usize).max(size),
-        ((img.width as f32 * scale).round() as usize).max(size),
-    );
+    let (h, w) = scaled(img.height, img.width, short, size);
     let r = resize(img, h, w);
     let (top, left) = ((h - size) / 2, (w - size) / 2);
     let mut pixels = Vec::with_capacity(img.channels * size * size);
@@ -57,4 +63,28 @@ pub fn resize_center_crop(img: &Image, short: usize, size: usize) -> Image {
         width: size,
         pixels,
     }
+}
+
+/// A class-id mask (`height×width`) through the same geometry as [`resize_center_crop`], with
+/// nearest-neighbour sampling (half-pixel centres) so ids stay ids.
+pub fn resize_center_crop_mask(
+    mask: &[u8],
+    height: usize,
+    width: usize,
+    short: usize,
+    size: usize,
+) -> Vec<u8> {
+    let (h, w) = scaled(height, width, short, size);
+    let (top, left) = ((h - size) / 2, (w - size) / 2);
+    let near = |d: usize, n_in: usize, n_out: usize| {
+        (((d as f32 + 0.5) * n_in as f32 / n_out as f32) as usize).min(n_in - 1)
+    };
+    let mut out = Vec::with_capacity(size * size);
+    for y in 0..size {
+        let sy = near(top + y, height, h);
+        for x in 0..size {
+            out.push(mask[sy * width + near(left + x, width, w)]);
+        }
+    }
+    out
 }

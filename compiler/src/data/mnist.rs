@@ -23,5 +23,6 @@ pub fn load(dir: &Path, split: Split) -> Result<Classification, DataError> {
         pixels: m.pixels,
         labels: m.labels.iter().map(|&l| u32::from(l)).collect(),
         classes: (0..10).map(|d| d.to_string()).collect(),
+        masks: Vec::new(),
     })
 }

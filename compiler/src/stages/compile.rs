@@ -64,13 +64,22 @@ pub fn run(a: &CompileConfig) -> Result<u64> {
         opts.protocol.approx.k,
         opts.protocol.approx.g
     );
-    println!(
-        "calibration on {} training images: fixed-point reference and float agree on {} top-1 ({:.2} %), max |logit error| {:.4}",
-        c.images,
-        c.top1_agree,
-        100.0 * c.top1_agree as f64 / c.images.max(1) as f64,
-        c.max_logit_error
-    );
+    match c.pixel_agree {
+        Some(px) => println!(
+            "calibration on {} training images: fixed-point reference and float agree on {:.2} % of the pixels' classes ({} whole maps), max |logit error| {:.4}",
+            c.images,
+            100.0 * px,
+            c.top1_agree,
+            c.max_logit_error
+        ),
+        None => println!(
+            "calibration on {} training images: fixed-point reference and float agree on {} top-1 ({:.2} %), max |logit error| {:.4}",
+            c.images,
+            c.top1_agree,
+            100.0 * c.top1_agree as f64 / c.images.max(1) as f64,
+            c.max_logit_error
+        ),
+    }
     let widest = c
         .max_abs
         .iter()

@@ -31,6 +31,8 @@ pub struct DistortionConfig {
     pub merge: bool,
     /// Images × perturbations per forward pass (`None`: the device's default).
     pub batch_samples: Option<usize>,
+    /// Only these ReLU layers (by name); `None` = all. An unknown name is an error.
+    pub layers: Option<Vec<String>>,
 }
 
 fn bar(total: u64, what: &str) -> ProgressBar {
@@ -48,8 +50,23 @@ fn bar(total: u64, what: &str) -> ProgressBar {
 /// Measures what is not yet measured (of this shard), then merges when all is done.
 pub fn run(a: &DistortionConfig) -> Result<()> {
     let m = load_model(&a.model)?;
-    let layers = distortion::layers(&m.graph);
+    let mut layers = distortion::layers(&m.graph);
     ensure!(!layers.is_empty(), "{} has no ReLU layers", m.graph.name);
+    if let Some(only) = &a.layers {
+        for name in only {
+            ensure!(
+                layers.iter().any(|l| &l.name == name),
+                "{} has no ReLU layer `{name}`; its ReLU layers are {}",
+                m.graph.name,
+                layers
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        layers.retain(|l| only.contains(&l.name));
+    }
     let meta = Meta {
         model: m.graph.name.clone(),
         fingerprint: fingerprint(&a.model)?,

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use ksnn_compiler::distortion::store::Distortion;
+use ksnn_compiler::distortion::store::LayerDistortion;
 use ksnn_compiler::experiment::name_of;
-use ksnn_formats::BlockSpec;
+use ksnn_formats::{Block, BlockKind, BlockSpec};
 use ksnn_knapsack::{self as knapsack, Granularity, Item, Problem, Row, Solver};
 
 /// The DReLU budget.
@@ -185,42 +186,62 @@ fn knapsack_rows(problem: Problem, budget: u64, full: u64, solver: Solver) -> Re
     Ok(choice)
 }
 
-/// The uniform baseline: among the blocks every layer offers, the one that costs the most
-/// DReLUs within `budget` (ties: the least total distortion). Its option index per channel.
+/// The uniform baseline: one block size for every channel of every layer, clipped to smaller
+/// maps (as `bench model --uniform`), the one that costs the most DReLUs within `budget`
+/// (ties: the least total distortion); a block whose clipped form a layer does not offer is
+/// not a candidate. Its option index per channel.
 fn uniform(d: &Distortion, budget: u64) -> Result<Vec<usize>> {
-    let Some(first) = d.layers.first() else {
-        return Ok(Vec::new());
+    let mut sizes: Vec<Block> = d
+        .layers
+        .iter()
+        .flat_map(|l| l.layer.options.iter().copied())
+        .collect();
+    sizes.sort_unstable_by_key(|b| (b.0, b.1));
+    sizes.dedup();
+    let index = |l: &LayerDistortion, b: Block| {
+        let clipped = match b.kind() {
+            BlockKind::Sized { h, w } => Block(
+                h.min(l.layer.h).try_into().unwrap_or(u16::MAX),
+                w.min(l.layer.w).try_into().unwrap_or(u16::MAX),
+            ),
+            _ => b,
+        };
+        l.layer.options.iter().position(|&o| o == clipped)
     };
-    let mut best: Option<(u64, f64, ksnn_formats::Block)> = None;
-    for &b in &first.layer.options {
+    let mut best: Option<(u64, f64, Block, Vec<usize>)> = None;
+    for b in sizes {
+        let Some(picks) = d
+            .layers
+            .iter()
+            .map(|l| index(l, b))
+            .collect::<Option<Vec<usize>>>()
+        else {
+            continue;
+        };
         let (mut cost, mut noise) = (0u64, 0.0);
-        let mut everywhere = true;
-        for l in &d.layers {
-            let Some(k) = l.layer.options.iter().position(|&o| o == b) else {
-                everywhere = false;
-                break;
-            };
-            cost += u64::from(l.layer.channels) * b.drelus(l.layer.h, l.layer.w);
+        for (l, &k) in d.layers.iter().zip(&picks) {
+            let o = l.layer.options[k];
+            cost += u64::from(l.layer.channels) * o.drelus(l.layer.h, l.layer.w);
             noise += l.noise.iter().map(|n| n[k]).sum::<f64>();
         }
-        let better = match best {
+        let better = match &best {
             None => true,
-            Some((c, n, _)) => cost > c || (cost == c && noise < n),
+            Some((c, n, ..)) => cost > *c || (cost == *c && noise < *n),
         };
-        if everywhere && cost <= budget && better {
-            best = Some((cost, noise, b));
+        if cost <= budget && better {
+            best = Some((cost, noise, b, picks));
         }
     }
-    let (cost, _, block) = best.with_context(|| {
+    let (cost, _, block, picks) = best.with_context(|| {
         format!("no block offered by every layer fits the budget of {budget} DReLUs")
     })?;
-    println!("uniform baseline: block {block} everywhere, {cost} of {budget} DReLUs");
+    println!(
+        "uniform baseline: block {block} everywhere (clipped to smaller maps), {cost} of {budget} DReLUs"
+    );
     Ok(d.layers
         .iter()
-        .flat_map(|l| {
-            let k = l.layer.options.iter().position(|&o| o == block);
-            std::iter::repeat_n(k.expect("checked above"), l.layer.channels as usize)
-        })
+        .zip(picks)
+        .flat_map(|(l, k)| std::iter::repeat_n(k, l.layer.channels as usize))
         .collect())
 }
 
@@ -251,8 +272,6 @@ pub fn write_spec(spec: &BlockSpec, out: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use ksnn_compiler::distortion::LayerOptions;
-    use ksnn_compiler::distortion::store::LayerDistortion;
-    use ksnn_formats::Block;
 
     /// Two layers of 4 channels on 8×8 maps; channel c of layer l pays `noise(l, c, block)`.
     fn distortion() -> Distortion {
@@ -337,6 +356,29 @@ mod tests {
             total_noise(&d, &uniform),
         );
         assert!(nc < nl && nl < nu, "channel {nc}, layer {nl}, uniform {nu}");
+    }
+
+    /// On a layer whose map is smaller than the block, the uniform block is clipped to the map
+    /// (as `bench model --uniform`): 8×8 everywhere is 8×8 on the 8×8 maps and 4×4 on a 4×4.
+    #[test]
+    fn the_uniform_block_is_clipped_to_smaller_maps() {
+        let mut d = distortion();
+        d.layers.push(LayerDistortion {
+            layer: LayerOptions {
+                name: "c".into(),
+                node: 2,
+                channels: 2,
+                h: 4,
+                w: 4,
+                options: vec![Block(1, 1), Block(2, 2), Block(4, 4)],
+            },
+            noise: vec![vec![0.0, 1.0, 2.0]; 2],
+        });
+        // 4 + 4 + 2 channels at one DReLU each: only the largest block fits 10.
+        let c = solve_at(&d, Budget::Drelus(10), Solver::Exact, Granularity::Uniform).unwrap();
+        assert_eq!(c.drelus, 10);
+        assert_eq!(c.spec.layers["a"], vec![Block(8, 8); 4]);
+        assert_eq!(c.spec.layers["c"], vec![Block(4, 4); 2]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 use ksnn_compiler::data::{Classification, Dataset, Split};
 use ksnn_compiler::experiment::name_of;
 use ksnn_compiler::torch::executor::{Executor, set_params};
+use ksnn_compiler::torch::pretrained::{self, Init};
 use ksnn_formats::{ContentHash, Shape};
 use ksnn_graph::ir::{Graph, GraphFile, Params};
 use tch::{Device, nn};
@@ -33,6 +34,9 @@ pub enum ModelSource {
 pub struct Model {
     /// Where the graph (and, for a graph file, its initial parameters) comes from.
     pub source: ModelSource,
+    /// A pretrained state dict in another framework's names (`--init`/`--map`); it replaces
+    /// the graph file's parameters, and a checkpoint replaces it.
+    pub init: Option<Init>,
     /// Parameters saved by `ksnn train`; they replace the starting point.
     pub checkpoint: Option<PathBuf>,
 }
@@ -74,13 +78,30 @@ impl ModelSource {
 }
 
 /// Builds the model on the best device, then overwrites its fresh parameters with the graph
-/// file's and then the checkpoint's (the later source wins).
+/// file's, the pretrained file's and then the checkpoint's (the later source wins).
 pub fn load_model(model: &Model) -> Result<Loaded> {
     let (graph, params) = model.source.load()?;
     let mut vs = nn::VarStore::new(Device::cuda_if_available());
     let exec = Executor::new(&vs.root(), &graph)?;
     if let Some(p) = params.filter(|p| !p.is_empty()) {
         set_params(&vs, &p).context("the graph file's parameters")?;
+    }
+    if let Some(init) = &model.init {
+        let plan = pretrained::load(&vs, &graph, init)?;
+        println!(
+            "initialised {} tensors of {} from {} (--map {})",
+            plan.names.len(),
+            graph.name,
+            init.path.display(),
+            init.naming
+        );
+        if !plan.skipped.is_empty() {
+            println!(
+                "skipped {} training-only tensors: {}",
+                plan.skipped.len(),
+                plan.skipped.join(", ")
+            );
+        }
     }
     if let Some(c) = &model.checkpoint {
         load_params(&mut vs, c)?;
@@ -136,8 +157,8 @@ pub fn load_params(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
     })
 }
 
-/// Identifies a model and its parameters (graph, graph file, checkpoint bytes), so cached
-/// work is reused only for the same model.
+/// Identifies a model and its parameters (graph, graph file, pretrained file and its naming,
+/// checkpoint bytes), so cached work is reused only for the same model.
 pub fn fingerprint(model: &Model) -> Result<String> {
     let mut bytes = Vec::new();
     let file = match &model.source {
@@ -147,7 +168,14 @@ pub fn fingerprint(model: &Model) -> Result<String> {
         }
         ModelSource::File(p) => Some(p),
     };
-    for p in [file, model.checkpoint.as_ref()].into_iter().flatten() {
+    if let Some(init) = &model.init {
+        bytes.extend_from_slice(init.naming.as_str().as_bytes());
+    }
+    let init = model.init.as_ref().map(|i| &i.path);
+    for p in [file, init, model.checkpoint.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         bytes.extend(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
     }
     Ok(ContentHash::of(&bytes).to_string())

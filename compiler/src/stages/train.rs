@@ -58,6 +58,17 @@ pub fn run(c: &TrainConfig) -> Result<f64> {
     );
     let spec = c.spec.as_deref();
     let m = load_with_spec(&c.model, spec)?;
+    if c.settings.epochs == 0 && c.settings.iterations.is_none() {
+        // Nothing to train: the starting parameters are the result (a pretrained file
+        // converted to ksnn's names, or an imported graph's weights), and no data is read.
+        save(&m, &c.out)?;
+        println!(
+            "0 epochs: {}'s starting parameters saved to {}",
+            m.graph.name,
+            c.out.display()
+        );
+        return Ok(0.0);
+    }
     let train_set = load_data(&c.data, &m.graph, Split::Train)?;
     let test_set = load_data(&c.data, &m.graph, Split::Test)?;
     println!(
@@ -76,20 +87,21 @@ pub fn run(c: &TrainConfig) -> Result<f64> {
     );
     let started = std::time::Instant::now();
     let epochs = train::train(&m.exec, &m.vs, &train_set, Some(&test_set), &c.settings)?;
+    let (train_metric, test_metric) = if test_set.is_segmentation() {
+        ("train pixel accuracy", "test mIoU")
+    } else {
+        ("train accuracy", "test accuracy")
+    };
     for (i, e) in epochs.iter().enumerate() {
         println!(
-            "epoch {}: loss {:.4}, train accuracy {:.2}%, test accuracy {:.2}%",
+            "epoch {}: loss {:.4}, {train_metric} {:.2}%, {test_metric} {:.2}%",
             i + 1,
             e.loss,
             100.0 * e.train_accuracy,
             100.0 * e.test_accuracy.unwrap_or(0.0)
         );
     }
-    if let Some(dir) = c.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    m.vs.save(&c.out)
-        .with_context(|| format!("saving {}", c.out.display()))?;
+    save(&m, &c.out)?;
     println!(
         "trained in {:.1} s; parameters in {}",
         started.elapsed().as_secs_f64(),
@@ -98,14 +110,28 @@ pub fn run(c: &TrainConfig) -> Result<f64> {
     Ok(epochs.last().and_then(|e| e.test_accuracy).unwrap_or(0.0))
 }
 
+/// Writes the parameters to `out` (a .safetensors file), creating its folder.
+fn save(m: &Loaded, out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    m.vs.save(out)
+        .with_context(|| format!("saving {}", out.display()))
+}
+
 /// Held-out accuracy, optionally with a spec.
 pub fn eval(model: &Model, data: &Data, spec: Option<&Path>) -> Result<f64> {
     let m = load_with_spec(model, spec)?;
     let test_set = load_data(data, &m.graph, Split::Test)?;
     let acc = train::evaluate(&m.exec, &test_set, 256);
     println!(
-        "{}: test accuracy {:.2}% on {} images",
+        "{}: test {} {:.2}% on {} images",
         m.graph.name,
+        if test_set.is_segmentation() {
+            "mIoU"
+        } else {
+            "accuracy"
+        },
         100.0 * acc,
         test_set.len()
     );

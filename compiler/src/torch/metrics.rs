@@ -45,6 +45,18 @@ impl Confusion {
         }
     }
 
+    /// Adds label maps: `predicted` and `labels` class ids per pixel, in the same order
+    /// (255 and ids at or above the class count ignored in `labels`).
+    pub fn add_maps(&mut self, predicted: &[u32], labels: &[u8]) {
+        let k = self.classes;
+        for (&p, &l) in predicted.iter().zip(labels) {
+            let (p, l) = (p as usize, usize::from(l));
+            if l as i64 != IGNORE && l < k && p < k {
+                self.counts[l * k + p] += 1;
+            }
+        }
+    }
+
     /// Mean IoU over the classes that occur in labels or predictions.
     pub fn mean_iou(&self) -> f64 {
         let k = self.classes;

@@ -3,4 +3,5 @@
 pub mod block_relu;
 pub mod executor;
 pub mod metrics;
+pub mod pretrained;
 pub mod train;

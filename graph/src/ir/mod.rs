@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod params;
+pub mod pretrained;
 pub mod rewrite;
 pub mod zoo;
 
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use file::GraphFile;
-pub use params::{Param, Params};
+pub use params::{Param, Params, variables};
 
 /// An IR node's operation. Training-only and foldable operations (batch norm, identity) live
 /// here; everything else reuses the program's parameter types.

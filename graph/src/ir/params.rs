@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::{Graph, IrOp};
+
 /// A dense float tensor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Param {
@@ -33,3 +35,25 @@ impl Param {
 
 /// Parameters by variable name.
 pub type Params = BTreeMap<String, Param>;
+
+/// Every variable a model has, `(name, dims)` in node order, exactly as the tch executor
+/// creates them (convolution and linear `weight`/`bias`, batch norm `weight`, `bias`,
+/// `running_mean`, `running_var`), so pretrained tensors can be matched without libtorch.
+pub fn variables(graph: &Graph) -> Vec<(String, Vec<u32>)> {
+    let mut out = Vec::new();
+    for n in &graph.nodes {
+        match &n.op {
+            IrOp::BatchNorm { channels, .. } => {
+                for what in ["weight", "bias", "running_mean", "running_var"] {
+                    out.push((format!("{}.{what}", n.name), vec![*channels]));
+                }
+            }
+            op => {
+                for (role, dims) in op.weight_shapes() {
+                    out.push((format!("{}.{}", n.name, role.as_str()), dims));
+                }
+            }
+        }
+    }
+    out
+}

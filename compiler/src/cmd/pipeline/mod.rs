@@ -6,6 +6,7 @@
 
 mod cache;
 mod run;
+mod secure;
 mod summary;
 
 use std::path::PathBuf;

@@ -4,14 +4,16 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use ksnn_compiler::data::Dataset;
-use ksnn_compiler::experiment::{Epochs, Experiment};
-use ksnn_compiler::torch::train::TrainConfig as Settings;
+use ksnn_compiler::experiment::Experiment;
+use ksnn_compiler::torch::pretrained::Init;
 use ksnn_formats::{ContentHash, Report};
+use ksnn_graph::ir::GraphFile;
 use ksnn_graph::onnx::ImportOptions;
 
 use super::cache::{Stages, key, toml_of};
+use super::secure::{self, Metrics};
 use super::summary;
 use crate::stages::compile::CompileConfig;
 use crate::stages::distortion::DistortionConfig;
@@ -32,16 +34,6 @@ fn party_binary() -> PathBuf {
     }
 }
 
-/// The pipeline's training settings: the command's defaults with these epochs and rate.
-fn settings(e: &Epochs, warmup_steps: usize) -> Settings {
-    Settings {
-        epochs: e.epochs,
-        lr: e.lr,
-        warmup_steps,
-        ..Settings::default()
-    }
-}
-
 /// Runs the stages in order under `cfg.run_dir`, skipping those whose stamp is unchanged,
 /// then the secure evaluation with `ksnn-party local`, and prints the summary.
 pub fn run(cfg: &Experiment) -> Result<()> {
@@ -58,7 +50,30 @@ pub fn run(cfg: &Experiment) -> Result<()> {
     // Model: a zoo name, or an imported ONNX graph.
     let graph_file = dir.join("model.ksnn-graph");
     let (source, model_key) = match (&cfg.model.zoo, &cfg.model.onnx) {
-        (Some(z), None) => (ModelSource::Zoo(z.clone()), key(&["zoo", z])),
+        (Some(z), None) => match cfg.model.zoo_options() {
+            None => (ModelSource::Zoo(z.clone()), key(&["zoo", z])),
+            // A zoo model at another size or class count: its graph as a file.
+            Some(opts) => {
+                let graph = ksnn_graph::ir::zoo::build_with(z, &opts).ok_or_else(|| {
+                    anyhow!(
+                        "[model]: the zoo has no `{z}` taking size {:?} and classes {:?} (the zoo has: {})",
+                        cfg.model.size,
+                        cfg.model.classes,
+                        ksnn_graph::ir::zoo::MODELS.join(", ")
+                    )
+                })?;
+                GraphFile {
+                    graph,
+                    params: Default::default(),
+                    source: format!("zoo {z}"),
+                }
+                .save(&graph_file)?;
+                (
+                    ModelSource::File(graph_file.clone()),
+                    key(&["zoo", z, &toml_of(&cfg.model)]),
+                )
+            }
+        },
         (None, Some(onnx)) => {
             let bytes =
                 std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
@@ -85,23 +100,41 @@ pub fn run(cfg: &Experiment) -> Result<()> {
         }
         _ => bail!("[model] needs exactly one of `zoo` and `onnx`"),
     };
+    // The recipe's starting checkpoint, if it names one (`[model] init`, `map`); a trained or
+    // fine-tuned checkpoint replaces it.
+    let init = match (&cfg.model.init, cfg.model.naming()) {
+        (Some(path), Some(naming)) => Some(Init {
+            path: path.clone(),
+            naming,
+        }),
+        _ => None,
+    };
     let model = |checkpoint: Option<PathBuf>| Model {
         source: source.clone(),
+        init: init.clone(),
         checkpoint,
     };
     let data_key = toml_of(&cfg.data);
 
     // Train (or keep the imported weights when epochs = 0).
     let base = dir.join("base.safetensors");
-    let train_key = key(&[&model_key, &data_key, &toml_of(&cfg.train)]);
-    let base_ckpt = if cfg.train.epochs > 0 {
+    let mut train_parts = vec![model_key.clone(), data_key.clone(), toml_of(&cfg.train)];
+    // The starting checkpoint's content is part of what training reads (runs without one
+    // keep their stamps).
+    if let Some(i) = &init {
+        let bytes =
+            std::fs::read(&i.path).with_context(|| format!("reading {}", i.path.display()))?;
+        train_parts.push(ContentHash::of(&bytes).to_string());
+    }
+    let train_key = key(&train_parts.iter().map(String::as_str).collect::<Vec<_>>());
+    let base_ckpt = if cfg.train.epochs > 0 || cfg.train.iterations.is_some() {
         stages.run("train", &train_key, &[&base], || {
             stages::train::run(&TrainConfig {
                 model: model(None),
                 data: data.clone(),
                 spec: None,
                 out: base.clone(),
-                settings: settings(&cfg.train, 50),
+                settings: cfg.train.settings(50),
             })
             .map(|_| ())
         })?;
@@ -131,6 +164,7 @@ pub fn run(cfg: &Experiment) -> Result<()> {
             shard: None,
             merge: false,
             batch_samples: None,
+            layers: cfg.distortion.layers.clone(),
         })
     })?;
 
@@ -154,7 +188,7 @@ pub fn run(cfg: &Experiment) -> Result<()> {
             data: data.clone(),
             spec: Some(spec.clone()),
             out: tuned.clone(),
-            settings: settings(&cfg.finetune, 0),
+            settings: cfg.finetune.settings(0),
         })
         .map(|_| ())
     })?;
@@ -195,27 +229,41 @@ pub fn run(cfg: &Experiment) -> Result<()> {
     })?;
 
     let report_path = dir.join("report.json");
+    let metrics_path = dir.join("secure").join("metrics.json");
     let secure_key = key(&[&compile_key, &toml_of(&cfg.secure)]);
-    stages.run("secure", &secure_key, &[&report_path], || {
-        ensure!(
-            cfg.data.dataset == Dataset::Mnist,
-            "secure evaluation reads the MNIST test digits; the dataset is {}",
-            ksnn_compiler::experiment::name_of(&cfg.data.dataset)
-        );
+    let mnist = cfg.data.dataset == Dataset::Mnist;
+    let mut outputs: Vec<&std::path::Path> = vec![&report_path];
+    if !mnist {
+        outputs.push(&metrics_path);
+    }
+    stages.run("secure", &secure_key, &outputs, || {
         let party = party_binary();
-        let status = Command::new(&party)
-            .args(["local", "--model"])
+        let mut cmd = Command::new(&party);
+        cmd.args(["local", "--model"])
             .arg(&program)
             .arg("--weights")
-            .arg(&weights)
-            .args([
+            .arg(&weights);
+        // The MNIST digits the party binary reads itself; any other dataset's test images
+        // as NPY files, scored here against their labels or masks.
+        let written = if mnist {
+            cmd.args([
                 "--dataset",
                 "mnist",
                 "--n",
                 &cfg.secure.images.to_string(),
                 "--data",
             ])
-            .arg(&cfg.data.root)
+            .arg(&cfg.data.root);
+            None
+        } else {
+            let w = secure::write_inputs(&model(Some(tuned.clone())), &same, &dir.join("secure"))?;
+            cmd.arg("--input")
+                .args(&w.inputs)
+                .arg("--out")
+                .arg(&w.outputs);
+            Some(w)
+        };
+        let status = cmd
             .arg("--report")
             .arg(&report_path)
             .status()
@@ -230,12 +278,26 @@ pub fn run(cfg: &Experiment) -> Result<()> {
             "{} local failed ({status})",
             party.display()
         );
+        if let Some(w) = written {
+            secure::score(&w, &program, &weights, &metrics_path)?;
+        }
         Ok(())
     })?;
     let text = std::fs::read_to_string(&report_path)?;
     let report = Report::from_json(&text).with_context(|| format!("{}", report_path.display()))?;
     summary::plot_bytes(&report, &dir.join("bytes_per_layer.png"))?;
-    summary::print(&report, plain, at_budget, cfg);
+    let metrics = if mnist {
+        Metrics {
+            segmentation: false,
+            plain,
+            at_budget,
+            reference: report.accuracy.plain,
+            secure: report.accuracy.secure,
+        }
+    } else {
+        secure::read_metrics(&metrics_path, plain, at_budget)?
+    };
+    summary::print(&report, &metrics, cfg);
     println!(
         "\nrun directory {}: report.json, bytes_per_layer.png{}; {:.0} s",
         dir.display(),

@@ -8,9 +8,11 @@ use ksnn_compiler::experiment::Experiment;
 use ksnn_compiler::plot;
 use ksnn_formats::Report;
 
-/// Prints the run's table from the secure evaluation's report; `plain` and `at_budget` are
-/// the float test accuracies (fractions) before the spec and after fine-tuning with it.
-pub fn print(r: &Report, plain: f64, at_budget: f64, cfg: &Experiment) {
+use super::secure::Metrics;
+
+/// Prints the run's table from the secure evaluation's report and the run's accuracies (or,
+/// for segmentation, mIoUs) in `m`.
+pub fn print(r: &Report, m: &Metrics, cfg: &Experiment) {
     let p = &r.per_inference;
     let differ = r.images - r.secure_equals_reference;
     println!("\n{:-<72}", "");
@@ -22,21 +24,22 @@ pub fn print(r: &Report, plain: f64, at_budget: f64, cfg: &Experiment) {
     );
     println!("{:-<72}", "");
     let row = |k: &str, v: String| println!("{k:<44} {v}");
+    let metric = if m.segmentation { "mIoU" } else { "accuracy" };
     row(
-        "accuracy, float, plain ReLUs",
-        format!("{:.2} %", 100.0 * plain),
+        &format!("{metric}, float, plain ReLUs"),
+        format!("{:.2} %", 100.0 * m.plain),
     );
     row(
-        "accuracy, float, block ReLUs (fine-tuned)",
-        format!("{:.2} %", 100.0 * at_budget),
+        &format!("{metric}, float, block ReLUs (fine-tuned)"),
+        format!("{:.2} %", 100.0 * m.at_budget),
     );
     row(
-        "accuracy, fixed-point reference",
-        format!("{:.2} %", 100.0 * r.accuracy.plain),
+        &format!("{metric}, fixed-point reference"),
+        format!("{:.2} %", 100.0 * m.reference),
     );
     row(
-        "accuracy, secure (three parties, TLS)",
-        format!("{:.2} %", 100.0 * r.accuracy.secure),
+        &format!("{metric}, secure (three parties, TLS)"),
+        format!("{:.2} %", 100.0 * m.secure),
     );
     row(
         "secure = reference",

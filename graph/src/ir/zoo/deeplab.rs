@@ -6,9 +6,14 @@
 use super::{Builder, Conv, IMAGENET, ZooOptions, mobilenet, resnet};
 use crate::ir::{Graph, IrOp};
 
-/// `deeplabv3_r50-d8` on Pascal VOC (21 classes).
-pub(super) fn deeplabv3_resnet50(opts: &ZooOptions) -> Option<Graph> {
-    segmentor("deeplabv3-resnet50", opts, 21, resnet::resnet50_v1c_d8)
+/// `deeplabv3_r50-d8` on Pascal VOC (21 classes), with the stem's max pool or, as the
+/// original's `AvgPoolResNetSeg` (docs/original.md §8), an average pool.
+pub(super) fn deeplabv3_resnet50(opts: &ZooOptions, pool: resnet::StemPool) -> Option<Graph> {
+    let name = match pool {
+        resnet::StemPool::Max => "deeplabv3-resnet50",
+        resnet::StemPool::Avg => "deeplabv3-resnet50-avgpool",
+    };
+    segmentor(name, opts, 21, |b| resnet::resnet50_v1c_d8(b, pool))
 }
 
 /// `deeplabv3_m-v2-d8` on ADE20K (150 classes): stages 4–7 at stride 1, dilated 2, 2, 4, 4.

@@ -23,6 +23,7 @@ pub const MODELS: &[&str] = &[
     "resnet50-avgpool",
     "mobilenetv2",
     "deeplabv3-resnet50",
+    "deeplabv3-resnet50-avgpool",
     "deeplabv3-mobilenetv2",
 ];
 
@@ -49,7 +50,8 @@ pub fn build_with(name: &str, opts: &ZooOptions) -> Option<Graph> {
         "resnet50" => resnet::resnet50(opts, resnet::StemPool::Max),
         "resnet50-avgpool" => resnet::resnet50(opts, resnet::StemPool::Avg),
         "mobilenetv2" => mobilenet::mobilenetv2(opts),
-        "deeplabv3-resnet50" => deeplab::deeplabv3_resnet50(opts),
+        "deeplabv3-resnet50" => deeplab::deeplabv3_resnet50(opts, resnet::StemPool::Max),
+        "deeplabv3-resnet50-avgpool" => deeplab::deeplabv3_resnet50(opts, resnet::StemPool::Avg),
         "deeplabv3-mobilenetv2" => deeplab::deeplabv3_mobilenetv2(opts),
         _ => None,
     }?;

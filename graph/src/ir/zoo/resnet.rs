@@ -75,9 +75,9 @@ pub(super) fn resnet50(opts: &ZooOptions, pool: StemPool) -> Option<Graph> {
 }
 
 /// mmseg ResNetV1c with output stride 8: a deep stem of three 3×3 convolutions
-/// (`stem_0`…`stem_8` like mmseg's `stem` Sequential) and a max pool, then the dilated
-/// stages. Returns the features and their channels.
-pub(super) fn resnet50_v1c_d8(b: &mut Builder) -> (u32, u32) {
+/// (`stem_0`…`stem_8` like mmseg's `stem` Sequential) and a max pool (or the seed's average
+/// pool), then the dilated stages. Returns the features and their channels.
+pub(super) fn resnet50_v1c_d8(b: &mut Builder, pool: StemPool) -> (u32, u32) {
     let mut x = 0;
     for (i, (cin, cout, stride)) in [(3, 32, 2), (32, 32, 1), (32, 64, 1)]
         .into_iter()
@@ -88,7 +88,7 @@ pub(super) fn resnet50_v1c_d8(b: &mut Builder) -> (u32, u32) {
         x = b.bn(&format!("stem_{}", 3 * i + 1), x, cout);
         x = b.node(&format!("stem_{}", 3 * i + 2), IrOp::Relu, &[x]);
     }
-    let x = stem_pool(b, x, StemPool::Max);
+    let x = stem_pool(b, x, pool);
     res_layers(b, x, 64, &DILATED50)
 }
 
