@@ -79,17 +79,18 @@ images = 12
     )
     .unwrap();
     let text = pipeline(&config);
-    for stage in [
-        "== import",
-        "== train",
-        "== distortion",
-        "== knapsack",
-        "== finetune",
-        "== compile",
-        "== secure",
-    ] {
-        assert!(text.contains(stage), "{stage} missing:\n{text}");
-    }
+    common::assert_stages_ran(
+        &text,
+        &[
+            "import",
+            "train",
+            "distortion",
+            "knapsack",
+            "finetune",
+            "compile",
+            "secure",
+        ],
+    );
     let run = dir.join("run");
     let report =
         Report::from_json(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();

@@ -182,15 +182,10 @@ fn run(name: &str, layer: &str, fixture: fn(&Path)) -> String {
     );
     assert!(ok, "{text}");
     eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
-    for stage in [
-        "== distortion",
-        "== knapsack",
-        "== finetune",
-        "== compile",
-        "== secure",
-    ] {
-        assert!(text.contains(stage), "{stage} missing:\n{text}");
-    }
+    common::assert_stages_ran(
+        &text,
+        &["distortion", "knapsack", "finetune", "compile", "secure"],
+    );
     let run = dir.join("run");
     assert!(run.join("compiled/model.ksnn").is_file());
     assert!(run.join("report.json").is_file());

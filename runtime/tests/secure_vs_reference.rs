@@ -103,30 +103,38 @@ fn tiny_cnn_exact_equals_reference() {
     }
 }
 
+/// A `k×k` convolution with bias and "same" padding, for the hand-built programs below.
+fn same_conv(cin: u32, cout: u32, k: u32) -> ksnn_formats::layer::Op {
+    use ksnn_formats::layer::{Conv2d, Op, Padding};
+    Op::Conv2d(Conv2d {
+        in_channels: cin,
+        out_channels: cout,
+        kernel: [k, k],
+        stride: [1, 1],
+        padding: Padding::uniform(k / 2),
+        dilation: [1, 1],
+        groups: 1,
+        bias: true,
+    })
+}
+
+/// A layer reading one tensor.
+fn one_input(name: &str, input: u32, op: ksnn_formats::layer::Op) -> ksnn_formats::layer::Layer {
+    ksnn_formats::layer::Layer {
+        name: name.into(),
+        inputs: vec![input],
+        op,
+    }
+}
+
 /// Convolutions that span several of the GEMM's cache blocks, with small and large weights,
 /// and a pointwise convolution: the secure run still equals the reference in every tensor.
 #[test]
 fn large_convolutions_are_exact_end_to_end() {
-    use ksnn_formats::layer::{BlockRelu, Conv2d, Layer, Linear, Op, Padding};
+    use ksnn_formats::layer::{BlockRelu, Linear, Op};
     use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
     use ksnn_formats::{Block, ContentHash, Shape};
-    let conv = |cin, cout, k: u32| {
-        Op::Conv2d(Conv2d {
-            in_channels: cin,
-            out_channels: cout,
-            kernel: [k, k],
-            stride: [1, 1],
-            padding: Padding::uniform(k / 2),
-            dilation: [1, 1],
-            groups: 1,
-            bias: true,
-        })
-    };
-    let layer = |name: &str, input: u32, op| Layer {
-        name: name.into(),
-        inputs: vec![input],
-        op,
-    };
+    let (conv, layer) = (same_conv, one_input);
     let program = Program {
         name: "limbs".into(),
         fixed_point: FixedPoint::default(),
@@ -225,27 +233,12 @@ fn offline_segments_change_no_result_and_no_cost() {
 /// the small tensor's share, not the large one's.
 #[test]
 fn trailing_upsampling_is_the_clients() {
-    use ksnn_formats::layer::{BlockRelu, Conv2d, Layer, Op, Padding, Upsample, UpsampleMode};
+    use ksnn_formats::layer::{BlockRelu, Op, Upsample, UpsampleMode};
     use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
     use ksnn_formats::{Block, ContentHash, Shape};
     use ksnn_runtime::net::counting::Phase;
-    let conv = |cin, cout| {
-        Op::Conv2d(Conv2d {
-            in_channels: cin,
-            out_channels: cout,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: Padding::uniform(1),
-            dilation: [1, 1],
-            groups: 1,
-            bias: true,
-        })
-    };
-    let layer = |name: &str, input: u32, op| Layer {
-        name: name.into(),
-        inputs: vec![input],
-        op,
-    };
+    let conv = |cin, cout| same_conv(cin, cout, 3);
+    let layer = one_input;
     for align_corners in [false, true] {
         let program = Program {
             name: "segmentor".into(),

@@ -27,3 +27,13 @@ pub fn ksnn_in<S: AsRef<OsStr>>(dir: Option<&Path>, args: &[S]) -> (bool, String
 pub fn ksnn<S: AsRef<OsStr>>(args: &[S]) -> (bool, String) {
     ksnn_in(None, args)
 }
+
+/// Fails unless a pipeline's output shows every stage in `stages` running (`== name`).
+pub fn assert_stages_ran(text: &str, stages: &[&str]) {
+    for stage in stages {
+        assert!(
+            text.contains(&format!("== {stage}")),
+            "{stage} missing:\n{text}"
+        );
+    }
+}
