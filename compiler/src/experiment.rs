@@ -61,17 +61,11 @@ pub struct ModelCfg {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
     /// How `init`'s tensors are named, spelt as `--map`: ksnn, torchvision, mmcls, mmseg.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub map: Option<String>,
+    #[serde(with = "by_name_opt", skip_serializing_if = "Option::is_none", default)]
+    pub map: Option<Naming>,
 }
 
 impl ModelCfg {
-    /// `map` as a naming (`None` without `map` or for an unknown spelling, refused at load).
-    pub fn naming(&self) -> Option<Naming> {
-        let m = self.map.as_deref()?;
-        Naming::ALL.into_iter().find(|n| n.as_str() == m)
-    }
-
     /// The zoo overrides `size` and `classes`, when either is given.
     pub fn zoo_options(&self) -> Option<ksnn_graph::ir::zoo::ZooOptions> {
         (self.size.is_some() || self.classes.is_some()).then(|| ksnn_graph::ir::zoo::ZooOptions {
@@ -489,18 +483,8 @@ impl Experiment {
             (None, Some(_)) => return Err(custom("[model] `map` applies to `init`".into())),
             _ => {}
         }
-        if e.model.map.is_some() && e.model.naming().is_none() {
-            let allowed: Vec<&str> = Naming::ALL.iter().map(|n| n.as_str()).collect();
-            return Err(custom(format!(
-                "[model] map: unknown value `{}`; expected one of: {}",
-                e.model.map.as_deref().unwrap_or_default(),
-                allowed.join(", ")
-            )));
-        }
         for (section, t) in [("[train]", &e.train), ("[finetune]", &e.finetune)] {
-            t.check().map_err(|m| {
-                <toml::de::Error as serde::de::Error>::custom(format!("{section}: {m}"))
-            })?;
+            t.check().map_err(|m| custom(format!("{section}: {m}")))?;
         }
         Ok(e)
     }

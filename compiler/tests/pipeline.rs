@@ -215,7 +215,7 @@ fn starting_checkpoints_and_baselines_are_checked_at_load() {
     )
     .unwrap();
     assert_eq!(
-        ok.model.naming(),
+        ok.model.map,
         Some(ksnn_graph::ir::pretrained::Naming::Mmseg)
     );
     assert_eq!(ok.sweep.unwrap().baselines.len(), 2);

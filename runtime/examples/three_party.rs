@@ -51,9 +51,12 @@ fn main() -> Result<()> {
     )?;
     let mut equal = 0;
     let mut max_err = 0i64;
+    let output = &program.outputs[0];
+    let shape = model.shapes[output.tensor as usize];
+    let predict = |v: &[u64]| reference::predict_ring(output.kind, shape, v);
     for (x, inf) in inputs.iter().zip(&runs[0].inferences) {
         let expect = reference::run(&model, x);
-        if reference::argmax(&expect[0]) == reference::argmax(&inf.outputs[0]) {
+        if predict(&expect[0]) == predict(&inf.outputs[0]) {
             equal += 1;
         }
         for (a, b) in expect[0].iter().zip(&inf.outputs[0]) {

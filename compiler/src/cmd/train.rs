@@ -31,34 +31,6 @@ pub enum ScheduleKind {
     Step,
 }
 
-/// How `--init`'s tensors are named (`--map`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum MapKind {
-    /// ksnn's own names (`layer1_0_conv1.weight`, `conv1_bn.running_var`), as `ksnn train`
-    /// writes them: any model.
-    Ksnn,
-    /// torchvision `resnet18`/`resnet50`/`mobilenet_v2` state dicts (`layer1.0.bn1.weight`,
-    /// `features.3.conv.1.0.weight`, `fc.*`, `classifier.1.*`): resnet18-cifar, resnet50,
-    /// resnet50-avgpool, mobilenetv2.
-    Torchvision,
-    /// mmcls classifiers (`backbone.layer1.0.conv1.weight`, `head.fc.*`): the same models.
-    Mmcls,
-    /// mmseg DeepLabV3 (`backbone.stem.0.weight`, `decode_head.aspp_modules.1.conv.weight`;
-    /// `auxiliary_head.*` is skipped): deeplabv3-resnet50(-avgpool), deeplabv3-mobilenetv2.
-    Mmseg,
-}
-
-impl From<MapKind> for Naming {
-    fn from(m: MapKind) -> Self {
-        match m {
-            MapKind::Ksnn => Naming::Ksnn,
-            MapKind::Torchvision => Naming::Torchvision,
-            MapKind::Mmcls => Naming::Mmcls,
-            MapKind::Mmseg => Naming::Mmseg,
-        }
-    }
-}
-
 /// Optimisation settings.
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -71,7 +43,7 @@ pub struct TrainArgs {
     pub init: Option<PathBuf>,
     /// How --init's tensors are named.
     #[arg(long, value_enum, requires = "init")]
-    pub map: Option<MapKind>,
+    pub map: Option<Naming>,
     /// Passes over the training set (12 take mnist-cnn past 98.5 % in under a minute on
     /// two cores); 0 saves the starting parameters (e.g. --init's) without reading data.
     #[arg(long, default_value_t = 12)]
@@ -135,7 +107,7 @@ impl TrainArgs {
         let init = match (&self.init, self.map) {
             (Some(path), Some(map)) => Some(Init {
                 path: path.clone(),
-                naming: map.into(),
+                naming: map,
             }),
             _ => None,
         };

@@ -73,15 +73,6 @@ pub fn run_visiting(
         .collect()
 }
 
-/// The argmax of a logits vector (decoded as signed).
-pub fn argmax(logits: &[u64]) -> usize {
-    logits
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, v)| **v as i64)
-        .map_or(0, |(i, _)| i)
-}
-
 /// [`predict`] on ring values, read as signed.
 pub fn predict_ring(kind: OutputKind, shape: Shape, values: &[u64]) -> Vec<u32> {
     predict(kind, shape, bytemuck::cast_slice::<u64, i64>(values))

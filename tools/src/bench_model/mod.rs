@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use ksnn_formats::program::FixedPoint;
+use ksnn_formats::program::{FixedPoint, OutputKind};
 use ksnn_formats::{ApproxCompare, DreluProtocol, ProtocolConfig, Report, Truncation, npy};
 use ksnn_graph::ir::zoo;
 use ksnn_graph::lower::{LowerOptions, Lowered, lower};
@@ -339,6 +339,6 @@ fn activation_range(
     Ok(format!(
         "reference on image 0: largest |activation| {peak:.2} (layer {}), logits std {std:.3}, argmax {} ahead by {margin:.4}",
         program.layers[at - 1].name,
-        reference::argmax(out)
+        reference::predict_ring(OutputKind::Logits, model.shapes[0], out)[0]
     ))
 }

@@ -102,7 +102,7 @@ pub fn run(cfg: &Experiment) -> Result<()> {
     };
     // The recipe's starting checkpoint, if it names one (`[model] init`, `map`); a trained or
     // fine-tuned checkpoint replaces it.
-    let init = match (&cfg.model.init, cfg.model.naming()) {
+    let init = match (&cfg.model.init, cfg.model.map) {
         (Some(path), Some(naming)) => Some(Init {
             path: path.clone(),
             naming,

@@ -15,8 +15,10 @@ use thiserror::Error;
 use super::{Graph, variables};
 use names::Translator;
 
-/// How the tensors of a pretrained file are named (`ksnn train --map`).
+/// How the tensors of a pretrained file are named (`ksnn train --map`, `[model] map`; the
+/// value names are [`Naming::as_str`]'s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Naming {
     /// ksnn's own variable names (`layer1_0_conv1.weight`, `conv1_bn.running_var`): the
     /// identity, for files `ksnn train` wrote.
