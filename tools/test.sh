@@ -46,4 +46,17 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test -p ksnn-party --features insecure-test-secrets --test parties bit_for_bit
 fi
+# The deployment on one machine: images FROM scratch through Docker, and three hosts in
+# network namespaces (docs/deploy.md). Both need root; each says why when it cannot run.
+for script in docker-test hosts-test; do
+  stage "deployment: tools/$script.sh"
+  status=0
+  bash "tools/$script.sh" || status=$?
+  if (( status == 3 )); then
+    echo "(tools/$script.sh skipped; the reason is above)"
+  elif (( status != 0 )); then
+    echo "tools/$script.sh failed (exit $status)"
+    exit "$status"
+  fi
+done
 stage "all checks passed in $(( $(date +%s) - start ))s"

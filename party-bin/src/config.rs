@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use ksnn_runtime::exec::session::MAX_AHEAD;
-use ksnn_runtime::net::tcp::Limits;
+use ksnn_runtime::net::tcp::{Latency, Limits};
 use ksnn_runtime::role::Role;
 
 /// Every key, as `ksnn-party serve --help` lists them.
@@ -45,9 +45,11 @@ Configuration file keys (TOML):
                   taken for dead; its sessions fail naming it (default 8)
   session_seconds longest a session may last, however active (default 86400)
   max_queued_mib  bytes queued for a peer that does not read before it is dropped (default 1024)
-  latency_ms      simulated one-way latency added to every protocol message this party
-                  receives, for benchmarks: each message is held this long after it
-                  arrives (0 to 10000, default 0; leave 0 in production)
+  latency_ms      simulated one-way latency (a WAN emulation, for benchmarks): each
+                  protocol message this party receives is held this long after it
+                  arrives. One number for every peer, or per peer, e.g.
+                  { server = 50, helper = 10 } (0 to 10000 ms, default 0; leave 0 in
+                  production)
 Relative paths are taken from the configuration file's directory.";
 
 #[derive(Debug, Deserialize)]
@@ -79,7 +81,23 @@ struct Raw {
     dead_after_seconds: Option<f64>,
     session_seconds: Option<f64>,
     max_queued_mib: Option<usize>,
-    latency_ms: Option<f64>,
+    latency_ms: Option<RawLatency>,
+}
+
+/// `latency_ms`: one number for every peer, or a table keyed by the sending peer.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawLatency {
+    All(f64),
+    PerPeer(PerPeer),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PerPeer {
+    client: Option<f64>,
+    server: Option<f64>,
+    helper: Option<f64>,
 }
 
 /// A checked configuration.
@@ -103,8 +121,9 @@ pub struct Config {
     /// `None`: derived from the program.
     pub max_message: Option<usize>,
     pub limits: Limits,
-    /// Simulated one-way latency per received message (benchmarks; zero in production).
-    pub latency: Duration,
+    /// Simulated one-way latency per received message, by sending peer (benchmarks; zero in
+    /// production).
+    pub latency: Latency,
 }
 
 /// Largest simulated latency, in milliseconds (`latency_ms`, `local --latency-ms`).
@@ -181,7 +200,27 @@ impl Config {
         if !(timeout > 0.0 && timeout < 86_400.0) {
             bail!("`timeout_seconds` must be between 0 and 86400");
         }
-        let latency = latency(raw.latency_ms.unwrap_or(0.0), "`latency_ms`")?;
+        let latency = match raw.latency_ms {
+            None => Latency::ZERO,
+            Some(RawLatency::All(ms)) => Latency::uniform(latency(ms, "`latency_ms`")?),
+            Some(RawLatency::PerPeer(p)) => {
+                let mut l = Latency::ZERO;
+                for (peer, ms) in [
+                    (Role::Client, p.client),
+                    (Role::Server, p.server),
+                    (Role::Helper, p.helper),
+                ] {
+                    let Some(ms) = ms else { continue };
+                    if peer == role {
+                        bail!(
+                            "`latency_ms` names the {peer}: a party receives nothing from itself"
+                        );
+                    }
+                    l = l.with(peer, latency(ms, &format!("`latency_ms` for the {peer}"))?);
+                }
+                l
+            }
+        };
         let d = Limits::default();
         let at_least_one = |v: Option<usize>, default: usize, key: &str| -> Result<usize> {
             match v {
@@ -322,16 +361,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("client's setting"), "{err}");
-        assert_eq!(Config::parse(ok, base).unwrap().latency, Duration::ZERO);
+        assert_eq!(Config::parse(ok, base).unwrap().latency, Latency::ZERO);
         let latency = |ms: &str| Config::parse(&format!("{ok}latency_ms = {ms}\n"), base);
+        let ms = |v: u64| Duration::from_micros(v);
         assert_eq!(
             latency("20.5").unwrap().latency,
-            Duration::from_micros(20_500)
+            Latency::uniform(ms(20_500))
         );
-        for bad in ["-1.0", "10001.0", "nan"] {
-            let err = latency(bad).unwrap_err().to_string();
+        assert_eq!(latency("7").unwrap().latency, Latency::uniform(ms(7_000)));
+        assert_eq!(
+            latency("{ client = 50, helper = 0.5 }").unwrap().latency,
+            Latency::ZERO
+                .with(Role::Client, ms(50_000))
+                .with(Role::Helper, ms(500))
+        );
+        for bad in ["-1.0", "10001.0", "nan", "{ helper = -2 }"] {
+            let err = format!("{:#}", latency(bad).unwrap_err());
             assert!(err.contains("between 0 and 10000"), "{bad}: {err}");
         }
+        let err = format!("{:#}", latency("{ server = 5 }").unwrap_err());
+        assert!(err.contains("nothing from itself"), "{err}");
+        assert!(latency("{ p3 = 5 }").is_err());
     }
 }
 
@@ -339,18 +389,23 @@ mod tests {
 mod examples {
     use super::*;
 
-    /// The example configurations shipped in `party-bin/config/` parse.
+    /// The example configurations shipped in `party-bin/config/` and the containers' in
+    /// `docker/config/` parse.
     #[test]
     fn shipped_examples_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        for (file, role) in [
-            ("p0.toml", Role::Client),
-            ("p1.toml", Role::Server),
-            ("p2.toml", Role::Helper),
-        ] {
-            let text = std::fs::read_to_string(dir.join(file)).unwrap();
-            let c = Config::parse(&text, &dir).unwrap_or_else(|e| panic!("{file}: {e:#}"));
-            assert_eq!(c.role, role);
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in [crate_dir.join("config"), crate_dir.join("../docker/config")] {
+            for (file, role) in [
+                ("p0.toml", Role::Client),
+                ("p1.toml", Role::Server),
+                ("p2.toml", Role::Helper),
+            ] {
+                let path = dir.join(file);
+                let text = std::fs::read_to_string(&path).unwrap();
+                let c = Config::parse(&text, &dir)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                assert_eq!(c.role, role);
+            }
         }
     }
 }

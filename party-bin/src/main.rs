@@ -10,6 +10,7 @@ use ksnn_formats::{DreluProtocol, Program};
 mod client;
 mod config;
 mod daemon;
+mod health;
 mod input;
 mod launcher;
 mod setup;
@@ -25,6 +26,7 @@ mod setup;
 /// Three hosts:  server$ ksnn-party serve --config p1.toml
 ///               helper$ ksnn-party serve --config p2.toml
 ///               client$ ksnn-party infer --config p0.toml --dataset mnist --n 100
+/// Reachable?    ksnn-party health --config p0.toml
 /// One machine:  ksnn-party local --model model.ksnn --weights weights.ksnw --dataset mnist --n 100
 #[derive(Parser)]
 #[command(name = "ksnn-party", version, verbatim_doc_comment)]
@@ -104,6 +106,14 @@ enum Command {
         /// message is held this long after it arrives (milliseconds, 0 to 10000).
         #[arg(long, default_value_t = 0.0)]
         latency_ms: f64,
+    },
+    /// Check the party's network path: a daemon, that its listen address accepts connections;
+    /// a client, that the server and the helper do (plain TCP, no TLS). Exits non-zero naming
+    /// what is unreachable. For container health checks and first deployments.
+    #[command(after_help = config::KEYS_HELP)]
+    Health {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Load and validate the files a party needs, exactly as the party does at start-up, and
     /// print what it would run.
@@ -213,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
             )
         }
+        Command::Health { config } => health::check(&config::Config::load(&config)?),
         Command::Check { model, weights } => {
             let (program, weights) = setup::load_files(&model, weights.as_deref())?;
             let costs = program.costs()?;

@@ -51,10 +51,16 @@ pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
 pub fn node_config(cfg: &Config, program: &Program) -> Result<NodeConfig> {
     warn_if_readable(&cfg.key);
     if !cfg.latency.is_zero() {
+        let ms = |peer| cfg.latency.from(peer).as_secs_f64() * 1000.0;
+        let per_peer: Vec<String> = Role::ALL
+            .into_iter()
+            .filter(|&p| p != cfg.role)
+            .map(|p| format!("from the {p} {} ms", ms(p)))
+            .collect();
         eprintln!(
-            "[{}] simulated latency: every protocol message is held {} ms after it arrives (for benchmarks)",
+            "[{}] simulated WAN latency: protocol messages are held after they arrive, {} (for benchmarks)",
             cfg.role,
-            cfg.latency.as_secs_f64() * 1000.0
+            per_peer.join(", ")
         );
     }
     Ok(NodeConfig {

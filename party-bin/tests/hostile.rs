@@ -62,7 +62,7 @@ fn attacker(f: &Files, server: &Daemon, helper: &Daemon) -> Node {
         max_payload: 1 << 20,
         max_message: 1 << 30,
         limits: Default::default(),
-        latency: Duration::ZERO,
+        latency: ksnn_runtime::net::tcp::Latency::ZERO,
     })
     .unwrap();
     node.connect(Role::Server, server.addr.parse().unwrap())
@@ -267,7 +267,9 @@ fn an_idle_client_connection_is_closed() {
 fn a_stopped_helper_is_blamed_and_relinks_when_it_resumes() {
     use std::io::BufRead;
     let f = files("stopped", true, 40);
-    let (server, helper) = cluster_with(&f, "dead_after_seconds = 3\n");
+    // Dead after 2 s, before the daemons' 3 s wait for any one message runs out: the server
+    // must blame the helper for going silent, not time out on it (equal spans raced).
+    let (server, helper) = cluster_with(&f, "dead_after_seconds = 2\n");
     // The client waits long for any one message, so only liveness can end it early.
     let cfg = config(
         &f,
@@ -484,4 +486,71 @@ fn frames_from_a_second_client_with_the_shared_certificate_cannot_end_a_session(
     check_survived(&mut server, "P1 after forged frames");
     intruder.shutdown();
     victim.shutdown();
+}
+
+/// `ksnn-party health` passes against running daemons and leaves no log line (health checks
+/// run every few seconds), fails naming what it cannot reach, and a connection that does
+/// send bytes before it goes is still counted in the refusal summary.
+#[test]
+fn health_checks_leave_no_trace_but_garbage_does() {
+    let f = files("health", true, 1);
+    let (server, helper) = cluster(&f);
+    let health = |cfg: &Path| {
+        Command::new(BIN)
+            .args(["health", "--config"])
+            .arg(cfg)
+            .output()
+            .unwrap()
+    };
+    let p1 = config(
+        &f,
+        "server",
+        &format!("weights = \"weights.ksnw\"\nlisten = \"{}\"\n", server.addr),
+    );
+    let p0 = config(
+        &f,
+        "client",
+        &format!(
+            "server = \"{}\"\nhelper = \"{}\"\n",
+            server.addr, helper.addr
+        ),
+    );
+    for _ in 0..5 {
+        let o = health(&p1);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("reachable"), "{}", text(&o));
+    }
+    let o = health(&p0);
+    assert!(o.status.success(), "{}", text(&o));
+    // The summary goes out at most once a second: give it time to show up if it would.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = server.log_text();
+    assert!(
+        !log.contains("unidentified"),
+        "a health check was logged:\n{log}"
+    );
+
+    // A port nobody listens on: named, and a non-zero exit.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = free.local_addr().unwrap();
+    drop(free);
+    let dead = config(
+        &f,
+        "client",
+        &format!("server = \"{}\"\nhelper = \"{gone}\"\n", server.addr),
+    );
+    let o = health(&dead);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(&format!("the helper at {gone}: NOT reachable"))
+            && text(&o).contains("cannot reach the helper"),
+        "{}",
+        text(&o)
+    );
+
+    // Bytes that are no TLS handshake: counted and summarised, as before.
+    let mut sock = TcpStream::connect(&server.addr).unwrap();
+    sock.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    drop(sock);
+    wait_for_log(&server, "dropped an unidentified connection");
 }

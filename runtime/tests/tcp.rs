@@ -11,7 +11,7 @@ use ksnn_runtime::exec::engine::Engine;
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::exec::session;
 use ksnn_runtime::net::counting::CountingTransport;
-use ksnn_runtime::net::tcp::{Node, NodeConfig, NodeEvent};
+use ksnn_runtime::net::tcp::{Latency, Node, NodeConfig, NodeEvent};
 use ksnn_runtime::net::tls::{Identity, generate};
 use ksnn_runtime::reference;
 use ksnn_runtime::role::Role;
@@ -47,7 +47,7 @@ fn client_and_server_session(
 }
 
 fn node(dir: &std::path::Path, role: Role, program: &Program, listen: bool) -> Node {
-    node_with_latency(dir, role, program, listen, Duration::ZERO)
+    node_with_latency(dir, role, program, listen, Latency::ZERO)
 }
 
 /// A node whose session messages are held `latency` after they arrive (benchmarks).
@@ -56,7 +56,7 @@ fn node_with_latency(
     role: Role,
     program: &Program,
     listen: bool,
-    latency: Duration,
+    latency: Latency,
 ) -> Node {
     Node::start(NodeConfig {
         identity: Identity::from_dir(role, dir).unwrap(),
@@ -69,6 +69,29 @@ fn node_with_latency(
         latency,
     })
     .unwrap()
+}
+
+/// The three nodes (client, server, helper), each holding messages as `latency` says, with
+/// the helper and the client linked to the daemons.
+fn linked_nodes(
+    dir: &std::path::Path,
+    program: &Program,
+    latency: impl Fn(Role) -> Latency,
+) -> [Node; 3] {
+    let start = |role, listen| node_with_latency(dir, role, program, listen, latency(role));
+    let server = start(Role::Server, true);
+    let helper = start(Role::Helper, true);
+    helper
+        .connect(Role::Server, server.local_addr.unwrap())
+        .unwrap();
+    let client = start(Role::Client, false);
+    client
+        .connect(Role::Server, server.local_addr.unwrap())
+        .unwrap();
+    client
+        .connect(Role::Helper, helper.local_addr.unwrap())
+        .unwrap();
+    [client, server, helper]
 }
 
 /// Serves sessions on `node` in background threads until the test ends.
@@ -623,19 +646,7 @@ fn simulated_latency_delays_each_message_once_and_keeps_pipelining() {
     let latency = Duration::from_millis(30);
     let (program, _) = exact_program();
     let dir = certs("latency");
-    let start = |role, listen| node_with_latency(&dir, role, program, listen, latency);
-    let server = start(Role::Server, true);
-    let helper = start(Role::Helper, true);
-    helper
-        .connect(Role::Server, server.local_addr.unwrap())
-        .unwrap();
-    let client = start(Role::Client, false);
-    client
-        .connect(Role::Server, server.local_addr.unwrap())
-        .unwrap();
-    client
-        .connect(Role::Helper, helper.local_addr.unwrap())
-        .unwrap();
+    let [client, server, _helper] = linked_nodes(&dir, program, |_| Latency::uniform(latency));
     let (mut s0, mut s1) = client_and_server_session(&client, &server);
     let message = |i: u8| Message {
         kind: FrameKind::Bytes,
@@ -678,5 +689,42 @@ fn simulated_latency_delays_each_message_once_and_keeps_pipelining() {
     assert!(
         took >= latency && took < Duration::from_millis(120),
         "five pipelined messages took {took:?} with a latency of {latency:?}"
+    );
+}
+
+/// The latency is per peer: a client that holds only the server's messages gets them late,
+/// while the server, which holds nothing from the client, gets the client's at once.
+#[test]
+fn simulated_latency_is_per_peer() {
+    use ksnn_formats::FrameKind;
+    use ksnn_runtime::net::{Message, Transport};
+
+    let held = Duration::from_millis(400);
+    let (program, _) = exact_program();
+    let dir = certs("latency-peer");
+    // The server holds what the helper sends, not the client's; the client holds the server's.
+    let [client, server, _helper] = linked_nodes(&dir, program, |role| match role {
+        Role::Server => Latency::uniform(held).with(Role::Client, Duration::ZERO),
+        Role::Client => Latency::ZERO.with(Role::Server, held),
+        Role::Helper => Latency::ZERO,
+    });
+    let (mut s0, mut s1) = client_and_server_session(&client, &server);
+    let message = Message {
+        kind: FrameKind::Bytes,
+        depth: 0,
+        payload: vec![3; 100],
+    };
+    let sent = Instant::now();
+    s0.send(Role::Server, message.clone()).unwrap();
+    s1.recv(Role::Client).unwrap();
+    let fast = sent.elapsed();
+    assert!(fast < held * 3 / 4, "client -> server took {fast:?}");
+    let sent = Instant::now();
+    s1.send(Role::Client, message).unwrap();
+    s0.recv(Role::Server).unwrap();
+    let slow = sent.elapsed();
+    assert!(
+        slow >= held,
+        "server -> client took {slow:?}, under {held:?}"
     );
 }

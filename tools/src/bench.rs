@@ -107,7 +107,7 @@ pub fn net(mib: usize) -> Result<()> {
             max_payload: 64 << 20,
             max_message: 1 << 30,
             limits: Default::default(),
-            latency: Duration::ZERO,
+            latency: ksnn_runtime::net::tcp::Latency::ZERO,
         })
     };
     let server = Node::start(cfg(Role::Server, true)?)?;

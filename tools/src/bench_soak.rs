@@ -75,7 +75,7 @@ fn attack(dir: &Path, program_hash: ksnn_formats::ContentHash, p1: &str, p2: &st
         max_payload: 1 << 20,
         max_message: 1 << 30,
         limits: Default::default(),
-        latency: Duration::ZERO,
+        latency: ksnn_runtime::net::tcp::Latency::ZERO,
     }) else {
         return made;
     };

@@ -158,7 +158,11 @@ pub fn serve_for<T: Transport>(
     let mut order = IdOrder::default();
     let mut prepared: std::collections::VecDeque<Prepared> = Default::default();
     loop {
-        let cmd = expect_cmd(net, role, commander)?;
+        let cmd = match expect_cmd(net, role, commander) {
+            Ok(cmd) => cmd,
+            Err(e) if role == Role::Helper && client_closed_first(net, &e) => return Ok(served),
+            Err(e) => return Err(e),
+        };
         if let Some(d) = deadline
             && started.elapsed() > d
         {
@@ -206,6 +210,26 @@ pub fn serve_for<T: Transport>(
             SessionCmd::Record(_) => {}
         }
     }
+}
+
+/// Whether the helper's wait for P1's next command failed only because the client left
+/// right after closing: the client sends its `Close` to P2 too, and its connection delivers
+/// that before its end, so when the client's disconnect overtakes P1's relayed `Close`, the
+/// client's own is already in P2's inbox. Anything else there (no `Close`) is a failure.
+fn client_closed_first<T: Transport>(net: &mut CountingTransport<T>, e: &ExecError) -> bool {
+    let client_gone = matches!(
+        e,
+        ExecError::Step { source, .. } if matches!(
+            &**source,
+            ProtocolError::Net { source: NetError::Disconnected { peer: Role::Client }, .. }
+        )
+    );
+    // The disconnect reached every inbox of the session, so this returns at once.
+    client_gone
+        && net.recv(Role::Client).is_ok_and(|m| {
+            m.kind == FrameKind::Command
+                && matches!(postcard::from_bytes(&m.payload), Ok(SessionCmd::Close))
+        })
 }
 
 /// The order rules on inference ids, which keep every id's masks to one use.
@@ -382,7 +406,11 @@ pub fn run_client<T: Transport>(
         ahead.prepare_until(engine, net, id + 1 + depth)?;
     }
     net.start_phase(Phase::Control);
-    net.send(Role::Server, SessionCmd::Close.message())
-        .map_err(step_err(role, "closing the session"))?;
+    // P1 relays it to P2; P2 also gets it directly, in case this party's disconnect reaches
+    // P2 before the relay does (`client_closed_first`).
+    for peer in [Role::Server, Role::Helper] {
+        net.send(peer, SessionCmd::Close.message())
+            .map_err(step_err(role, "closing the session"))?;
+    }
     Ok(setup)
 }

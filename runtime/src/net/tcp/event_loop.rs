@@ -16,7 +16,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::pki_types::ServerName;
 
-use super::conn::Conn;
+use super::conn::{Conn, ConnError};
 use super::control::Control;
 use super::node::{Cmd, NodeConfig, NodeEvent, Reply};
 use super::sessions::{Parked, SessionEntry};
@@ -366,6 +366,19 @@ impl Loop {
                 }
                 if self.conns.get(&t).is_some_and(|c| c.closing) {
                     self.close(t, "peer closed the connection".into());
+                }
+            }
+            // A connection that ends without having sent a byte is a reachability probe
+            // (`ksnn-party health`, a load balancer's check): it cost nothing and is not a
+            // refusal, so it is dropped without counting or a log line.
+            Err(ConnError::Closed)
+                if self
+                    .conns
+                    .get(&t)
+                    .is_some_and(|c| c.ip.is_some() && c.peer.is_none() && !c.heard) =>
+            {
+                if let Some(mut c) = self.conns.remove(&t) {
+                    let _ = self.poll.registry().deregister(&mut c.sock);
                 }
             }
             Err(e) => self.close(t, e.to_string()),

@@ -16,5 +16,5 @@ mod sessions;
 
 pub use keying::Session;
 pub use limits::Limits;
-pub use node::{Node, NodeConfig, NodeEvent, TcpTransport};
+pub use node::{Latency, Node, NodeConfig, NodeEvent, TcpTransport};
 pub use sessions::short_id;

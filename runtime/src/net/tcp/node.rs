@@ -39,11 +39,42 @@ pub struct NodeConfig {
     pub max_message: usize,
     /// Caps on sessions, connections, queues and timers that bound what a peer can cost us.
     pub limits: Limits,
-    /// Simulated one-way latency, for benchmarks; zero in production. Every session message
-    /// is held this long after it reaches this node's event loop before `recv` returns it
-    /// (messages in flight overlap, so pipelining and bandwidth are unaffected). Connection
-    /// handshakes are not delayed.
-    pub latency: Duration,
+    /// Simulated one-way latency per sending peer, for benchmarks; zero in production. Every
+    /// session message is held this long after it reaches this node's event loop before
+    /// `recv` returns it (messages in flight overlap, so pipelining and bandwidth are
+    /// unaffected). Connection handshakes are not delayed.
+    pub latency: Latency,
+}
+
+/// A simulated one-way latency for each peer a node receives from (a WAN emulation: the
+/// kernel's netem is not available everywhere, and this keeps the delay per link).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latency([Duration; 3]);
+
+impl Latency {
+    /// No simulated delay (production).
+    pub const ZERO: Latency = Latency([Duration::ZERO; 3]);
+
+    /// The same delay on the messages from every peer.
+    pub fn uniform(d: Duration) -> Latency {
+        Latency([d; 3])
+    }
+
+    /// `self` with the messages from `peer` held `d`.
+    pub fn with(mut self, peer: Role, d: Duration) -> Latency {
+        self.0[peer.index()] = d;
+        self
+    }
+
+    /// How long a message from `peer` is held.
+    pub fn from(&self, peer: Role) -> Duration {
+        self.0[peer.index()]
+    }
+
+    /// True when no message is held.
+    pub fn is_zero(&self) -> bool {
+        self.0.iter().all(Duration::is_zero)
+    }
 }
 
 /// What the loop tells the process.
@@ -245,7 +276,7 @@ pub struct TcpTransport {
     pub(super) inbox: [Option<Receiver<InboxItem>>; 3],
     pub(super) timeout: Duration,
     /// Simulated one-way latency ([`NodeConfig::latency`]).
-    pub(super) latency: Duration,
+    pub(super) latency: Latency,
     /// Bytes queued per peer and not yet handed to TLS.
     pub(super) unsent: Arc<[AtomicUsize; 3]>,
 }
@@ -304,8 +335,9 @@ impl Transport for TcpTransport {
             .ok_or(NetError::Disconnected { peer: from })?;
         match rx.recv_timeout(self.timeout) {
             Ok(Ok((arrived, msg))) => {
-                if !self.latency.is_zero() {
-                    let ready = arrived + self.latency;
+                let held = self.latency.from(from);
+                if !held.is_zero() {
+                    let ready = arrived + held;
                     let now = Instant::now();
                     if ready > now {
                         std::thread::sleep(ready - now);
