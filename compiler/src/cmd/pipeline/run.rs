@@ -23,6 +23,12 @@ use crate::stages::sweep::SweepConfig;
 use crate::stages::train::{TrainConfig, eval};
 use crate::stages::{self, Data, Model, ModelSource};
 
+/// How long a party of the secure stage waits for any one message. A stall is rare and a dead
+/// party is seen at once (its connection closes), while a big model's set-up (DeepLabV3's
+/// 65 M weights, a debug build on two busy cores) can keep a peer quiet well past the
+/// interactive default of 10 s.
+const SECURE_TIMEOUT_SECONDS: u32 = 600;
+
 /// `ksnn-party` next to this binary, else on the PATH.
 fn party_binary() -> PathBuf {
     let beside = std::env::current_exe()
@@ -242,7 +248,9 @@ pub fn run(cfg: &Experiment) -> Result<()> {
         cmd.args(["local", "--model"])
             .arg(&program)
             .arg("--weights")
-            .arg(&weights);
+            .arg(&weights)
+            .arg("--timeout")
+            .arg(SECURE_TIMEOUT_SECONDS.to_string());
         // The MNIST digits the party binary reads itself; any other dataset's test images
         // as NPY files, scored here against their labels or masks.
         let written = if mnist {
