@@ -64,7 +64,8 @@ shape() {
   for i in 0 1 2; do
     ip netns exec "$tag-h$i" tc qdisc del dev eth0 root 2>/dev/null || true
     if [[ "$1" != none ]]; then
-      ip netns exec "$tag-h$i" tc qdisc add dev eth0 root tbf rate "$1" burst 256kb latency 400ms
+      ip netns exec "$tag-h$i" tc qdisc add dev eth0 root tbf rate "$1" burst 256kb latency 400ms \
+        || return 1
     fi
   done
 }
@@ -170,7 +171,10 @@ if [[ "$mode" == test ]]; then
   for case in "none 0" "100mbit 10"; do
     read -r rate ms <<<"$case"
     echo "==> across the hosts: link $rate, one-way latency $ms ms (simulated)"
-    shape "$rate"
+    if ! shape "$rate"; then
+      echo "   (tc tbf does not work here: this run is unshaped)"
+      shape none
+    fi
     run "$ms" --dataset mnist --n 12 --out "$work/hosts/h0/outputs.npy"
     cmp "$work/loopback.npy" "$work/hosts/h0/outputs.npy" \
       || fail "outputs across the hosts ($rate, $ms ms) differ from the loopback run's"
