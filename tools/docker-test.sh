@@ -54,16 +54,9 @@ rm -rf "$work" && mkdir -p "$work/out"
 echo "==> the compiler image runs: ksnn version"
 docker run --rm ksnn-compiler version
 
-echo "==> an MNIST program (mnist-cnn, 6 % of its DReLUs, exact truncation)"
-target/release/ksnn-tools bench model --model mnist-cnn --budget 0.06 --truncation exact \
-  --keep "$work/model" >/dev/null
+source tools/mnist-program.sh
+mnist_program "$work" || { echo "docker-test: FAILED: no MNIST program"; exit 1; }
 chown -R 10001:10001 "$work/out"
-
-echo "==> loopback run: ksnn-party local"
-target/release/ksnn-party local --model "$work/model/model.ksnn" \
-  --weights "$work/model/weights.ksnw" --dataset mnist --n 12 \
-  --out "$work/loopback.npy" --report "$work/loopback.json" >"$work/loopback.log" 2>&1 \
-  || { tail -n 5 "$work/loopback.log"; echo "docker-test: the loopback run failed"; exit 1; }
 
 echo "==> certificates: the compiler image's keygen into the compose volume"
 compose --profile setup run --rm keygen

@@ -145,11 +145,8 @@ if [[ "$mode" == test ]]; then
   awk -v s="$size" 'BEGIN { printf "ksnn-party, release, stripped: %d bytes (%.2f MB; the limit is 10 MB)\n", s, s / 1e6 }'
   (( size <= 10000000 )) || fail "the stripped party binary is over 10 MB"
 
-  echo "==> an MNIST program (mnist-cnn, 6 % of its DReLUs, exact truncation) and its loopback run"
-  "$tools" bench model --model mnist-cnn --budget 0.06 --truncation exact --keep "$work/model" >/dev/null
-  "$party" local --model "$work/model/model.ksnn" --weights "$work/model/weights.ksnw" \
-    --dataset mnist --n 12 --out "$work/loopback.npy" --report "$work/loopback.json" \
-    >"$work/loopback.log" 2>&1 || fail "the loopback run failed: $(tail -n 5 "$work/loopback.log")"
+  source tools/mnist-program.sh
+  mnist_program "$work" || fail "no MNIST program"
   populate "$work/model"
 
   echo "==> the hosts are separate: h0 reaches the server at ${addr[1]}, not on its own loopback"
