@@ -4,6 +4,9 @@
 #   ksnn-compiler  ksnn and ksnn-tools with libtorch (skip with --party-only)
 # Each image's root file system is gathered here from the release build and `ldd`, then
 # `docker build` copies it. Prints each image's size and the party binary's.
+#
+# KSNN_TOOLS_BIN=DIR takes ksnn and ksnn-tools from DIR (built already) instead of the release
+# build; tools/test.sh passes its debug build. The party binary is always the release build.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -46,8 +49,9 @@ build_image() {
 
 printf '==> release build\n'
 pkgs=(-p ksnn-party)
-(( party_only )) || pkgs+=(-p ksnn-compiler -p ksnn-tools)
+(( party_only )) || [[ -n "${KSNN_TOOLS_BIN:-}" ]] || pkgs+=(-p ksnn-compiler -p ksnn-tools)
 cargo build --release --quiet "${pkgs[@]}"
+bin="${KSNN_TOOLS_BIN:-$repo/target/release}"
 
 printf '==> party image\n'
 rm -rf "$out/party" && mkdir -p "$out/party/rootfs"
@@ -61,8 +65,10 @@ printf 'image ksnn-party: %s\n' "$(docker image inspect -f '{{.Size}}' ksnn-part
 (( party_only )) && exit 0
 printf '==> compiler image\n'
 rm -rf "$out/compiler" && mkdir -p "$out/compiler/rootfs"
-gather target/release/ksnn "$out/compiler/rootfs" /usr/lib/ksnn
-gather target/release/ksnn-tools "$out/compiler/rootfs" /usr/lib/ksnn
+for b in ksnn ksnn-tools; do
+  [[ -x "$bin/$b" ]] || { echo "error: $bin/$b is not built" >&2; exit 1; }
+  gather "$bin/$b" "$out/compiler/rootfs" /usr/lib/ksnn
+done
 strip "$out/compiler/rootfs/ksnn" "$out/compiler/rootfs/ksnn-tools"
 # Folders the unprivileged user owns (COPY --chown in the Dockerfile; ownership in the
 # context is not kept).

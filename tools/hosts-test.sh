@@ -31,7 +31,8 @@ ip netns del "$probe"
 source tools/env.sh
 work="$repo/target/hosts-test"
 party="$repo/target/release/ksnn-party"
-tools="$repo/target/release/ksnn-tools"
+# ksnn-tools from $KSNN_TOOLS_BIN when set (tools/test.sh: its debug build), else release.
+tools="${KSNN_TOOLS_BIN:-$repo/target/release}/ksnn-tools"
 addr=(10.231.0.10 10.231.0.11 10.231.0.12)
 pids=()
 
@@ -133,8 +134,15 @@ figures() {
     "$work/hosts/h0/report.json"
 }
 
-echo "==> release build of ksnn-party and ksnn-tools"
-cargo build --release --quiet -p ksnn-party -p ksnn-tools
+if [[ -n "${KSNN_TOOLS_BIN:-}" && "$mode" == test ]]; then
+  echo "==> release build of ksnn-party (ksnn-tools from $KSNN_TOOLS_BIN)"
+  cargo build --release --quiet -p ksnn-party
+  [[ -x "$tools" ]] || fail "$tools is not built"
+else
+  echo "==> release build of ksnn-party and ksnn-tools"
+  cargo build --release --quiet -p ksnn-party -p ksnn-tools
+  tools="$repo/target/release/ksnn-tools"
+fi
 rm -rf "$work" && mkdir -p "$work"
 "$tools" keygen --out "$work/certs" >/dev/null
 make_hosts

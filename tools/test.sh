@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh clone: set-up (libtorch, data),
-# formatting, lints, the builds without libtorch, then all tests.
+# formatting, the crates that must not need libtorch, lints, all tests, the deployment.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -14,28 +14,30 @@ source tools/env.sh
 stage "cargo fmt --check"
 cargo fmt --all --check
 
-stage "runtime, party binaries and the compiler core build without libtorch"
-env -u LIBTORCH -u LD_LIBRARY_PATH cargo build --quiet -p ksnn-runtime -p ksnn-party -p ksnn-graph
-# What the compiler links: the runtime without its network stack.
-env -u LIBTORCH -u LD_LIBRARY_PATH cargo build --quiet -p ksnn-runtime --no-default-features
+# What ships to the parties, and the compiler core, must not need libtorch: torch-sys is in
+# none of their dependency trees (so no LIBTORCH can matter to their builds).
+stage "the runtime, the party binaries and the compiler core need no libtorch"
+for pkg in ksnn-formats ksnn-runtime ksnn-party ksnn-graph ksnn-knapsack ksnn-tools; do
+  if cargo tree --quiet -p "$pkg" -e normal,build --prefix none | grep -q '^torch-sys '; then
+    echo "$pkg depends on torch-sys (libtorch):"
+    cargo tree --quiet -p "$pkg" -e normal,build -i torch-sys
+    exit 1
+  fi
+done
 
 stage "cargo clippy -D warnings"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
+# Feature sets the workspace build never sees: the compiler core alone (without clap), and the
+# runtime without its network stack (what the compiler links).
+cargo clippy --quiet -p ksnn-graph --all-targets -- -D warnings
+cargo clippy --quiet -p ksnn-runtime --no-default-features -- -D warnings
 
 stage "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo test --quiet --workspace --doc
-  cargo nextest run --workspace --exclude ksnn-graph --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast
 else
-  cargo test --workspace --exclude ksnn-graph --no-fail-fast
-fi
-
-# The compiler core (ksnn-graph) must build and pass its tests where there is no libtorch.
-stage "compiler core tests without libtorch"
-if command -v cargo-nextest >/dev/null 2>&1; then
-  env -u LIBTORCH -u LD_LIBRARY_PATH cargo nextest run -p ksnn-graph --no-fail-fast
-else
-  env -u LIBTORCH -u LD_LIBRARY_PATH cargo test -p ksnn-graph --no-fail-fast
+  cargo test --workspace --no-fail-fast
 fi
 
 # Fixed pair secrets exist only in a debug build with this non-default feature; the one test
@@ -48,6 +50,9 @@ else
 fi
 # The deployment on one machine: images FROM scratch through Docker, and three hosts in
 # network namespaces (docs/deploy.md). Both need root; each says why when it cannot run.
+# They build only the party binary in release (it ships, and its size is checked); ksnn and
+# ksnn-tools are the debug builds the test stage made.
+export KSNN_TOOLS_BIN="$repo/target/debug"
 for script in docker-test hosts-test; do
   stage "deployment: tools/$script.sh"
   status=0
