@@ -7,7 +7,8 @@ What it makes (tract-style fixtures, so CI needs no Python):
     NAME.onnx      the model (opset and op form exact: most cases are built node by node
                    with onnx.helper; the *_legacy / *_dynamo cases are exported from torch)
     NAME.onnx.data external weights (only for the dynamo exports, which write them there)
-    NAME.in.npy    float32 input, NCHW, batch 2, standard normal, fixed seed per case
+    NAME.in.npy    float32 input, NCHW, batch 2, standard normal (x4 for the activation cases),
+                   fixed seed per case
     NAME.out.npy   float32, the FIRST graph output as computed by onnxruntime on NAME.in.npy
 * manifest.json: a list of {"name", "opset", "ops", "what", "expect"}; "expect" is "ok" or
   {"error": "<exact message the importer must give>"}, i.e.
@@ -49,7 +50,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "compiler" / "tests" / "fixtures" / "onnx"
+OUT = ROOT / "graph" / "tests" / "fixtures" / "onnx"
 MIN_OPSET, MAX_OPSET = 9, 21
 MAX_TOTAL_BYTES = 3 * 1024 * 1024
 
@@ -181,13 +182,15 @@ def finish_built(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def case(name: str, nodes, opset: int, what: str, *, in_shape=(2, 4, 8, 8), initializers=(),
-         expect="ok", out_name: str = "y", skip_checker: bool = False):
+         expect="ok", out_name: str = "y", skip_checker: bool = False, scale: float = 1.0):
     model = build(name, nodes, in_shape, opset, initializers, out_name)
     if not skip_checker:
         model = finish_built(model)
     path = OUT / f"{name}.onnx"
     onnx.save(model, str(path))
     x = rng_for(name).standard_normal(in_shape).astype(np.float32)
+    if scale != 1.0:
+        x = (x * np.float32(scale)).astype(np.float32)
     record(name, model, x, what, expect)
 
 
@@ -346,6 +349,39 @@ def elementwise_cases():
                 N("Concat", ["a", "b", "x"], ["y"], "concat0", axis=1)],
          13, "Concat on axis 1 of three inputs: [Conv(x) (2 ch), Relu(x) (4 ch), x (4 ch)] -> 10 ch",
          initializers=[init("W", conv_w(name, 2, C, 3)), init("B", vec(name, 2, "b"))])
+
+
+def activation_cases():
+    """LeakyRelu, PRelu, HardSigmoid, HardSwish in their opset and attribute/input forms. Inputs
+    are scaled by 4 so both clip points of the hard ones (x = -3 and 3 for alpha 1/6) are crossed."""
+    C = 4
+    case("leakyrelu6_default", [N("LeakyRelu", ["x"], ["y"], "leaky0")], 9,
+         "LeakyRelu opset 6 form, default alpha 0.01", scale=4.0)
+    case("leakyrelu16_alpha", [N("LeakyRelu", ["x"], ["y"], "leaky0", alpha=0.2)], 16,
+         "LeakyRelu opset 16, alpha 0.2", scale=4.0)
+    slopes = vec("slope", C, "s", 0.3, 0.1)
+    case("prelu9_channel", [N("PRelu", ["x", "slope"], ["y"], "prelu0")], 9,
+         "PRelu opset 9, per-channel slope [C,1,1] (as torch exports nn.PReLU(C))",
+         initializers=[init("slope", slopes.reshape(C, 1, 1))], scale=4.0)
+    case("prelu16_shared", [N("PRelu", ["x", "slope"], ["y"], "prelu0")], 16,
+         "PRelu opset 16, one shared slope [1] (nn.PReLU())",
+         initializers=[init("slope", f32([0.25]))], scale=4.0)
+    case("prelu16_vector", [N("Flatten", ["x"], ["f"], "flatten0", axis=1),
+                            N("PRelu", ["f", "slope"], ["y"], "prelu0")], 16,
+         "PRelu opset 16 on a flattened vector, slope [F] (one per feature)",
+         initializers=[init("slope", vec("slope", C * 8 * 8, "v", 0.3, 0.1))], scale=4.0)
+    case("hardsigmoid6_default", [N("HardSigmoid", ["x"], ["y"], "hsig0")], 9,
+         "HardSigmoid opset 6 form, default alpha 0.2, beta 0.5", scale=4.0)
+    case("hardsigmoid6_torch", [N("HardSigmoid", ["x"], ["y"], "hsig0", alpha=1.0 / 6.0, beta=0.5)], 13,
+         "HardSigmoid alpha 1/6, beta 0.5 (torch's nn.Hardsigmoid)", scale=4.0)
+    case("hardswish14", [N("HardSwish", ["x"], ["y"], "hswish0")], 14, "HardSwish opset 14",
+         scale=4.0)
+    case("hardswish17", [N("HardSwish", ["x"], ["y"], "hswish0")], 17, "HardSwish opset 17",
+         scale=4.0)
+    case("prelu_slope_hw", [N("PRelu", ["x", "slope"], ["y"], "prelu0")], 16,
+         "unsupported: PRelu whose slope [W] varies along the width",
+         initializers=[init("slope", vec("slope", 8, "w", 0.3, 0.1))], scale=4.0,
+         expect={"error": "unsupported op PRelu (opset 16) at node prelu0"})
 
 
 def pool_cases():
@@ -761,6 +797,7 @@ def main():
     conv_cases()
     dense_cases()
     elementwise_cases()
+    activation_cases()
     pool_cases()
     shape_cases()
     pad_resize_cases()
@@ -791,7 +828,8 @@ def main():
         + "\n"
         f"{len(MANIFEST)} cases ({n_ok} expected to import, {len(MANIFEST) - n_ok} expected to fail), listed in\n"
         "manifest.json. Per case: NAME.onnx (+ NAME.onnx.data for the dynamo exports), NAME.in.npy\n"
-        "(float32 NCHW batch 2, standard normal, seed = crc32(NAME)), NAME.out.npy (float32, the first\n"
+        "(float32 NCHW batch 2, standard normal (times 4 for the activation cases), seed = crc32(NAME)),\n"
+        "NAME.out.npy (float32, the first\n"
         "graph output computed by onnxruntime, CPU, 1 thread). Cases not named *_legacy/*_dynamo are\n"
         "built node by node with onnx.helper and pass onnx.checker full_check; the torch exports were\n"
         "checked against torch's own output (max abs diff <= 1e-4). All inputs/weights are synthetic\n"

@@ -22,10 +22,15 @@ pub struct LayerCost {
 
 /// DReLUs of `op` given its input shape `x` and output shape `y`:
 /// block ReLU `Σ ceil(H/bh)·ceil(W/bw)` over channels (0 for identity and zero channels),
-/// max pooling `kh·kw − 1` per output, clip two per element, everything else none.
+/// the other budgeted activations that times their decisions per block (leaky ReLU and PReLU
+/// one, hard sigmoid and hard swish two), max pooling `kh·kw − 1` per output, clip two per
+/// element, everything else none.
 pub fn layer_drelus(op: &Op, x: Shape, y: Shape) -> u64 {
     match op {
-        Op::BlockRelu(b) => b.blocks.iter().map(|blk| blk.drelus(x.h, x.w)).sum(),
+        Op::BlockRelu(_) | Op::Activation(_) => {
+            let blocks = op.blocks().unwrap_or_default();
+            op.decisions_per_block() * blocks.iter().map(|blk| blk.drelus(x.h, x.w)).sum::<u64>()
+        }
         Op::MaxPool(p) => y.elements() * (u64::from(p.kernel[0]) * u64::from(p.kernel[1]) - 1),
         Op::Clip(_) => 2 * y.elements(),
         _ => 0,
@@ -162,12 +167,13 @@ impl Program {
             .sum())
     }
 
-    /// DReLUs of the block-ReLU layers only: what a block spec's budget counts.
+    /// DReLUs of the budgeted layers only (block ReLU and the other activations): what a
+    /// block spec's budget counts.
     pub fn spec_drelus(&self) -> Result<u64, FormatError> {
         Ok(self
             .costs()?
             .iter()
-            .filter(|c| matches!(self.layers[c.index].op, Op::BlockRelu(_)))
+            .filter(|c| self.layers[c.index].op.blocks().is_some())
             .map(|c| c.drelus)
             .sum())
     }

@@ -276,8 +276,8 @@ pub enum Problem {
         /// Activation width in pixels.
         w: u32,
     },
-    /// A spec names a layer that is not a block-ReLU layer.
-    NotBlockRelu,
+    /// A spec names a layer that is not a budgeted activation layer.
+    NotBudgeted,
     /// Arithmetic on the declared sizes overflows.
     Overflow {
         /// The quantity whose computation overflows.
@@ -337,7 +337,9 @@ impl fmt::Display for Problem {
                 f,
                 "channel {channel}: block {block} does not fit the {h}x{w} activation"
             ),
-            Problem::NotBlockRelu => f.write_str("is not a block-ReLU layer"),
+            Problem::NotBudgeted => f.write_str(
+                "is not a budgeted activation layer (block ReLU, leaky ReLU, PReLU, hard sigmoid, hard swish)",
+            ),
             Problem::Overflow { field } => write!(f, "`{field}` overflows"),
             Problem::Invalid(what) => f.write_str(what),
         }

@@ -94,7 +94,8 @@ fn conv(cin: u32, cout: u32, k: u32, pad: u32, dil: u32, groups: u32) -> Op {
 /// A small MNIST-shaped CNN (1×28×28 → 10 logits) that uses every layer kind once or more:
 /// grouped, dilated and depthwise convolutions, block ReLUs with every kind of block
 /// (including border blocks, identity and zero channels), ReLU6, both poolings, a residual
-/// add, upsampling, concatenation, global pooling and two linear heads.
+/// add, upsampling, concatenation, global pooling and two linear heads, and a chain of leaky
+/// ReLU, PReLU, hard sigmoid and hard swish with every kind of block into a third head.
 pub fn tiny_cnn(seed: u64) -> (Program, Weights) {
     let f = FixedPoint::default().frac_bits;
     let relu1 = vec![
@@ -106,6 +107,16 @@ pub fn tiny_cnn(seed: u64) -> (Program, Weights) {
         Block(4, 7),
         Block(28, 28),
         Block(5, 3),
+    ];
+    let act_blocks = [
+        Block::RELU,
+        Block(2, 2),
+        Block::IDENTITY,
+        Block::ZERO,
+        Block(3, 5),
+        Block(14, 14),
+        Block::RELU,
+        Block(4, 4),
     ];
     let layers = vec![
         layer("conv1", &[0], conv(1, 8, 3, 1, 1, 1)),
@@ -190,6 +201,55 @@ pub fn tiny_cnn(seed: u64) -> (Program, Weights) {
             }),
         ),
         layer("logits", &[15, 16], Op::Add),
+        // The other budgeted activations in a chain on pool1's 8×14×14, every block kind.
+        layer(
+            "leaky4",
+            &[3],
+            activation(
+                ActivationKind::LeakyRelu {
+                    slope: (1 << f) / 10,
+                },
+                &act_blocks,
+            ),
+        ),
+        layer(
+            "prelu4",
+            &[18],
+            activation(ActivationKind::Prelu, &act_blocks),
+        ),
+        layer(
+            "hsig4",
+            &[19],
+            activation(
+                ActivationKind::HardSigmoid {
+                    alpha: (1 << f) / 5,
+                    beta: (1 << f) / 2,
+                },
+                &act_blocks,
+            ),
+        ),
+        layer(
+            "hswish4",
+            &[20],
+            activation(
+                ActivationKind::HardSwish {
+                    alpha: (1 << f) / 6,
+                    beta: (1 << f) / 2,
+                },
+                &act_blocks,
+            ),
+        ),
+        layer("gap4", &[21], Op::GlobalAvgPool),
+        layer(
+            "fc4",
+            &[22],
+            Op::Linear(Linear {
+                in_features: 8,
+                out_features: 10,
+                bias: true,
+            }),
+        ),
+        layer("logits_all", &[17, 23], Op::Add),
     ];
     let program = Program {
         name: "tiny-cnn-example".into(),
@@ -300,6 +360,36 @@ pub fn random_block(rng: &mut SplitMix, h: u32, w: u32) -> Block {
     }
 }
 
+fn activation(kind: ActivationKind, blocks: &[Block]) -> Op {
+    Op::Activation(Activation {
+        kind,
+        blocks: blocks.to_vec(),
+    })
+}
+
+/// A random activation other than ReLU with random constants (raw, for f ≥ 8) and blocks.
+fn random_activation(rng: &mut SplitMix, x: Shape) -> Op {
+    let signed = |rng: &mut SplitMix, max: u32| i64::from(rng.range(0, 2 * max)) - i64::from(max);
+    let kind = match rng.range(0, 3) {
+        0 => ActivationKind::LeakyRelu {
+            slope: signed(rng, 200),
+        },
+        1 => ActivationKind::Prelu,
+        k => {
+            let (alpha, beta) = (i64::from(rng.range(1, 200)), signed(rng, 300));
+            if k == 2 {
+                ActivationKind::HardSigmoid { alpha, beta }
+            } else {
+                ActivationKind::HardSwish { alpha, beta }
+            }
+        }
+    };
+    Op::Activation(Activation {
+        kind,
+        blocks: (0..x.c).map(|_| random_block(rng, x.h, x.w)).collect(),
+    })
+}
+
 fn random_block_relu(rng: &mut SplitMix, x: Shape) -> Op {
     Op::BlockRelu(BlockRelu {
         blocks: (0..x.c).map(|_| random_block(rng, x.h, x.w)).collect(),
@@ -324,7 +414,7 @@ fn random_op(rng: &mut SplitMix, shapes: &[Shape], src: u32) -> (Op, Vec<TensorI
         };
         (k, [rng.range(1, 2), rng.range(1, 2)], pad)
     };
-    let op = match rng.range(0, 11) {
+    let op = match rng.range(0, 12) {
         0 => {
             let groups = if rng.chance(30) { x.c } else { 1 };
             let (kernel, stride, padding) = window(rng);
@@ -405,6 +495,7 @@ fn random_op(rng: &mut SplitMix, shapes: &[Shape], src: u32) -> (Op, Vec<TensorI
             },
             size: [rng.range(1, 10), rng.range(1, 10)],
         }),
+        11 => random_activation(rng, x),
         _ => Op::ScaleBias(ScaleBias {
             channels: x.c,
             scale: rng.chance(70),
@@ -415,11 +506,15 @@ fn random_op(rng: &mut SplitMix, shapes: &[Shape], src: u32) -> (Op, Vec<TensorI
 }
 
 /// The names of every op kind, to check that tests reach them all.
-pub const ALL_KINDS: [&str; 12] = [
+pub const ALL_KINDS: [&str; 16] = [
     "conv2d",
     "linear",
     "block_relu",
     "clip",
+    "leaky_relu",
+    "prelu",
+    "hard_sigmoid",
+    "hard_swish",
     "max_pool",
     "avg_pool",
     "global_avg_pool",

@@ -2,8 +2,10 @@
 //! The compiler's lowering, the runtime and `ksnn-tools inspect` all call [`output_shape`].
 
 use crate::error::Problem;
-use crate::layer::{Conv2d, Op, Padding};
-use crate::limits::{MAX_CHANNELS, MAX_INPUTS, MAX_PADDING, MAX_WEIGHT_ELEMENTS, MAX_WINDOW};
+use crate::layer::{ActivationKind, Conv2d, Op, Padding};
+use crate::limits::{
+    MAX_ACTIVATION_CONSTANT, MAX_CHANNELS, MAX_INPUTS, MAX_PADDING, MAX_WEIGHT_ELEMENTS, MAX_WINDOW,
+};
 use crate::shape::{Shape, WindowAxis};
 
 /// How many inputs `op` takes, as (min, max, words for messages).
@@ -31,14 +33,18 @@ pub fn output_shape(op: &Op, inputs: &[Shape]) -> Result<Shape, Problem> {
                 weight_elements(u64::from(l.in_features) * u64::from(l.out_features))?;
                 Shape::vector(l.out_features)
             }
-            Op::BlockRelu(b) => {
-                if b.blocks.len() as u64 != u64::from(x.c) {
+            Op::BlockRelu(_) | Op::Activation(_) => {
+                if let Op::Activation(a) = op {
+                    activation_constants(a.kind)?;
+                }
+                let blocks = op.blocks().unwrap_or_default();
+                if blocks.len() as u64 != u64::from(x.c) {
                     return Err(Problem::SpecLength {
                         expected: x.c.into(),
-                        got: b.blocks.len() as u64,
+                        got: blocks.len() as u64,
                     });
                 }
-                for (ch, block) in b.blocks.iter().enumerate() {
+                for (ch, block) in blocks.iter().enumerate() {
                     block.check(ch as u64, x.h, x.w)?;
                 }
                 x
@@ -242,4 +248,25 @@ fn pool_shape(
     }
     let (h, w) = axes(x, kernel, stride, pad, [1, 1], ceil_mode)?;
     Ok(Shape::new(x.c, h, w))
+}
+
+/// An activation's raw constants must be small enough that their products stay in the ring.
+fn activation_constants(kind: ActivationKind) -> Result<(), Problem> {
+    let constants: &[(&'static str, i64)] = match kind {
+        ActivationKind::LeakyRelu { slope } => &[("slope", slope)],
+        ActivationKind::Prelu => &[],
+        ActivationKind::HardSigmoid { alpha, beta } | ActivationKind::HardSwish { alpha, beta } => {
+            &[("alpha", alpha), ("beta", beta)]
+        }
+    };
+    for &(field, v) in constants {
+        if v.unsigned_abs() > MAX_ACTIVATION_CONSTANT {
+            return Err(Problem::TooLarge {
+                field,
+                value: v.unsigned_abs(),
+                max: MAX_ACTIVATION_CONSTANT,
+            });
+        }
+    }
+    Ok(())
 }

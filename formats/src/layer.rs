@@ -105,6 +105,69 @@ pub struct Clip {
     pub max: i64,
 }
 
+/// A piecewise-linear activation other than ReLU, budgeted like one: one block per channel,
+/// with block ReLU's codes. In a sized block every sign decision the activation needs is
+/// taken once, on the block's sum (as block ReLU does); an identity channel keeps the
+/// activation's middle piece and a zero channel its lowest (see [`ActivationKind`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    /// Which activation, with its public constants.
+    pub kind: ActivationKind,
+    /// One block per input channel, in channel order.
+    pub blocks: Vec<Block>,
+}
+
+/// The activations [`Activation`] computes. Constants are raw fixed point (value · 2^f).
+/// Pieces (decisions; identity channel; zero channel):
+/// - leaky ReLU / PReLU `x ≥ 0 ? x : a·x` (one decision, x ≥ 0; x; a·x),
+/// - hard sigmoid `clip(α·x + β, 0, 1)` with `z = α·x + β` (two, z ≥ 0 and z ≥ 1; z; 0),
+/// - hard swish `x · hard_sigmoid(x)` (two, as hard sigmoid; x·z; 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivationKind {
+    /// Leaky ReLU with a public slope (ONNX's `alpha` attribute).
+    LeakyRelu {
+        /// Slope of the negative piece, raw fixed point.
+        slope: i64,
+    },
+    /// PReLU: the slope of channel c is the server's weight `slope [C]` (learned, private).
+    Prelu,
+    /// `clip(α·x + β, 0, 1)` (ONNX `HardSigmoid`; PyTorch's is α = 1/6, β = 1/2).
+    HardSigmoid {
+        /// α, raw fixed point.
+        alpha: i64,
+        /// β, raw fixed point.
+        beta: i64,
+    },
+    /// `x · clip(α·x + β, 0, 1)` (ONNX `HardSwish` is α = 1/6, β = 1/2).
+    HardSwish {
+        /// α, raw fixed point.
+        alpha: i64,
+        /// β, raw fixed point.
+        beta: i64,
+    },
+}
+
+impl ActivationKind {
+    /// Short lower-case name used in messages, tables and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActivationKind::LeakyRelu { .. } => "leaky_relu",
+            ActivationKind::Prelu => "prelu",
+            ActivationKind::HardSigmoid { .. } => "hard_sigmoid",
+            ActivationKind::HardSwish { .. } => "hard_swish",
+        }
+    }
+
+    /// Sign decisions per block: one for the leaky kinds, two (both clip points) for the
+    /// hard ones.
+    pub fn decisions(self) -> u64 {
+        match self {
+            ActivationKind::LeakyRelu { .. } | ActivationKind::Prelu => 1,
+            ActivationKind::HardSigmoid { .. } | ActivationKind::HardSwish { .. } => 2,
+        }
+    }
+}
+
 /// Max pooling; padding never wins (it acts as −∞).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MaxPool {
@@ -194,6 +257,9 @@ pub enum Op {
     Upsample(Upsample),
     /// Per-channel affine map (a BatchNorm that could not be folded); see [`ScaleBias`].
     ScaleBias(ScaleBias),
+    /// Leaky ReLU, PReLU, hard sigmoid, hard swish, per block like block ReLU; see
+    /// [`Activation`]. (Last: postcard numbers variants, so older programs still decode.)
+    Activation(Activation),
 }
 
 /// What a weight tensor is to its layer.
@@ -205,6 +271,8 @@ pub enum WeightRole {
     Bias,
     /// The per-channel multiplier of [`ScaleBias`].
     Scale,
+    /// The per-channel negative slope of a PReLU ([`ActivationKind::Prelu`]).
+    Slope,
 }
 
 impl WeightRole {
@@ -214,6 +282,7 @@ impl WeightRole {
             WeightRole::Weight => "weight",
             WeightRole::Bias => "bias",
             WeightRole::Scale => "scale",
+            WeightRole::Slope => "slope",
         }
     }
 }
@@ -226,6 +295,7 @@ impl Op {
             Op::Linear(_) => "linear",
             Op::BlockRelu(_) => "block_relu",
             Op::Clip(_) => "clip",
+            Op::Activation(a) => a.kind.name(),
             Op::MaxPool(_) => "max_pool",
             Op::AvgPool(_) => "avg_pool",
             Op::GlobalAvgPool => "global_avg_pool",
@@ -258,6 +328,9 @@ impl Op {
                     out.push((WeightRole::Bias, vec![l.out_features]));
                 }
             }
+            Op::Activation(a) if a.kind == ActivationKind::Prelu => {
+                out.push((WeightRole::Slope, vec![a.blocks.len() as u32]));
+            }
             Op::ScaleBias(s) => {
                 if s.scale {
                     out.push((WeightRole::Scale, vec![s.channels]));
@@ -270,6 +343,60 @@ impl Op {
         }
         out
     }
+}
+
+impl Op {
+    /// The per-channel blocks of a budgeted layer (block ReLU and the other activations):
+    /// what a block spec sets and the knapsack chooses.
+    pub fn blocks(&self) -> Option<&[Block]> {
+        match self {
+            Op::BlockRelu(b) => Some(&b.blocks),
+            Op::Activation(a) => Some(&a.blocks),
+            _ => None,
+        }
+    }
+
+    /// The blocks of a budgeted layer, to install a spec.
+    pub fn blocks_mut(&mut self) -> Option<&mut Vec<Block>> {
+        match self {
+            Op::BlockRelu(b) => Some(&mut b.blocks),
+            Op::Activation(a) => Some(&mut a.blocks),
+            _ => None,
+        }
+    }
+
+    /// Sign decisions per DReLU-block of a budgeted layer (block ReLU: one).
+    pub fn decisions_per_block(&self) -> u64 {
+        match self {
+            Op::Activation(a) => a.kind.decisions(),
+            _ => 1,
+        }
+    }
+}
+
+/// Per-channel blocks counted and grouped for a one-line summary (`2x2x30 identity x2`).
+fn blocks_summary(blocks: &[Block]) -> String {
+    use alloc::format;
+    let mut counts: alloc::collections::BTreeMap<Block, usize> = Default::default();
+    for blk in blocks {
+        *counts.entry(*blk).or_default() += 1;
+    }
+    let mut counts: Vec<(Block, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut parts: Vec<String> = counts
+        .iter()
+        .map(|(blk, n)| match blk.kind() {
+            crate::spec::BlockKind::Identity => format!("identity x{n}"),
+            crate::spec::BlockKind::Zero => format!("zero x{n}"),
+            _ => format!("{blk}x{n}"),
+        })
+        .collect();
+    if parts.len() > 4 {
+        let more = parts.len() - 3;
+        parts.truncate(3);
+        parts.push(format!("+{more} more"));
+    }
+    parts.join(" ")
 }
 
 fn pad_str(p: &Padding) -> String {
@@ -309,29 +436,19 @@ impl Op {
                 l.out_features,
                 if l.bias { " +bias" } else { "" }
             ),
-            Op::BlockRelu(b) => {
-                let mut counts: alloc::collections::BTreeMap<Block, usize> = Default::default();
-                for blk in &b.blocks {
-                    *counts.entry(*blk).or_default() += 1;
-                }
-                let mut counts: Vec<(Block, usize)> = counts.into_iter().collect();
-                counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                let mut parts: Vec<String> = counts
-                    .iter()
-                    .map(|(blk, n)| match blk.kind() {
-                        crate::spec::BlockKind::Identity => format!("identity x{n}"),
-                        crate::spec::BlockKind::Zero => format!("zero x{n}"),
-                        _ => format!("{blk}x{n}"),
-                    })
-                    .collect();
-                if parts.len() > 4 {
-                    let more = parts.len() - 3;
-                    parts.truncate(3);
-                    parts.push(format!("+{more} more"));
-                }
-                parts.join(" ")
-            }
+            Op::BlockRelu(b) => blocks_summary(&b.blocks),
             Op::Clip(c) => format!("[{}, {}] raw", c.min, c.max),
+            Op::Activation(a) => {
+                let constants = match a.kind {
+                    ActivationKind::LeakyRelu { slope } => format!("slope {slope} raw, "),
+                    ActivationKind::Prelu => String::new(),
+                    ActivationKind::HardSigmoid { alpha, beta }
+                    | ActivationKind::HardSwish { alpha, beta } => {
+                        format!("alpha {alpha} beta {beta} raw, ")
+                    }
+                };
+                format!("{constants}{}", blocks_summary(&a.blocks))
+            }
             Op::MaxPool(p) => format!(
                 "k{}x{} s{}x{} p{}{}",
                 p.kernel[0],

@@ -23,3 +23,6 @@ pub const MAX_WEIGHT_ELEMENTS: u64 = 1 << 31;
 pub const MAX_WEIGHT_TENSORS: usize = 1 << 18;
 /// Fractional bits of the fixed-point encoding.
 pub const MAX_FRAC_BITS: u8 = 30;
+/// Magnitude of an activation's raw constant (slope, α, β): its products with activations
+/// stay far inside the ring.
+pub const MAX_ACTIVATION_CONSTANT: u64 = 1 << 32;

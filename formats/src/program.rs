@@ -13,7 +13,7 @@ use crate::envelope::{self, Magic};
 use crate::error::{FileKind, FormatError, Problem};
 use crate::hash::ContentHash;
 use crate::infer::{arity, output_shape};
-use crate::layer::{Layer, Op, TensorId};
+use crate::layer::{Layer, TensorId};
 use crate::limits::{MAX_FRAC_BITS, MAX_LAYERS, MAX_NAME_LEN};
 use crate::shape::Shape;
 use crate::spec::BlockSpec;
@@ -309,18 +309,19 @@ impl Program {
         Ok(shapes)
     }
 
-    /// The block spec carried by the program's block-ReLU layers.
+    /// The block spec carried by the program's budgeted layers (block ReLU and the other
+    /// activations).
     pub fn block_spec(&self) -> BlockSpec {
         let mut spec = BlockSpec::default();
         for layer in &self.layers {
-            if let Op::BlockRelu(b) = &layer.op {
-                spec.layers.insert(layer.name.clone(), b.blocks.clone());
+            if let Some(blocks) = layer.op.blocks() {
+                spec.layers.insert(layer.name.clone(), blocks.to_vec());
             }
         }
         spec
     }
 
-    /// Installs `spec` into the named block-ReLU layers after checking every entry against
+    /// Installs `spec` into the named budgeted layers after checking every entry against
     /// the real activation shapes. On error the program is unchanged.
     pub fn apply_spec(&mut self, spec: &BlockSpec) -> Result<(), FormatError> {
         let shapes = self.validate()?;
@@ -339,8 +340,8 @@ impl Program {
                         what: "layer of that name in the program",
                     })
                 })?;
-            let Op::BlockRelu(b) = &mut updated.layers[index].op else {
-                return Err(err(Problem::NotBlockRelu));
+            let Some(target) = updated.layers[index].op.blocks_mut() else {
+                return Err(err(Problem::NotBudgeted));
             };
             let x = shapes[self.layers[index].inputs[0] as usize];
             if blocks.len() as u64 != u64::from(x.c) {
@@ -352,7 +353,7 @@ impl Program {
             for (ch, block) in blocks.iter().enumerate() {
                 block.check(ch as u64, x.h, x.w).map_err(err)?;
             }
-            b.blocks.clone_from(blocks);
+            target.clone_from(blocks);
         }
         *self = updated;
         Ok(())

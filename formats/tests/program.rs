@@ -51,7 +51,17 @@ fn drelu_costs_come_from_real_shapes() {
     assert_eq!(by_name("pool1"), 8 * 14 * 14 * 3);
     assert_eq!(by_name("relu6_2"), 2 * 16 * 14 * 14);
     assert_eq!(by_name("conv1"), 0);
-    assert_eq!(program.spec_drelus().unwrap(), 1169 + 1372);
+    // The activation chain on 8x14x14: [1,1] 196 twice, [2,2] 49, [3,5] 5*3 = 15, [14,14] 1,
+    // [4,4] 16, identity and zero 0: 473 blocks, one decision each for leaky ReLU and PReLU,
+    // two for hard sigmoid and hard swish.
+    assert_eq!(by_name("leaky4"), 473);
+    assert_eq!(by_name("prelu4"), 473);
+    assert_eq!(by_name("hsig4"), 2 * 473);
+    assert_eq!(by_name("hswish4"), 2 * 473);
+    assert_eq!(
+        program.spec_drelus().unwrap(),
+        1169 + 1372 + 2 * 473 + 4 * 473
+    );
 }
 
 #[test]
@@ -210,8 +220,9 @@ fn program_fields_are_checked() {
 fn specs_apply_only_where_they_fit() {
     let (mut program, _) = tiny_cnn(1);
     let mut spec = program.block_spec();
-    assert_eq!(spec.layers.len(), 2);
-    assert_eq!(spec.channels(), 24);
+    // Two block ReLUs (8 + 16 channels) and four other activations (8 each).
+    assert_eq!(spec.layers.len(), 6);
+    assert_eq!(spec.channels(), 24 + 4 * 8);
     spec.layers.insert("relu1".into(), vec![Block(4, 4); 8]);
     program.apply_spec(&spec).unwrap();
     assert_eq!(program.block_spec(), spec);
@@ -221,7 +232,7 @@ fn specs_apply_only_where_they_fit() {
     bad.layers.insert("conv1".into(), vec![Block::RELU; 8]);
     let err = program.apply_spec(&bad).unwrap_err();
     assert!(
-        matches!(&err, FormatError::Spec { layer, problem: Problem::NotBlockRelu } if layer == "conv1"),
+        matches!(&err, FormatError::Spec { layer, problem: Problem::NotBudgeted } if layer == "conv1"),
         "{err}"
     );
     let mut bad = spec.clone();

@@ -3,7 +3,7 @@
 //! absorbed, identities dropped, ReLU positions become block-ReLU layers (plain `[1,1]` where
 //! the spec says nothing), and every parameter is rounded to the program's fixed point.
 
-use ksnn_formats::layer::{Clip, Layer, Op, ScaleBias};
+use ksnn_formats::layer::{Activation, ActivationKind, Clip, Layer, Op, ScaleBias};
 use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
 use ksnn_formats::spec::Block;
 use ksnn_formats::weights::WeightTensor;
@@ -11,7 +11,7 @@ use ksnn_formats::{BlockSpec, ContentHash, FormatError, Program, Weights};
 use thiserror::Error;
 
 use crate::ir::rewrite::{self, RewriteError};
-use crate::ir::{Graph, IrOp, Params};
+use crate::ir::{Graph, IrActivation, IrOp, Params};
 
 /// Choices that are not in the graph.
 #[derive(Clone, Debug, Default)]
@@ -51,8 +51,8 @@ pub enum LowerError {
         /// The fractional bits f it was rounded at.
         frac_bits: u8,
     },
-    /// A block-spec layer name is not a ReLU position of the graph.
-    #[error("block spec layer `{0}` is not a ReLU layer of the model")]
+    /// A block-spec layer name is not a budgeted activation of the graph.
+    #[error("block spec layer `{0}` is not a ReLU or other budgeted activation of the model")]
     SpecLayer(String),
     /// The assembled program or weights fail their own validation (a lowering bug or an
     /// unsupported shape).
@@ -103,11 +103,7 @@ pub fn lower(
         what: e.to_string(),
     })?;
     for layer in spec.layers.keys() {
-        if !g
-            .nodes
-            .iter()
-            .any(|n| &n.name == layer && n.op == IrOp::Relu)
-        {
+        if !g.nodes.iter().any(|n| &n.name == layer && n.op.budgeted()) {
             return Err(LowerError::SpecLayer(layer.clone()));
         }
     }
@@ -132,6 +128,33 @@ pub fn lower(
                     .cloned()
                     .unwrap_or_else(|| vec![Block::RELU; c as usize]),
             }),
+            IrOp::Activation(act) => {
+                let q = |name: &str, v: f32| {
+                    quantize(&format!("{}.{name}", n.name), &[v], f).map(|v| v[0])
+                };
+                let kind = match *act {
+                    IrActivation::LeakyRelu { slope } => ActivationKind::LeakyRelu {
+                        slope: q("slope", slope)?,
+                    },
+                    IrActivation::Prelu { .. } => ActivationKind::Prelu,
+                    IrActivation::HardSigmoid { alpha, beta } => ActivationKind::HardSigmoid {
+                        alpha: q("alpha", alpha)?,
+                        beta: q("beta", beta)?,
+                    },
+                    IrActivation::HardSwish { alpha, beta } => ActivationKind::HardSwish {
+                        alpha: q("alpha", alpha)?,
+                        beta: q("beta", beta)?,
+                    },
+                };
+                Op::Activation(Activation {
+                    kind,
+                    blocks: spec
+                        .layers
+                        .get(&n.name)
+                        .cloned()
+                        .unwrap_or_else(|| vec![Block::RELU; c as usize]),
+                })
+            }
             IrOp::Clip { min, max } => {
                 if !min.is_finite() || !max.is_finite() {
                     return Err(unsupported("a clip with an infinite bound other than ReLU"));

@@ -157,8 +157,9 @@ pub enum Label {
     Compare(u32),
     /// A Beaver product, numbered like [`Label::Compare`].
     Product(u32),
-    /// The truncation after a product.
-    Truncate,
+    /// The truncation after a product; the number tells a step's truncations apart (hard
+    /// swish has two).
+    Truncate(u32),
     /// A linear layer's masks (the bilinear triple).
     Linear,
     /// One wave of a batch split into waves (exact truncation of a large layer): each wave
@@ -175,7 +176,7 @@ impl Label {
             Label::Layer(i) => (2, i),
             Label::Compare(i) => (3, i),
             Label::Product(i) => (4, i),
-            Label::Truncate => (5, 0),
+            Label::Truncate(i) => (5, i),
             Label::Linear => (6, 0),
             Label::Wave(i) => (8, i),
         };

@@ -3,7 +3,7 @@
 //! --nocapture`).
 
 use ksnn_formats::example::tiny_cnn;
-use ksnn_formats::layer::Op;
+use ksnn_formats::layer::{ActivationKind, Op};
 use ksnn_runtime::exec::local::{LocalOptions, run_three};
 use ksnn_runtime::exec::model::Model;
 use ksnn_runtime::exec::model::encode_input;
@@ -80,6 +80,27 @@ fn per_layer_traffic_matches_the_cost_model() {
                 assert_eq!(rounds(Phase::Online, slot), 2 * 5, "2x2 window: 2 levels")
             }
             (Op::Clip(_), _) => assert_eq!(on, 2 * y * drelu_bytes + 16 * (2 * y + 2 * y)),
+            // Block ReLU's select, or clip's two-point one over the tiling; PReLU adds the
+            // slopes' linear protocol, hard swish a Beaver product (local truncation: free).
+            (Op::Activation(a), Step::Activation { plan, .. }) => {
+                let (pix, blocks) = (plan.layout.pixels.len() as u64, plan.layout.blocks as u64);
+                let d = a.kind.decisions();
+                assert_eq!(d * blocks, costs[i].drelus, "{}", layer.name);
+                let select = d * (blocks * drelu_bytes + 16 * (pix + blocks));
+                let (extra_on, extra_off, extra_rounds) = match a.kind {
+                    ActivationKind::Prelu => (8 * x, 8 * y, 1),
+                    ActivationKind::HardSwish { .. } => (32 * x, 8 * x, 1),
+                    _ => (0, 0, 0),
+                };
+                assert_eq!(on, select + extra_on, "{}", layer.name);
+                assert_eq!(off, d * 8 * pix + extra_off, "{}", layer.name);
+                assert_eq!(
+                    rounds(Phase::Online, slot),
+                    5 + extra_rounds,
+                    "{}",
+                    layer.name
+                );
+            }
             (_, Step::Local { .. }) => assert_eq!(on, 0, "{} is local", layer.name),
             _ => {}
         }

@@ -140,13 +140,13 @@ fn program_text(p: &Program) -> Result<String> {
     let full: u64 = p
         .layers
         .iter()
-        .filter(|l| matches!(l.op, Op::BlockRelu(_)))
-        .map(|l| shapes[l.inputs[0] as usize].elements())
+        .filter(|l| l.op.blocks().is_some())
+        .map(|l| l.op.decisions_per_block() * shapes[l.inputs[0] as usize].elements())
         .sum();
     writeln!(s)?;
     writeln!(
         s,
-        "DReLUs      {total} per inference: {spec} in block-ReLU layers ({:.2}% of the {full} a plain ReLU would need), {} in pooling and clipping",
+        "DReLUs      {total} per inference: {spec} in budgeted activation layers ({:.2}% of the {full} per-element activations would need), {} in pooling and clipping",
         if full > 0 {
             100.0 * spec as f64 / full as f64
         } else {

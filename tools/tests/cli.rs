@@ -36,8 +36,10 @@ fn inspect_shows_layers_shapes_and_drelus() {
         "8x28x28",
         "1169",
         "1372",
-        "13517 per inference",
-        "2541 in block-ReLU layers",
+        "16355 per inference",
+        "5379 in budgeted activation layers",
+        "hard_swish",
+        "alpha 682 beta 2048 raw",
     ] {
         assert!(out.contains(needle), "missing {needle} in\n{out}");
     }
@@ -60,7 +62,7 @@ fn inspect_shows_layers_shapes_and_drelus() {
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("2541 DReLUs per inference"), "{out}");
+    assert!(out.contains("5379 DReLUs per inference"), "{out}");
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use ksnn_formats::Shape;
-use ksnn_graph::ir::Graph;
+use ksnn_graph::ir::{Graph, IrOp};
 use ksnn_graph::onnx::ImportOptions;
 use tch::{Device, Tensor};
 
@@ -112,7 +112,10 @@ fn table(g: &Graph) -> Result<String> {
         "id", "name", "op", "output", "params"
     );
     for (i, n) in g.nodes.iter().enumerate() {
-        let op = format!("{:?}", n.op);
+        let op = match &n.op {
+            IrOp::Activation(a) => a.name().to_string(),
+            op => format!("{op:?}"),
+        };
         let op = op.split(['(', ' ', '{']).next().unwrap_or("");
         let _ = writeln!(
             s,

@@ -51,8 +51,12 @@ pub fn summary(g: &Graph) -> Result<String> {
         .iter()
         .map(|&o| shapes[o as usize].to_string())
         .collect();
+    let others = match g.other_activation_layers().len() {
+        0 => String::new(),
+        n => format!(" and {n} other activation layers (leaky ReLU, PReLU, hard sigmoid/swish)"),
+    };
     Ok(format!(
-        "{}: input {}, {} nodes, {} parameters, {} ReLU layers, output {}",
+        "{}: input {}, {} nodes, {} parameters, {} ReLU layers{others}, output {}",
         g.name,
         g.input,
         g.nodes.len(),

@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::torch::block_relu::BlockRelu;
 use ksnn_formats::BlockSpec;
-use ksnn_graph::ir::{Graph, IrError, IrOp, Param, Params};
+use ksnn_graph::ir::{Graph, IrActivation, IrError, IrOp, Param, Params};
 
 enum Module {
     Conv(nn::Conv2D, Padding),
@@ -16,6 +16,8 @@ enum Module {
     Norm(nn::BatchNorm),
     /// Per-channel constants, shaped `[C]` (broadcast to the input's rank at run time).
     Affine(Tensor, Tensor),
+    /// PReLU's learned per-channel slopes, `[C]`.
+    Slope(Tensor),
     None,
 }
 
@@ -175,6 +177,11 @@ impl Executor {
                             ..Default::default()
                         },
                     )),
+                    IrOp::Activation(IrActivation::Prelu { channels }) => Module::Slope(p.var(
+                        "slope",
+                        &[i64::from(*channels)],
+                        nn::Init::Const(0.25),
+                    )),
                     IrOp::Affine { scale, shift } => Module::Affine(
                         Tensor::from_slice(scale).to_device(root.device()),
                         Tensor::from_slice(shift).to_device(root.device()),
@@ -238,6 +245,7 @@ impl Executor {
                 None => a.relu(),
             },
             (IrOp::Clip { min, max }, _) => a.clamp(f64::from(*min), f64::from(*max)),
+            (IrOp::Activation(act), module) => activation(a, act, module),
             (IrOp::MaxPool(p), _) => max_pool(a, p),
             (IrOp::AvgPool(p), _) => avg_pool(a, p),
             (IrOp::GlobalAvgPool, _) => a.adaptive_avg_pool2d([1, 1]),
@@ -256,11 +264,7 @@ impl Executor {
             (IrOp::Identity, _) => a.shallow_clone(),
             (IrOp::Pad(p), _) => a.constant_pad_nd(pad_order(p)),
             (IrOp::Affine { .. }, Module::Affine(scale, shift)) => {
-                let mut shape = vec![1i64; a.dim()];
-                if a.dim() > 1 {
-                    shape[1] = -1;
-                }
-                a * scale.view(shape.as_slice()) + shift.view(shape.as_slice())
+                a * per_channel(a, scale) + per_channel(a, shift)
             }
             (op, _) => unreachable!("no module for {op:?}"),
         }
@@ -371,6 +375,35 @@ impl Executor {
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let out = self.graph.outputs[0] as usize;
         self.forward_all(x, train).swap_remove(out)
+    }
+}
+
+/// `[C]` viewed to broadcast over `a`'s channel axis (axis 1).
+fn per_channel(a: &Tensor, v: &Tensor) -> Tensor {
+    let mut shape = vec![1i64; a.dim()];
+    if a.dim() > 1 {
+        shape[1] = -1;
+    }
+    v.view(shape.as_slice())
+}
+
+/// The activations as the runtime computes them: `r + slope·(x − r)` with `r = relu(x)` for
+/// the leaky kinds, `clip(α·x + β, 0, 1)` (times x) for the hard ones.
+fn activation(a: &Tensor, act: &IrActivation, module: &Module) -> Tensor {
+    let hard_sigmoid =
+        |alpha: f32, beta: f32| (a * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0);
+    match (act, module) {
+        (IrActivation::LeakyRelu { slope }, _) => {
+            let r = a.relu();
+            &r + (a - &r) * f64::from(*slope)
+        }
+        (IrActivation::Prelu { .. }, Module::Slope(slope)) => {
+            let r = a.relu();
+            &r + (a - &r) * per_channel(a, slope)
+        }
+        (IrActivation::HardSigmoid { alpha, beta }, _) => hard_sigmoid(*alpha, *beta),
+        (IrActivation::HardSwish { alpha, beta }, _) => a * hard_sigmoid(*alpha, *beta),
+        (op, _) => unreachable!("no module for {op:?}"),
     }
 }
 

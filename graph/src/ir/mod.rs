@@ -41,6 +41,9 @@ pub enum IrOp {
         /// Upper bound in real units.
         max: f32,
     },
+    /// Leaky ReLU, PReLU, hard sigmoid or hard swish: piecewise linear, run securely from
+    /// sign decisions like a ReLU; its name keys the block spec the same way.
+    Activation(IrActivation),
     /// Max pooling (padding never wins).
     MaxPool(MaxPool),
     /// Average pooling (`count_include_pad` and `ceil_mode` as the program's layer).
@@ -68,6 +71,49 @@ pub enum IrOp {
         /// Per-channel offsets, or one for every channel.
         shift: Vec<f32>,
     },
+}
+
+/// The activations of [`IrOp::Activation`], with their constants in real units (the
+/// program's [`ksnn_formats::layer::ActivationKind`] holds them in fixed point).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum IrActivation {
+    /// `x ≥ 0 ? x : slope·x` with a constant slope.
+    LeakyRelu {
+        /// Slope of the negative piece.
+        slope: f32,
+    },
+    /// `x ≥ 0 ? x : slope[c]·x` with learned per-channel slopes (parameter `name.slope`,
+    /// `[C]`).
+    Prelu {
+        /// C of the input: the number of slopes.
+        channels: u32,
+    },
+    /// `clip(α·x + β, 0, 1)`.
+    HardSigmoid {
+        /// α.
+        alpha: f32,
+        /// β.
+        beta: f32,
+    },
+    /// `x · clip(α·x + β, 0, 1)`.
+    HardSwish {
+        /// α.
+        alpha: f32,
+        /// β.
+        beta: f32,
+    },
+}
+
+impl IrActivation {
+    /// The ONNX op name, for tables and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            IrActivation::LeakyRelu { .. } => "LeakyRelu",
+            IrActivation::Prelu { .. } => "PRelu",
+            IrActivation::HardSigmoid { .. } => "HardSigmoid",
+            IrActivation::HardSwish { .. } => "HardSwish",
+        }
+    }
 }
 
 /// One node.
@@ -130,6 +176,7 @@ impl IrOp {
             IrOp::BatchNorm { .. }
             | IrOp::Relu
             | IrOp::Clip { .. }
+            | IrOp::Activation(_)
             | IrOp::Identity
             | IrOp::Pad(_)
             | IrOp::Affine { .. } => {
@@ -146,6 +193,11 @@ impl IrOp {
         match self {
             IrOp::Relu
             | IrOp::Clip { .. }
+            | IrOp::Activation(
+                IrActivation::LeakyRelu { .. }
+                | IrActivation::HardSigmoid { .. }
+                | IrActivation::HardSwish { .. },
+            )
             | IrOp::MaxPool(_)
             | IrOp::AvgPool(_)
             | IrOp::GlobalAvgPool
@@ -155,6 +207,7 @@ impl IrOp {
             // Per-channel parameters, or mixing channels.
             IrOp::BatchNorm { .. }
             | IrOp::Affine { .. }
+            | IrOp::Activation(IrActivation::Prelu { .. })
             | IrOp::Conv(_)
             | IrOp::Linear(_)
             | IrOp::Add
@@ -163,7 +216,7 @@ impl IrOp {
         }
     }
 
-    /// The weight tensors of a convolution or linear node, by the program's one rule
+    /// The weight tensors of a convolution, linear or PReLU node, by the program's one rule
     /// ([`Op::weight_shapes`]); none for other ops (a batch norm's are folded at lowering).
     pub fn weight_shapes(&self) -> Vec<(WeightRole, Vec<u32>)> {
         match self {
@@ -171,8 +224,16 @@ impl IrOp {
                 .as_program_op()
                 .map(|op| op.weight_shapes())
                 .unwrap_or_default(),
+            IrOp::Activation(IrActivation::Prelu { channels }) => {
+                vec![(WeightRole::Slope, vec![*channels])]
+            }
             _ => Vec::new(),
         }
+    }
+
+    /// Whether a block spec may name this node: a ReLU or another budgeted activation.
+    pub fn budgeted(&self) -> bool {
+        matches!(self, IrOp::Relu | IrOp::Activation(_))
     }
 
     /// Trainable parameters (PyTorch's count: batch norm has a weight and a bias).
@@ -210,6 +271,16 @@ impl Graph {
     /// Trainable parameters in total.
     pub fn parameters(&self) -> u64 {
         self.nodes.iter().map(|n| n.op.parameters()).sum()
+    }
+
+    /// Names of the budgeted activations other than ReLU (leaky ReLU, PReLU, hard sigmoid,
+    /// hard swish), in order.
+    pub fn other_activation_layers(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.op, IrOp::Activation(_)))
+            .map(|n| n.name.as_str())
+            .collect()
     }
 
     /// Names of the ReLU positions, in order.
@@ -263,6 +334,7 @@ fn node_shape(index: usize, n: &Node, shapes: &[Shape]) -> Result<Shape, IrError
     };
     match &n.op {
         IrOp::BatchNorm { channels: c, .. } => channels(*c, "channels"),
+        IrOp::Activation(IrActivation::Prelu { channels: c }) => channels(*c, "slopes"),
         IrOp::Affine { scale, shift } => {
             for v in [scale, shift] {
                 if v.len() != 1 {

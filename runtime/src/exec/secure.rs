@@ -159,11 +159,11 @@ impl Arith for Secure<'_, '_> {
         select::online(&mut self.party, level, shape, x, dealt)
     }
 
-    fn truncate(&mut self, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {
+    fn truncate(&mut self, level: u32, y: Vec<u64>, n: usize) -> Result<Vec<u64>> {
         if !self.online() {
             return Ok(Vec::new());
         }
-        trunc::truncate(&mut self.party.sub(Label::Truncate), y, n)
+        trunc::truncate(&mut self.party.sub(Label::Truncate(level)), y, n)
     }
 
     fn linear(

@@ -4,11 +4,12 @@
 //! index structures (block tilings, max-pool taps) are chosen here and nowhere else.
 
 use ksnn_formats::layer::{AvgPool, Layer, Op, UpsampleMode, WeightRole};
-use ksnn_formats::{Shape, Weights};
+use ksnn_formats::{Block, Shape, Weights};
 
 use crate::kernels::bilinear::{Bilinear, LinearMap};
 use crate::kernels::layout::BlockLayout;
 use crate::kernels::{pool, resize};
+use crate::protocol::activation::Plan;
 use crate::protocol::arith::Arith;
 use crate::protocol::{Result, clip, maxpool, relu};
 
@@ -54,14 +55,24 @@ pub enum Step<'a> {
         /// H·W of the input: elements per channel.
         plane: usize,
     },
-    /// Clamp `n` values to raw fixed-point bounds.
+    /// Clamp every value to raw fixed-point bounds (a tiling of one-pixel blocks).
     Clip {
+        /// Every pixel its own block.
+        layout: BlockLayout,
+        /// H·W of the input.
+        plane: usize,
         /// Lower bound (inclusive), raw fixed-point.
         lo: i64,
         /// Upper bound (inclusive), raw fixed-point.
         hi: i64,
-        /// Elements of the tensor.
-        n: usize,
+    },
+    /// Leaky ReLU, PReLU, hard sigmoid or hard swish over the input's tiling.
+    Activation {
+        /// The activation's public plan.
+        plan: Plan<'a>,
+        /// PReLU's slopes: the server's (and the reference's); `None` for P0 and P2 and for
+        /// the other kinds.
+        slopes: Option<&'a [u64]>,
     },
     /// Max over each output's window: `taps[t][o]` is the input index of output `o`'s
     /// t-th window value.
@@ -142,9 +153,21 @@ impl<'a> Step<'a> {
                 plane: x.plane() as usize,
             },
             Op::Clip(c) => Step::Clip {
+                layout: BlockLayout::new(x, &vec![Block::RELU; x.c as usize]),
+                plane: x.plane() as usize,
                 lo: c.min,
                 hi: c.max,
-                n: y.elements() as usize,
+            },
+            Op::Activation(act) => Step::Activation {
+                plan: Plan {
+                    kind: act.kind,
+                    layout: BlockLayout::new(x, &act.blocks),
+                    plane: x.plane() as usize,
+                    n: x.elements() as usize,
+                    scale: LinearMap::Scale { x },
+                    frac_bits,
+                },
+                slopes: tensor(WeightRole::Slope),
             },
             Op::MaxPool(m) => Step::MaxPool {
                 taps: pool::max_pool_taps(x, m, y),
@@ -164,7 +187,7 @@ impl<'a> Step<'a> {
         match self {
             Step::Linear { map, weight, bias } => {
                 let y = a.linear(map, *weight, inputs[0])?;
-                let mut y = a.truncate(y, map.y_len())?;
+                let mut y = a.truncate(0, y, map.y_len())?;
                 a.add_bias(&mut y, *bias);
                 Ok(y)
             }
@@ -186,13 +209,19 @@ impl<'a> Step<'a> {
                     Vec::new()
                 };
                 if *truncate {
-                    a.truncate(out, y.elements() as usize)
+                    a.truncate(0, out, y.elements() as usize)
                 } else {
                     Ok(out)
                 }
             }
             Step::BlockRelu { layout, plane } => relu::block_relu(a, layout, inputs[0], *plane),
-            Step::Clip { lo, hi, n } => clip::clip(a, inputs[0], *n, *lo, *hi),
+            Step::Clip {
+                layout,
+                plane,
+                lo,
+                hi,
+            } => clip::block_clip(a, 0, layout, inputs[0], *plane, *lo, *hi),
+            Step::Activation { plan, slopes } => plan.eval(a, inputs[0], *slopes),
             Step::MaxPool { taps, n } => {
                 let x = inputs[0];
                 let gathered = taps
@@ -214,14 +243,16 @@ impl<'a> Step<'a> {
     pub fn linear_map(&self) -> Option<&LinearMap<'a>> {
         match self {
             Step::Linear { map, .. } => Some(map),
+            Step::Activation { plan, .. } => plan.linear_map(),
             _ => None,
         }
     }
 
-    /// The server's coefficients of a linear step.
+    /// The server's coefficients of a linear step (PReLU's slopes).
     pub fn weight(&self) -> Option<&[u64]> {
         match self {
             Step::Linear { weight, .. } => *weight,
+            Step::Activation { slopes, .. } => *slopes,
             _ => None,
         }
     }
@@ -229,7 +260,7 @@ impl<'a> Step<'a> {
     /// Whether the step truncates (so local truncation may differ by one from the exact one).
     pub fn truncates(&self) -> bool {
         match self {
-            Step::Linear { .. } => true,
+            Step::Linear { .. } | Step::Activation { .. } => true,
             Step::Local { truncate, .. } => *truncate,
             Step::Bias { .. }
             | Step::BlockRelu { .. }

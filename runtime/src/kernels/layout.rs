@@ -54,13 +54,14 @@ impl BlockLayout {
         crate::par::map(self.pixels.len(), |i| x[self.pixels[i] as usize])
     }
 
-    /// Writes `values` (layout order) back into `x` and zeroes the zero channels.
-    pub fn scatter(&self, x: &mut [u64], values: &[u64], plane: usize) {
+    /// Writes `values` (layout order) back into `x` and fills the zero channels with `zero`
+    /// (0 for block ReLU; a clip's lower bound, a party's share of it).
+    pub fn scatter(&self, x: &mut [u64], values: &[u64], plane: usize, zero: u64) {
         for (&p, &v) in self.pixels.iter().zip(values) {
             x[p as usize] = v;
         }
         for &c in &self.zero_channels {
-            x[c as usize * plane..(c as usize + 1) * plane].fill(0);
+            x[c as usize * plane..(c as usize + 1) * plane].fill(zero);
         }
     }
 }

@@ -40,8 +40,9 @@ pub trait Arith {
         super::select::by_parts(self, level, shape, x)
     }
 
-    /// `n` products brought back to f fractional bits.
-    fn truncate(&mut self, y: Vec<u64>, n: usize) -> Result<Vec<u64>>;
+    /// `n` products brought back to f fractional bits. `level` names this truncation among
+    /// the step's others.
+    fn truncate(&mut self, level: u32, y: Vec<u64>, n: usize) -> Result<Vec<u64>>;
 
     /// `x ⊛ W` for a server-weighted map (`weights`: the server's and the reference's).
     fn linear(

@@ -6,6 +6,7 @@
 //! (its slices are empty) and only deals or takes part in comparisons. Functions take the
 //! element count `n` explicitly because P2 has no shares to measure.
 
+pub mod activation;
 pub mod arith;
 pub mod beaver;
 pub mod clip;

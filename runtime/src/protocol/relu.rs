@@ -30,7 +30,7 @@ pub fn block_relu<A: Arith>(
     let kept = a.select(0, &mul_shape(layout), &pixels)?;
     let mut out = x.to_vec();
     if holds {
-        layout.scatter(&mut out, &kept, plane);
+        layout.scatter(&mut out, &kept, plane, 0);
     }
     Ok(out)
 }

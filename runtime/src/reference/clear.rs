@@ -54,7 +54,7 @@ impl Arith for Clear {
             .collect())
     }
 
-    fn truncate(&mut self, y: Vec<u64>, _: usize) -> Result<Vec<u64>> {
+    fn truncate(&mut self, _: u32, y: Vec<u64>, _: usize) -> Result<Vec<u64>> {
         Ok(y.into_iter()
             .map(|e| trunc_exact(e, self.frac_bits))
             .collect())

@@ -6,7 +6,7 @@
 //! from the range a trained fixed-point model has.
 
 use ksnn_formats::WeightRole;
-use ksnn_graph::ir::{Graph, IrOp, Param, Params};
+use ksnn_graph::ir::{Graph, IrActivation, IrOp, Param, Params};
 
 use crate::synthetic::Rng;
 
@@ -106,6 +106,14 @@ pub fn random(graph: &Graph, seed: u64) -> Params {
             }
             // ReLU6 too: values of unit scale rarely reach 6.
             IrOp::Relu | IrOp::Clip { .. } => first.relu(),
+            // Near enough for scale: the other activations are ReLU-like or bounded by it.
+            IrOp::Activation(act) => {
+                if let IrActivation::Prelu { channels } = act {
+                    // PyTorch's initial slope.
+                    put("slope", vec![*channels], vec![0.25; *channels as usize]);
+                }
+                first.relu()
+            }
             IrOp::Add => {
                 let mean: f64 = ins.iter().map(|m| m.mean).sum();
                 let var: f64 = ins.iter().map(|m| m.var()).sum();

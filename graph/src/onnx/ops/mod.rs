@@ -1,6 +1,7 @@
 //! One importer per op family. Each takes the import state and the node, adds IR nodes or
 //! folds constants, and binds the node's outputs.
 
+mod activation;
 mod arith;
 mod constant;
 mod conv;
@@ -21,6 +22,10 @@ pub(crate) fn import(im: &mut Importer, cx: &Cx) -> Result<(), OnnxError> {
         "BatchNormalization" => norm::batch_norm(im, cx),
         "Relu" => norm::relu(im, cx),
         "Clip" => norm::clip(im, cx),
+        "LeakyRelu" => activation::leaky_relu(im, cx),
+        "PRelu" => activation::prelu(im, cx),
+        "HardSigmoid" => activation::hard_sigmoid(im, cx),
+        "HardSwish" => activation::hard_swish(im, cx),
         "MaxPool" | "AveragePool" => pool::pool(im, cx),
         "GlobalAveragePool" => pool::global_average(im, cx),
         "ReduceMean" => pool::reduce_mean(im, cx),

@@ -1,15 +1,17 @@
 //! The joint-view tests, per protocol, with their positive controls.
 
+use ksnn_formats::layer::ActivationKind;
 use ksnn_formats::{ApproxCompare, Block, DreluProtocol, ProtocolConfig, Shape, Truncation};
 
 use super::attack::{self, Element};
 use super::stats::{Histograms, differing, features};
 use super::{Run, session};
 use crate::exec::secure::both_passes;
-use crate::kernels::bilinear::Bilinear;
+use crate::kernels::bilinear::{Bilinear, LinearMap};
 use crate::kernels::layout::BlockLayout;
 use crate::net::recording::Received;
 use crate::prf::{Addr, Label, P, Purpose, Scope, mask};
+use crate::protocol::activation::Plan;
 use crate::protocol::linear;
 use crate::protocol::private_compare::bits_msb_first;
 use crate::protocol::{Party, clip, drelu::drelu, maxpool, relu, share, trunc};
@@ -171,14 +173,47 @@ fn joint_views_are_independent_per_protocol() {
                 ),
             );
 
-            let n = 800;
+            let cs = Shape::new(2, 20, 20);
+            let n = cs.elements() as usize;
+            let pixels = BlockLayout::new(cs, &[Block::RELU; 2]);
             assert_independent(
                 &format!("clip, {:?}", config.drelu),
                 compare_copies(config, Leak::None, n, (s1, s2), |p, _, x, _| {
                     let r = p.role.index();
-                    both_passes(p, |a| clip::clip(a, &x[r], n, 0, 6 << 12)).unwrap();
+                    both_passes(p, |a| {
+                        clip::block_clip(a, 0, &pixels, &x[r], 400, 0, 6 << 12)
+                    })
+                    .unwrap();
                 }),
             );
+
+            // The other activations over a tiling with every block kind: leaky ReLU (a
+            // select, a local product, a truncation) and hard swish (a two-point select, two
+            // truncations at their own addresses, a Beaver product).
+            let one = 1i64 << 12;
+            for kind in [
+                ActivationKind::LeakyRelu { slope: one / 10 },
+                ActivationKind::HardSwish {
+                    alpha: one / 6,
+                    beta: one / 2,
+                },
+            ] {
+                let plan = Plan {
+                    kind,
+                    layout: layout.clone(),
+                    plane: 64,
+                    n: xs.elements() as usize,
+                    scale: LinearMap::Scale { x: xs },
+                    frac_bits: 12,
+                };
+                assert_independent(
+                    &format!("{}, {:?}", kind.name(), config.drelu),
+                    compare_copies(config, Leak::None, plan.n, (s1, s2), |p, _, x, _| {
+                        let r = p.role.index();
+                        both_passes(p, |a| plan.eval(a, &x[r], None)).unwrap();
+                    }),
+                );
+            }
         }
 
         let n = 800;
