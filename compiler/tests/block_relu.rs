@@ -119,3 +119,113 @@ fn gradient_is_the_mask() {
     // Channel 0: mean (1-3+0.5+0.5)/4 < 0 → all dropped; channel 1: identity.
     assert_eq!(g, [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
 }
+
+/// The other budgeted activations per block: tch (training, distortion) against the runtime
+/// reference on one-layer programs, every kind of block, every kind of activation. Inputs
+/// (k − 63)/8 + 2^-12 and α = 1/8, β = 1/2 keep every block sum of x, z and z − 1 off the
+/// tie where the two semantics differ (by less than 2^-6 against a grid of 2^-6), so any
+/// difference beyond fixed-point rounding is a disagreement on a block.
+#[test]
+fn tch_activations_per_block_equal_the_runtime_reference() {
+    use ksnn_compiler::torch::activation;
+    use ksnn_formats::layer::{Activation, ActivationKind, WeightRole};
+    use ksnn_graph::ir::IrActivation;
+
+    let mut rng = 0x2545f4914f6cdd1du64;
+    let mut next = move |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    let one = 1i64 << 12;
+    let kinds = [
+        (
+            ActivationKind::LeakyRelu { slope: one / 8 },
+            IrActivation::LeakyRelu { slope: 0.125 },
+        ),
+        (ActivationKind::Prelu, IrActivation::Prelu { channels: 0 }),
+        (
+            ActivationKind::HardSigmoid {
+                alpha: one / 8,
+                beta: one / 2,
+            },
+            IrActivation::HardSigmoid {
+                alpha: 0.125,
+                beta: 0.5,
+            },
+        ),
+        (
+            ActivationKind::HardSwish {
+                alpha: one / 8,
+                beta: one / 2,
+            },
+            IrActivation::HardSwish {
+                alpha: 0.125,
+                beta: 0.5,
+            },
+        ),
+    ];
+    let codes = [
+        Block::RELU,
+        Block::IDENTITY,
+        Block::ZERO,
+        Block(2, 2),
+        Block(3, 1),
+        Block(4, 3),
+        Block(7, 7),
+    ];
+    for case in 0..24 {
+        let (kind, act) = kinds[case % kinds.len()];
+        let (c, h, w) = (1 + next(5) as u32, 7 + next(6) as u32, 7 + next(6) as u32);
+        let s = Shape::new(c, h, w);
+        let blocks: Vec<Block> = (0..c)
+            .map(|_| codes[next(codes.len() as u64) as usize])
+            .collect();
+        let x: Vec<f32> = (0..s.elements())
+            .map(|_| (next(127) as f32 - 63.0) / 8.0 + 1.0 / 4096.0)
+            .collect();
+        // The runtime reference on a one-layer program.
+        let (mut p, _) = example::tiny_cnn(1);
+        p.input.shape = s;
+        p.input.mean = vec![0.0; c as usize];
+        p.input.std = vec![1.0; c as usize];
+        p.layers = vec![Layer {
+            name: "act".into(),
+            inputs: vec![0],
+            op: Op::Activation(Activation {
+                kind,
+                blocks: blocks.clone(),
+            }),
+        }];
+        p.outputs = vec![Output {
+            tensor: 1,
+            kind: OutputKind::Logits,
+        }];
+        let (p, weights) = example::with_weights(p, case as u64, 0.5);
+        let model = Model::new(&p, Some(&weights)).expect("valid program");
+        let want: Vec<f64> = reference::run(&model, &encode_input(&p, &x))[0]
+            .iter()
+            .map(|&v| ring::decode(v, 12))
+            .collect();
+        // tch with the same (fixed-point) slopes.
+        let slopes: Option<Tensor> = weights.get("act", WeightRole::Slope).map(|t| {
+            let v: Vec<f32> = t.data.iter().map(|&r| r as f32 / 4096.0).collect();
+            Tensor::from_slice(&v)
+        });
+        let xt = Tensor::from_slice(&x).view([1, c as i64, h as i64, w as i64]);
+        let b = BlockRelu::new(&blocks, Device::Cpu);
+        let got: Vec<f32> = activation::forward(&xt, &act, slopes.as_ref(), Some(&b))
+            .flatten(0, -1)
+            .try_into()
+            .unwrap();
+        for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (f64::from(g) - r).abs() < 1e-2,
+                "case {case} ({}): blocks {blocks:?}, element {i} (x = {}): tch {g} vs reference {r}",
+                kind.name(),
+                x[i]
+            );
+        }
+    }
+}

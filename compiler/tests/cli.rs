@@ -326,7 +326,7 @@ fn distortion_knapsack_finetune_flow() {
         "8",
     ]);
     assert!(
-        !ok && text.contains("`decode_5` is not a ReLU layer"),
+        !ok && text.contains("`decode_5` is not a ReLU or other budgeted activation"),
         "{text}"
     );
 }

@@ -3,7 +3,7 @@
 //! as one run.
 
 use ksnn_compiler::distortion::store::{Meta, Shard, Store, items};
-use ksnn_compiler::distortion::{self, Clean, Measure};
+use ksnn_compiler::distortion::{self, Clean, LayerOptions, Measure};
 use ksnn_compiler::torch::executor::Executor;
 use ksnn_formats::BlockSpec;
 use ksnn_formats::spec::Block;
@@ -112,6 +112,27 @@ fn sparse_tail_equals_dense_on_resnet_and_mobilenet() {
     }
 }
 
+/// The noise of giving channel `c` of layer `l` block `b` (every other channel `[1,1]`),
+/// by applying that spec and running the whole network; `y0` are the clean outputs on `x`.
+fn direct_noise(
+    exec: &mut Executor,
+    x: &Tensor,
+    y0: &Tensor,
+    l: &LayerOptions,
+    c: usize,
+    b: Block,
+) -> f64 {
+    let mut blocks = vec![Block::RELU; l.channels as usize];
+    blocks[c] = b;
+    let spec = BlockSpec {
+        layers: [(l.name.clone(), blocks)].into_iter().collect(),
+    };
+    exec.set_spec(&spec).unwrap();
+    let y = tch::no_grad(|| exec.forward(x, false));
+    exec.set_spec(&BlockSpec::default()).unwrap();
+    f64::try_from((y - y0).square().mean(Kind::Double)).unwrap()
+}
+
 #[test]
 fn batched_equals_single_and_direct() {
     let (_vs, mut exec, x) = setup();
@@ -136,15 +157,7 @@ fn batched_equals_single_and_direct() {
         // Direct: apply the spec (channel 2 gets option o, others ReLU) and compare outputs.
         let y0 = tch::no_grad(|| exec.forward(&x, false));
         for o in [1, l.options.len() / 2, l.options.len() - 1] {
-            let mut blocks = vec![Block::RELU; l.channels as usize];
-            blocks[2] = l.options[o];
-            let spec = BlockSpec {
-                layers: [(l.name.clone(), blocks)].into_iter().collect(),
-            };
-            exec.set_spec(&spec).unwrap();
-            let y = tch::no_grad(|| exec.forward(&x, false));
-            exec.set_spec(&BlockSpec::default()).unwrap();
-            let direct = f64::try_from((y - &y0).square().mean(Kind::Double)).unwrap();
+            let direct = direct_noise(&mut exec, &x, &y0, l, 2, l.options[o]);
             let measured = batched[1][o];
             assert!(
                 (direct - measured).abs() <= 1e-6 * (1.0 + direct.abs()),
@@ -213,4 +226,107 @@ fn shards_and_resumption_agree_with_one_run() {
     other.fingerprint = "other".into();
     assert!(Store::open(&one, other).is_err());
     assert!(Shard::parse("2/2").is_err() && Shard::parse("x").is_err());
+}
+
+/// Leaky ReLU, PReLU, hard swish and hard sigmoid are measured like ReLUs: the layers list
+/// them with their decisions per block, `[1,1]` costs nothing, batched (sparse tail) equals
+/// one at a time, and a measurement equals applying the spec directly.
+#[test]
+fn other_activations_are_measured_like_relus() {
+    use ksnn_formats::Shape;
+    use ksnn_formats::layer::{Conv2d, Linear, Padding};
+    use ksnn_graph::ir::{Graph, IrActivation, IrOp, Node};
+
+    let conv = |cin, cout| {
+        IrOp::Conv(Conv2d {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: Padding::uniform(1),
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        })
+    };
+    let act = |a| IrOp::Activation(a);
+    let ops = [
+        conv(2, 4),
+        act(IrActivation::LeakyRelu { slope: 0.1 }),
+        conv(4, 4),
+        act(IrActivation::Prelu { channels: 4 }),
+        conv(4, 4),
+        act(IrActivation::HardSwish {
+            alpha: 1.0 / 6.0,
+            beta: 0.5,
+        }),
+        conv(4, 4),
+        act(IrActivation::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        }),
+        IrOp::GlobalAvgPool,
+        IrOp::Linear(Linear {
+            in_features: 4,
+            out_features: 3,
+            bias: true,
+        }),
+    ];
+    let mut g = Graph {
+        name: "activations".into(),
+        input: Shape::new(2, 12, 12),
+        mean: vec![0.0; 2],
+        std: vec![1.0; 2],
+        nodes: Vec::new(),
+        outputs: vec![ops.len() as u32],
+    };
+    let mut shapes = vec![g.input];
+    for (i, op) in ops.into_iter().enumerate() {
+        let node = Node {
+            name: format!("n{i}"),
+            op,
+            inputs: vec![i as u32],
+        };
+        g.push(node, &mut shapes).unwrap();
+    }
+    tch::manual_seed(11);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut exec = Executor::new(&vs.root(), &g).unwrap();
+    let x = Tensor::randn([3, 2, 12, 12], (Kind::Float, Device::Cpu)) * 3.0;
+    let clean = Clean::new(&exec, &x);
+    let layers = distortion::layers(&g);
+    let decisions: Vec<u64> = layers.iter().map(|l| l.decisions).collect();
+    assert_eq!(decisions, [1, 1, 2, 2]);
+    let y0 = tch::no_grad(|| exec.forward(&x, false));
+    for l in &layers {
+        let mut l = l.clone();
+        l.options.truncate(6);
+        l.options.push(Block::IDENTITY);
+        let fast = distortion::measure(&exec, &clean, &l, 0..4, Measure::fast(16), &mut |_| {});
+        let single = distortion::measure(
+            &exec,
+            &clean,
+            &l,
+            0..4,
+            Measure::one_at_a_time(3),
+            &mut |_| {},
+        );
+        agree(&fast.noise, &single.noise, rms(&exec, &x), &l.name);
+        let relu = l.options.iter().position(|&b| b == Block::RELU).unwrap();
+        assert!(
+            fast.noise.iter().all(|n| n[relu] == 0.0),
+            "{}: [1,1] is the activation itself",
+            l.name
+        );
+        for o in [1, l.options.len() - 1] {
+            let direct = direct_noise(&mut exec, &x, &y0, &l, 1, l.options[o]);
+            let measured = fast.noise[1][o];
+            assert!(
+                (direct - measured).abs() <= 1e-6 * (1.0 + direct.abs()),
+                "{} option {}: direct {direct} vs measured {measured}",
+                l.name,
+                l.options[o]
+            );
+        }
+    }
 }

@@ -17,7 +17,6 @@ use std::ops::Range;
 use ksnn_formats::spec::Block;
 use tch::Tensor;
 
-use crate::torch::block_relu;
 use crate::torch::executor::Executor;
 use ksnn_graph::ir::{Graph, IrOp};
 
@@ -37,6 +36,26 @@ pub struct LayerOptions {
     /// The candidate blocks, the knapsack's options (the candidate list for this map size,
     /// without `[1,0]`); noise rows are indexed in this order.
     pub options: Vec<Block>,
+    /// Sign decisions per block: 1 for ReLU, leaky ReLU and PReLU, 2 for hard sigmoid and
+    /// hard swish (absent in files written before they existed: 1).
+    #[serde(default = "one")]
+    pub decisions: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl LayerOptions {
+    /// DReLUs of one channel with block `b`: the knapsack's weight.
+    pub fn drelus(&self, b: Block) -> u64 {
+        self.decisions * b.drelus(self.h, self.w)
+    }
+
+    /// DReLUs of the whole layer per element: what a budget's ratio is of.
+    pub fn full(&self) -> u64 {
+        self.decisions * u64::from(self.channels) * u64::from(self.h) * u64::from(self.w)
+    }
 }
 
 /// Every ReLU layer of `graph` with its candidates (docs/original.md §3.4, for the real shape).
@@ -46,7 +65,7 @@ pub fn layers(graph: &Graph) -> Vec<LayerOptions> {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.op == IrOp::Relu)
+        .filter(|(_, n)| n.op.budgeted())
         .map(|(i, n)| {
             let s = shapes[i + 1];
             LayerOptions {
@@ -56,6 +75,10 @@ pub fn layers(graph: &Graph) -> Vec<LayerOptions> {
                 h: s.h,
                 w: s.w,
                 options: ksnn_formats::candidates::options(s.h, s.w),
+                decisions: match &n.op {
+                    IrOp::Activation(a) => a.decisions(),
+                    _ => 1,
+                },
             }
         })
         .collect()
@@ -171,6 +194,7 @@ fn hash(v: &[f32]) -> u64 {
 /// for the comparisons live only while this channel is built; `next_source` numbers the
 /// perturbed channels across calls.
 fn channel_rows(
+    exec: &Executor,
     x_in: &Tensor,
     layer: &LayerOptions,
     c: u32,
@@ -181,7 +205,7 @@ fn channel_rows(
     let host = |t: &Tensor| -> Vec<f32> { t.flatten(0, -1).try_into().unwrap_or_default() };
     let compare = how.dedup || how.sparse;
     let relu = if compare {
-        host(&x_in.narrow(1, i64::from(c), 1).relu())
+        host(&exec.budgeted_channel(layer.node, x_in, i64::from(c), Block::RELU))
     } else {
         Vec::new()
     };
@@ -192,7 +216,7 @@ fn channel_rows(
     let mut hosts: Vec<Vec<f32>> = Vec::new();
     let mut tensors: Vec<(usize, Tensor)> = Vec::new();
     for &b in &layer.options {
-        let v = block_relu::channel(x_in, i64::from(c), b);
+        let v = exec.budgeted_channel(layer.node, x_in, i64::from(c), b);
         hosts.push(if compare { host(&v) } else { Vec::new() });
         *next_source += 1;
         tensors.push((*next_source, v));
@@ -275,7 +299,7 @@ pub fn measure(
     // Rows are built a channel at a time and run as soon as a pass is full, so memory stays
     // at one channel's candidates plus one pass whatever the item size.
     for c in channels.clone() {
-        let rows = tch::no_grad(|| channel_rows(x_in, layer, c, how, &mut next_source));
+        let rows = tch::no_grad(|| channel_rows(exec, x_in, layer, c, how, &mut next_source));
         left[(c - channels.start) as usize] = rows.len();
         rows_run += rows.len();
         if rows.is_empty() {

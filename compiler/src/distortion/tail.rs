@@ -141,7 +141,7 @@ impl<'a> Tail<'a> {
             t.index_select(0, &rows.channel).view(shape.as_slice())
         };
         match (&n.op, ins) {
-            (IrOp::Relu, [State::Sparse(_)]) if self.exec.has_block_relu(i) => None,
+            (op, [State::Sparse(_)]) if op.budgeted() && self.exec.has_block_relu(i) => None,
             (op, [State::Sparse(v)]) if op.channelwise_without_parameters() => {
                 Some(State::Sparse(self.exec.apply(i, &[v], false)))
             }

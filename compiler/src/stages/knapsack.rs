@@ -57,11 +57,7 @@ pub fn solve_at(
     granularity: Granularity,
 ) -> Result<Chosen> {
     // Costs from the real activation shapes recorded with the distortion.
-    let full: u64 = d
-        .layers
-        .iter()
-        .map(|l| u64::from(l.layer.channels) * u64::from(l.layer.h) * u64::from(l.layer.w))
-        .sum();
+    let full: u64 = d.layers.iter().map(|l| l.layer.full()).sum();
     let budget = match budget {
         Budget::Ratio(r) => {
             ensure!(
@@ -88,7 +84,7 @@ pub fn solve_at(
             let mut rows = Vec::new();
             for l in &d.layers {
                 let item = |b: &ksnn_formats::Block, noise: f64, channels: u64| Item {
-                    weight: channels * b.drelus(l.layer.h, l.layer.w),
+                    weight: channels * l.layer.drelus(*b),
                     value: -noise,
                 };
                 if per_layer {
@@ -139,7 +135,7 @@ pub fn solve_at(
             .map(|_| {
                 let b = l.layer.options[choice[row]];
                 row += 1;
-                drelus += b.drelus(l.layer.h, l.layer.w);
+                drelus += l.layer.drelus(b);
                 b
             })
             .collect();
@@ -221,7 +217,7 @@ fn uniform(d: &Distortion, budget: u64) -> Result<Vec<usize>> {
         let (mut cost, mut noise) = (0u64, 0.0);
         for (l, &k) in d.layers.iter().zip(&picks) {
             let o = l.layer.options[k];
-            cost += u64::from(l.layer.channels) * o.drelus(l.layer.h, l.layer.w);
+            cost += u64::from(l.layer.channels) * l.layer.drelus(o);
             noise += l.noise.iter().map(|n| n[k]).sum::<f64>();
         }
         let better = match &best {
@@ -290,6 +286,7 @@ mod tests {
                 h: 8,
                 w: 8,
                 options: options.clone(),
+                decisions: 1,
             },
             // Larger blocks distort more; channels differ by a factor of 10 each, so the
             // per-channel choice has something to gain over a per-layer one.
@@ -371,6 +368,7 @@ mod tests {
                 h: 4,
                 w: 4,
                 options: vec![Block(1, 1), Block(2, 2), Block(4, 4)],
+                decisions: 1,
             },
             noise: vec![vec![0.0, 1.0, 2.0]; 2],
         });

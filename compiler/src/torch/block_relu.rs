@@ -54,20 +54,27 @@ impl BlockRelu {
         if self.all_relu {
             return x.relu();
         }
-        let mask = tch::no_grad(|| {
+        x * self.mask(x, 1.0)
+    }
+
+    /// The 0/1 decisions for `x` (`N×C×H×W`), without gradient: sized channels by their
+    /// blocks' means, identity channels `identity` (1 keeps them; the upper clip of a hard
+    /// activation passes 0, since an identity channel is not clipped), zero channels 0.
+    pub fn mask(&self, x: &Tensor, identity: f64) -> Tensor {
+        tch::no_grad(|| {
             let mut mask = x.zeros_like();
             for (b, idx) in &self.groups {
                 let part = x.index_select(1, idx);
                 let m = match b.kind() {
-                    BlockKind::Identity => part.ones_like(),
+                    BlockKind::Identity if identity == 0.0 => continue,
+                    BlockKind::Identity => part.ones_like() * identity,
                     BlockKind::Zero | BlockKind::Invalid => continue,
                     BlockKind::Sized { h, w } => block_mask(&part, h.into(), w.into()),
                 };
                 mask = mask.index_copy(1, idx, &m);
             }
             mask
-        });
-        x * mask
+        })
     }
 }
 

@@ -6,8 +6,10 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 use thiserror::Error;
 
-use crate::torch::block_relu::BlockRelu;
+use crate::torch::activation::{self, per_channel};
+use crate::torch::block_relu::{self, BlockRelu};
 use ksnn_formats::BlockSpec;
+use ksnn_formats::spec::Block;
 use ksnn_graph::ir::{Graph, IrActivation, IrError, IrOp, Param, Params};
 
 enum Module {
@@ -25,7 +27,7 @@ enum Module {
 pub struct Executor {
     graph: Graph,
     modules: Vec<Module>,
-    /// Block ReLUs replacing the ReLU of node i, from a block spec.
+    /// The blocks of node i (a ReLU or another budgeted activation), from a block spec.
     blocks: Vec<Option<BlockRelu>>,
     device: Device,
 }
@@ -33,8 +35,11 @@ pub struct Executor {
 /// A block spec that does not fit the graph.
 #[derive(Debug, Error)]
 pub enum SpecError {
-    /// The spec names a layer that is not a ReLU position of the graph.
-    #[error("block spec layer `{0}` is not a ReLU layer of the model (see `ksnn info`)")]
+    /// The spec names a layer that is not a budgeted activation (ReLU, leaky ReLU, PReLU,
+    /// hard sigmoid, hard swish) of the graph.
+    #[error(
+        "block spec layer `{0}` is not a ReLU or other budgeted activation of the model (see `ksnn info`)"
+    )]
     UnknownLayer(String),
     /// The spec gives a layer a block per channel for a different channel count.
     #[error("block spec layer `{layer}` has {got} channels, the model has {expected}")]
@@ -245,7 +250,13 @@ impl Executor {
                 None => a.relu(),
             },
             (IrOp::Clip { min, max }, _) => a.clamp(f64::from(*min), f64::from(*max)),
-            (IrOp::Activation(act), module) => activation(a, act, module),
+            (IrOp::Activation(act), module) => {
+                let slopes = match module {
+                    Module::Slope(s) => Some(s),
+                    _ => None,
+                };
+                activation::forward(a, act, slopes, self.blocks[i].as_ref())
+            }
             (IrOp::MaxPool(p), _) => max_pool(a, p),
             (IrOp::AvgPool(p), _) => avg_pool(a, p),
             (IrOp::GlobalAvgPool, _) => a.adaptive_avg_pool2d([1, 1]),
@@ -267,6 +278,23 @@ impl Executor {
                 a * per_channel(a, scale) + per_channel(a, shift)
             }
             (op, _) => unreachable!("no module for {op:?}"),
+        }
+    }
+
+    /// Node `i` (a ReLU or another budgeted activation) on channel `c` of `x` (`N×C×H×W`)
+    /// with block `b` instead of the layer's own: `N×H×W`. What distortion measures.
+    pub fn budgeted_channel(&self, i: usize, x: &Tensor, c: i64, b: Block) -> Tensor {
+        let part = x.narrow(1, c, 1);
+        match (&self.graph.nodes[i].op, &self.modules[i]) {
+            (IrOp::Activation(act), module) => {
+                let slopes = match module {
+                    Module::Slope(s) => Some(s.narrow(0, c, 1)),
+                    _ => None,
+                };
+                let one = BlockRelu::new(&[b], self.device);
+                activation::forward(&part, act, slopes.as_ref(), Some(&one)).squeeze_dim(1)
+            }
+            _ => block_relu::channel(x, c, b),
         }
     }
 
@@ -338,8 +366,9 @@ impl Executor {
         ))
     }
 
-    /// Replaces the ReLUs of the spec's layers by block ReLUs (layers not in the spec go
-    /// back to plain ReLU). Checks names, channel counts and that every block fits.
+    /// Gives the spec's layers (ReLUs and the other budgeted activations) their blocks
+    /// (layers not in the spec go back to per element). Checks names, channel counts and that
+    /// every block fits.
     pub fn set_spec(&mut self, spec: &BlockSpec) -> Result<(), SpecError> {
         let shapes = self.graph.shapes().expect("checked at construction");
         let mut blocks: Vec<Option<BlockRelu>> = self.graph.nodes.iter().map(|_| None).collect();
@@ -348,7 +377,7 @@ impl Executor {
                 .graph
                 .nodes
                 .iter()
-                .position(|n| &n.name == layer && n.op == IrOp::Relu)
+                .position(|n| &n.name == layer && n.op.budgeted())
                 .ok_or_else(|| SpecError::UnknownLayer(layer.clone()))?;
             let s = shapes[i + 1];
             if codes.len() != s.c as usize {
@@ -375,35 +404,6 @@ impl Executor {
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let out = self.graph.outputs[0] as usize;
         self.forward_all(x, train).swap_remove(out)
-    }
-}
-
-/// `[C]` viewed to broadcast over `a`'s channel axis (axis 1).
-fn per_channel(a: &Tensor, v: &Tensor) -> Tensor {
-    let mut shape = vec![1i64; a.dim()];
-    if a.dim() > 1 {
-        shape[1] = -1;
-    }
-    v.view(shape.as_slice())
-}
-
-/// The activations as the runtime computes them: `r + slope·(x − r)` with `r = relu(x)` for
-/// the leaky kinds, `clip(α·x + β, 0, 1)` (times x) for the hard ones.
-fn activation(a: &Tensor, act: &IrActivation, module: &Module) -> Tensor {
-    let hard_sigmoid =
-        |alpha: f32, beta: f32| (a * f64::from(alpha) + f64::from(beta)).clamp(0.0, 1.0);
-    match (act, module) {
-        (IrActivation::LeakyRelu { slope }, _) => {
-            let r = a.relu();
-            &r + (a - &r) * f64::from(*slope)
-        }
-        (IrActivation::Prelu { .. }, Module::Slope(slope)) => {
-            let r = a.relu();
-            &r + (a - &r) * per_channel(a, slope)
-        }
-        (IrActivation::HardSigmoid { alpha, beta }, _) => hard_sigmoid(*alpha, *beta),
-        (IrActivation::HardSwish { alpha, beta }, _) => a * hard_sigmoid(*alpha, *beta),
-        (op, _) => unreachable!("no module for {op:?}"),
     }
 }
 

@@ -9,7 +9,9 @@ pub mod pretrained;
 pub mod rewrite;
 pub mod zoo;
 
-use ksnn_formats::layer::{AvgPool, Conv2d, Linear, MaxPool, Op, Padding, Upsample, WeightRole};
+use ksnn_formats::layer::{
+    ActivationKind, AvgPool, Conv2d, Linear, MaxPool, Op, Padding, Upsample, WeightRole,
+};
 use ksnn_formats::{Problem, Shape};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -105,6 +107,18 @@ pub enum IrActivation {
 }
 
 impl IrActivation {
+    /// Sign decisions per block, as the program's kind counts them (one for the leaky kinds,
+    /// two for the hard ones).
+    pub fn decisions(self) -> u64 {
+        let kind = match self {
+            IrActivation::LeakyRelu { .. } => ActivationKind::LeakyRelu { slope: 0 },
+            IrActivation::Prelu { .. } => ActivationKind::Prelu,
+            IrActivation::HardSigmoid { .. } => ActivationKind::HardSigmoid { alpha: 0, beta: 0 },
+            IrActivation::HardSwish { .. } => ActivationKind::HardSwish { alpha: 0, beta: 0 },
+        };
+        kind.decisions()
+    }
+
     /// The ONNX op name, for tables and messages.
     pub fn name(self) -> &'static str {
         match self {
