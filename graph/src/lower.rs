@@ -3,7 +3,7 @@
 //! absorbed, identities dropped, ReLU positions become block-ReLU layers (plain `[1,1]` where
 //! the spec says nothing), and every parameter is rounded to the program's fixed point.
 
-use ksnn_formats::layer::{Activation, ActivationKind, Clip, Layer, Op, ScaleBias};
+use ksnn_formats::layer::{Activation, Clip, Layer, Op, ScaleBias};
 use ksnn_formats::program::{FixedPoint, InputSpec, Output, OutputKind, ProtocolConfig};
 use ksnn_formats::spec::Block;
 use ksnn_formats::weights::WeightTensor;
@@ -11,7 +11,7 @@ use ksnn_formats::{BlockSpec, ContentHash, FormatError, Program, Weights};
 use thiserror::Error;
 
 use crate::ir::rewrite::{self, RewriteError};
-use crate::ir::{Graph, IrActivation, IrOp, Params};
+use crate::ir::{Graph, IrOp, Params};
 
 /// Choices that are not in the graph.
 #[derive(Clone, Debug, Default)]
@@ -114,6 +114,13 @@ pub fn lower(
     for (i, n) in g.nodes.iter().enumerate() {
         let inputs: Vec<u32> = n.inputs.iter().map(|&t| map[t as usize]).collect();
         let c = shapes[i + 1].c;
+        // A budgeted layer's blocks: the spec's, or per element where it says nothing.
+        let blocks = || {
+            spec.layers
+                .get(&n.name)
+                .cloned()
+                .unwrap_or_else(|| vec![Block::RELU; c as usize])
+        };
         let unsupported = |what: &str| LowerError::Unsupported {
             node: n.name.clone(),
             what: what.into(),
@@ -121,40 +128,13 @@ pub fn lower(
         let op = match &n.op {
             IrOp::Conv(conv) => Op::Conv2d(conv.clone()),
             IrOp::Linear(l) => Op::Linear(l.clone()),
-            IrOp::Relu => Op::BlockRelu(ksnn_formats::layer::BlockRelu {
-                blocks: spec
-                    .layers
-                    .get(&n.name)
-                    .cloned()
-                    .unwrap_or_else(|| vec![Block::RELU; c as usize]),
-            }),
-            IrOp::Activation(act) => {
-                let q = |name: &str, v: f32| {
+            IrOp::Relu => Op::BlockRelu(ksnn_formats::layer::BlockRelu { blocks: blocks() }),
+            IrOp::Activation(act) => Op::Activation(Activation {
+                kind: act.kind(|name, v| {
                     quantize(&format!("{}.{name}", n.name), &[v], f).map(|v| v[0])
-                };
-                let kind = match *act {
-                    IrActivation::LeakyRelu { slope } => ActivationKind::LeakyRelu {
-                        slope: q("slope", slope)?,
-                    },
-                    IrActivation::Prelu { .. } => ActivationKind::Prelu,
-                    IrActivation::HardSigmoid { alpha, beta } => ActivationKind::HardSigmoid {
-                        alpha: q("alpha", alpha)?,
-                        beta: q("beta", beta)?,
-                    },
-                    IrActivation::HardSwish { alpha, beta } => ActivationKind::HardSwish {
-                        alpha: q("alpha", alpha)?,
-                        beta: q("beta", beta)?,
-                    },
-                };
-                Op::Activation(Activation {
-                    kind,
-                    blocks: spec
-                        .layers
-                        .get(&n.name)
-                        .cloned()
-                        .unwrap_or_else(|| vec![Block::RELU; c as usize]),
-                })
-            }
+                })?,
+                blocks: blocks(),
+            }),
             IrOp::Clip { min, max } => {
                 if !min.is_finite() || !max.is_finite() {
                     return Err(unsupported("a clip with an infinite bound other than ReLU"));

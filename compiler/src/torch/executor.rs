@@ -250,12 +250,8 @@ impl Executor {
                 None => a.relu(),
             },
             (IrOp::Clip { min, max }, _) => a.clamp(f64::from(*min), f64::from(*max)),
-            (IrOp::Activation(act), module) => {
-                let slopes = match module {
-                    Module::Slope(s) => Some(s),
-                    _ => None,
-                };
-                activation::forward(a, act, slopes, self.blocks[i].as_ref())
+            (IrOp::Activation(act), _) => {
+                activation::forward(a, act, self.slopes(i), self.blocks[i].as_ref())
             }
             (IrOp::MaxPool(p), _) => max_pool(a, p),
             (IrOp::AvgPool(p), _) => avg_pool(a, p),
@@ -284,17 +280,22 @@ impl Executor {
     /// Node `i` (a ReLU or another budgeted activation) on channel `c` of `x` (`N×C×H×W`)
     /// with block `b` instead of the layer's own: `N×H×W`. What distortion measures.
     pub fn budgeted_channel(&self, i: usize, x: &Tensor, c: i64, b: Block) -> Tensor {
-        let part = x.narrow(1, c, 1);
-        match (&self.graph.nodes[i].op, &self.modules[i]) {
-            (IrOp::Activation(act), module) => {
-                let slopes = match module {
-                    Module::Slope(s) => Some(s.narrow(0, c, 1)),
-                    _ => None,
-                };
+        match &self.graph.nodes[i].op {
+            IrOp::Activation(act) => {
+                let part = x.narrow(1, c, 1);
+                let slopes = self.slopes(i).map(|s| s.narrow(0, c, 1));
                 let one = BlockRelu::new(&[b], self.device);
                 activation::forward(&part, act, slopes.as_ref(), Some(&one)).squeeze_dim(1)
             }
             _ => block_relu::channel(x, c, b),
+        }
+    }
+
+    /// Node `i`'s PReLU slopes, `[C]`; `None` for other nodes.
+    fn slopes(&self, i: usize) -> Option<&Tensor> {
+        match &self.modules[i] {
+            Module::Slope(s) => Some(s),
+            _ => None,
         }
     }
 

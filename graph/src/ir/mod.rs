@@ -110,13 +110,30 @@ impl IrActivation {
     /// Sign decisions per block, as the program's kind counts them (one for the leaky kinds,
     /// two for the hard ones).
     pub fn decisions(self) -> u64 {
-        let kind = match self {
-            IrActivation::LeakyRelu { .. } => ActivationKind::LeakyRelu { slope: 0 },
-            IrActivation::Prelu { .. } => ActivationKind::Prelu,
-            IrActivation::HardSigmoid { .. } => ActivationKind::HardSigmoid { alpha: 0, beta: 0 },
-            IrActivation::HardSwish { .. } => ActivationKind::HardSwish { alpha: 0, beta: 0 },
-        };
+        let Ok(kind) = self.kind(|_, _| Ok::<i64, std::convert::Infallible>(0));
         kind.decisions()
+    }
+
+    /// The program's kind, each constant converted by `q(name, value)` (lowering rounds it to
+    /// fixed point): the one mapping from the IR's activations to the program's.
+    pub fn kind<E>(
+        self,
+        mut q: impl FnMut(&'static str, f32) -> Result<i64, E>,
+    ) -> Result<ActivationKind, E> {
+        Ok(match self {
+            IrActivation::LeakyRelu { slope } => ActivationKind::LeakyRelu {
+                slope: q("slope", slope)?,
+            },
+            IrActivation::Prelu { .. } => ActivationKind::Prelu,
+            IrActivation::HardSigmoid { alpha, beta } => ActivationKind::HardSigmoid {
+                alpha: q("alpha", alpha)?,
+                beta: q("beta", beta)?,
+            },
+            IrActivation::HardSwish { alpha, beta } => ActivationKind::HardSwish {
+                alpha: q("alpha", alpha)?,
+                beta: q("beta", beta)?,
+            },
+        })
     }
 
     /// The ONNX op name, for tables and messages.
