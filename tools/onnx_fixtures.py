@@ -27,7 +27,7 @@ NAME.onnx.data (initializers with external_data).
 Set-up (a venv OUTSIDE the repository; full torch is ~2.6 GB download, ~45 s):
 
     python3 -m venv /tmp/onnxgen
-    /tmp/onnxgen/bin/pip install torch==2.13.0 onnx==1.23.2 onnxruntime onnxscript numpy
+    /tmp/onnxgen/bin/pip install torch==2.13.0 torchvision==0.28.0 onnx==1.23.2 onnxruntime onnxscript numpy
 
 Run (from the repository root; it deletes and rewrites graph/tests/fixtures/onnx/):
 
@@ -52,7 +52,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "graph" / "tests" / "fixtures" / "onnx"
 MIN_OPSET, MAX_OPSET = 9, 21
-MAX_TOTAL_BYTES = 3 * 1024 * 1024
+MAX_TOTAL_BYTES = 4 * 1024 * 1024
 
 MANIFEST: list[dict] = []
 
@@ -337,6 +337,20 @@ def elementwise_cases():
                 N("Add", ["a", "b"], ["y"], "add0")],
          13, "Add of two non-constant tensors: Conv(x) + Relu(x)",
          initializers=[init("W", conv_w(name, C, C, 3)), init("B", vec(name, C, "b"))])
+    name = "mul_two_tensors"
+    case(name, [N("Conv", ["x", "W", "B"], ["a"], "conv0", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                N("Relu", ["a"], ["b"], "relu0"),
+                N("Mul", ["a", "b"], ["y"], "mul0")],
+         13, "Mul of two non-constant tensors of one shape: Conv(x) * Relu(Conv(x))",
+         initializers=[init("W", conv_w(name, C, C, 3)), init("B", vec(name, C, "b"))])
+    name = "mul_gate"
+    case(name, [N("GlobalAveragePool", ["x"], ["g"], "gap0"),
+                N("Conv", ["g", "W", "B"], ["s"], "fc0", kernel_shape=[1, 1]),
+                N("HardSigmoid", ["s"], ["h"], "hsig0", alpha=1.0 / 6.0, beta=0.5),
+                N("Mul", ["h", "x"], ["y"], "mul0")],
+         14, "squeeze-and-excitation gate as torchvision's MobileNetV3 has it: GlobalAveragePool, "
+         "1x1 Conv, HardSigmoid, then Mul of the [N,C,1,1] gate (first operand) by the map",
+         initializers=[init("W", conv_w(name, C, C, 1)), init("B", vec(name, C, "b"))], scale=2.0)
     name = "sum3"
     case(name, [N("Conv", ["x", "W", "B"], ["a"], "conv0", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
                 N("Relu", ["x"], ["b"], "relu0"),
@@ -555,12 +569,12 @@ def error_cases():
          initializers=inits, expect=None)
     MANIFEST[-1]["expect"] = unsupported(name, "sigmoid_mid", 13)
 
-    name = "err_mul_two_tensors"
+    name = "err_div_two_tensors"
     nodes, inits = head(name)
-    nodes += [N("Mul", ["c1", "r1"], ["y"], "mul_gate")]
-    case(name, nodes, 13, "unsupported: Mul of two non-constant tensors Conv(x) * Relu(Conv(x))",
+    nodes += [N("Div", ["c1", "r1"], ["y"], "div_gate")]
+    case(name, nodes, 13, "unsupported: Div of two non-constant tensors Conv(x) / Relu(Conv(x))",
          in_shape=(2, C, 8, 8), initializers=inits, expect=None)
-    MANIFEST[-1]["expect"] = unsupported(name, "mul_gate", 13)
+    MANIFEST[-1]["expect"] = unsupported(name, "div_gate", 13)
 
     name = "err_gather_activation"
     nodes, inits = head(name)
@@ -742,6 +756,132 @@ def torch_cases():
                    f"and output (dim_param)", dynamic_batch=True)
 
 
+def int8_weights(model: onnx.ModelProto, min_elements: int = 256) -> tuple[onnx.ModelProto, int]:
+    """Stores each float initializer of at least `min_elements` as int8 with one float scale per
+    slice of axis 0, rebuilt in the graph by Cast and Mul (constants the importer folds): 4x
+    smaller, so a real architecture fits the fixtures' size cap. The weights change (rounded to
+    127 levels per output channel), so the expected outputs are onnxruntime's on this model."""
+    g = model.graph
+    keep, prologue, n = [], [], 0
+    for t in g.initializer:
+        w = numpy_helper.to_array(t)
+        if w.dtype != np.float32 or w.size < min_elements:
+            keep.append(t)
+            continue
+        flat = w.reshape(w.shape[0], -1)
+        scale = (np.abs(flat).max(axis=1) / 127.0).astype(np.float32)
+        scale[scale == 0] = 1.0
+        q = np.clip(np.rint(flat / scale[:, None]), -127, 127).astype(np.int8).reshape(w.shape)
+        s_shape = (w.shape[0],) + (1,) * (w.ndim - 1)
+        keep += [init(f"{t.name}__q", q), init(f"{t.name}__scale", scale.reshape(s_shape))]
+        prologue += [N("Cast", [f"{t.name}__q"], [f"{t.name}__qf"], f"{t.name}__cast", to=TensorProto.FLOAT),
+                     N("Mul", [f"{t.name}__qf", f"{t.name}__scale"], [t.name], f"{t.name}__dequant")]
+        n += 1
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = prologue + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    return model, n
+
+
+def model_cases():
+    """Whole architectures with the activations beyond ReLU: torchvision's MobileNetV3-small
+    (HardSwish, HardSigmoid in its squeeze-and-excitation gates, ReLU) and a small MNIST-shaped
+    CNN with LeakyReLU and PReLU (per-channel and shared), as detectors use them."""
+    import torch
+    import torch.nn as nn
+    import torchvision
+
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+
+    def randomize_bn(model: nn.Module, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                with torch.no_grad():
+                    m.weight.copy_(1.0 + 0.3 * torch.randn(c, generator=g))
+                    m.bias.copy_(0.3 * torch.randn(c, generator=g))
+                    m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
+                    m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g))
+
+    class LeakyNet(nn.Module):
+        """conv-bn-LeakyReLU(0.1), conv-bn-PReLU(8), max pool, depthwise conv-PReLU(shared),
+        global average pool, fc: the activations a YOLO-style backbone uses."""
+
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Sequential(nn.Conv2d(1, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8),
+                                    nn.LeakyReLU(0.1))
+            self.c2 = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.PReLU(8))
+            self.pool = nn.MaxPool2d(2)
+            self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1, groups=8), nn.PReLU())
+            self.gap = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            x = self.pool(self.c2(self.c1(x)))
+            return self.fc(torch.flatten(self.gap(self.dw(x)), 1))
+
+    def export(name, net, in_shape, opset, what, quantize=False, keep_bn=False):
+        path = OUT / f"{name}.onnx"
+        x = rng_for(name).standard_normal(in_shape).astype(np.float32)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x)).numpy()
+        # PRESERVE skips the exporter's eval-mode Conv+BatchNorm fusion: the BatchNormalization
+        # nodes stay, so the imported graph trains with batch norms as the original does.
+        mode = torch.onnx.TrainingMode.PRESERVE if keep_bn else torch.onnx.TrainingMode.EVAL
+        torch.onnx.export(net, (torch.from_numpy(x),), str(path), dynamo=False, opset_version=opset,
+                          do_constant_folding=True, training=mode, input_names=["input"],
+                          output_names=["logits"])
+        model = onnx.load(str(path))
+        assert all(n.name for n in model.graph.node), f"{name}: exporter left a node without a name"
+        y = ort_run(path, x)
+        diff = float(np.max(np.abs(y - ref)))
+        assert diff <= 1e-4, f"{name}: onnxruntime vs torch max abs diff {diff}"
+        print(f"  {name}: onnxruntime vs torch max abs diff {diff:.2e} (before int8 weights)")
+        if quantize:
+            model, n = int8_weights(model)
+            onnx.checker.check_model(model, full_check=True)
+            onnx.save(model, str(path))
+            what += (f"; the {n} largest initializers stored as int8 + per-output-channel scale, "
+                     f"rebuilt by Cast and Mul (weights rounded, so no torch comparison after)")
+        y = record(name, model, x, what, "ok", torch_out=None if quantize else ref)
+        print(f"  {name}: output max abs {float(np.max(np.abs(y))):.3g}")
+
+    torch.manual_seed(300)
+    net = torchvision.models.mobilenet_v3_small(num_classes=10)
+    randomize_bn(net, 301)
+    with torch.no_grad():
+        # torchvision initialises the classifier at std 0.01, which leaves logits of ~0.02;
+        # 1/sqrt(fan-in) gives outputs of unit scale, where fixed-point errors show.
+        for m in net.classifier:
+            if isinstance(m, nn.Linear):
+                m.weight.normal_(0.0, m.in_features ** -0.5)
+                m.bias.normal_(0.0, 0.1)
+    net.eval()
+    export("mobilenetv3_small", net, (2, 3, 64, 64), 17,
+           f"torchvision {torchvision.__version__} mobilenet_v3_small(num_classes=10), width 1.0, random "
+           "weights (torch.manual_seed(300), BatchNorm statistics randomised, classifier at std 1/sqrt(fan-in)), "
+           "64x64 input; torch legacy "
+           "exporter, opset 17, eval with BatchNormalization kept (TrainingMode.PRESERVE, so ksnn can "
+           "train it): HardSwish, HardSigmoid + Mul squeeze-and-excitation gates, ReLU, depthwise "
+           "3x3/5x5 stride 2, residual Add, Gemm", quantize=True, keep_bn=True)
+    torch.manual_seed(310)
+    net = LeakyNet()
+    randomize_bn(net, 311)
+    with torch.no_grad():
+        net.c2[2].weight.copy_(0.1 + 0.3 * torch.rand(8))
+        net.dw[1].weight.fill_(0.2)
+    net.eval()
+    export("leaky_prelu_net", net, (2, 1, 28, 28), 13,
+           "MNIST-shaped CNN: conv-bn-LeakyReLU(0.1), conv-bn-PReLU(8 slopes), MaxPool 2, depthwise "
+           "conv-PReLU(one shared slope), global average pool, Linear 8->10; torch legacy exporter, "
+           "opset 13, eval")
+
+
 # --------------------------------------------------------------------------------------------
 # 3. the onnx wheel's light models
 # --------------------------------------------------------------------------------------------
@@ -787,6 +927,7 @@ def main():
         "onnxruntime": ort.__version__,
         "onnxscript": onnxscript.__version__,
         "torch": torch.__version__,
+        "torchvision": __import__("torchvision").__version__,
     }
     print("versions:", versions)
     if OUT.exists():
@@ -807,6 +948,8 @@ def main():
     error_cases()
     print("torch exports")
     torch_cases()
+    print("whole architectures")
+    model_cases()
     print("light models")
     copy_light()
 
@@ -821,7 +964,7 @@ def main():
     (OUT / "SOURCES.txt").write_text(
         "Everything in this directory is generated by tools/onnx_fixtures.py (see its header), run as\n"
         "    python3 -m venv /tmp/onnxgen\n"
-        "    /tmp/onnxgen/bin/pip install torch==2.13.0 onnx==1.23.2 onnxruntime onnxscript numpy\n"
+        "    /tmp/onnxgen/bin/pip install torch==2.13.0 torchvision==0.28.0 onnx==1.23.2 onnxruntime onnxscript numpy\n"
         "    /tmp/onnxgen/bin/python tools/onnx_fixtures.py\n\n"
         "Package versions used:\n"
         + "".join(f"    {k} {v}\n" for k, v in versions.items())

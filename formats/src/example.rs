@@ -240,16 +240,19 @@ pub fn tiny_cnn(seed: u64) -> (Program, Weights) {
             ),
         ),
         layer("gap4", &[21], Op::GlobalAvgPool),
+        // A squeeze-and-excitation gate: the map times its own channel means.
+        layer("gate4", &[21, 22], Op::Mul),
+        layer("gap5", &[23], Op::GlobalAvgPool),
         layer(
             "fc4",
-            &[22],
+            &[24],
             Op::Linear(Linear {
                 in_features: 8,
                 out_features: 10,
                 bias: true,
             }),
         ),
-        layer("logits_all", &[17, 23], Op::Add),
+        layer("logits_all", &[17, 25], Op::Add),
     ];
     let program = Program {
         name: "tiny-cnn-example".into(),
@@ -414,7 +417,7 @@ fn random_op(rng: &mut SplitMix, shapes: &[Shape], src: u32) -> (Op, Vec<TensorI
         };
         (k, [rng.range(1, 2), rng.range(1, 2)], pad)
     };
-    let op = match rng.range(0, 12) {
+    let op = match rng.range(0, 13) {
         0 => {
             let groups = if rng.chance(30) { x.c } else { 1 };
             let (kernel, stride, padding) = window(rng);
@@ -476,6 +479,17 @@ fn random_op(rng: &mut SplitMix, shapes: &[Shape], src: u32) -> (Op, Vec<TensorI
             let other = same_shape[rng.range(0, same_shape.len() as u32 - 1) as usize];
             return (Op::Add, vec![src, other]);
         }
+        12 => {
+            // A product with a tensor of the same shape or a per-channel gate.
+            let gates: Vec<u32> = (0..shapes.len() as u32)
+                .filter(|&t| {
+                    let s = shapes[t as usize];
+                    s == x || s == Shape::vector(x.c)
+                })
+                .collect();
+            let other = gates[rng.range(0, gates.len() as u32 - 1) as usize];
+            return (Op::Mul, vec![src, other]);
+        }
         8 => {
             let k = rng.range(1, 3) as usize;
             let mut inputs = vec![src];
@@ -506,7 +520,7 @@ fn random_op(rng: &mut SplitMix, shapes: &[Shape], src: u32) -> (Op, Vec<TensorI
 }
 
 /// The names of every op kind, to check that tests reach them all.
-pub const ALL_KINDS: [&str; 16] = [
+pub const ALL_KINDS: [&str; 17] = [
     "conv2d",
     "linear",
     "block_relu",
@@ -519,6 +533,7 @@ pub const ALL_KINDS: [&str; 16] = [
     "avg_pool",
     "global_avg_pool",
     "add",
+    "mul",
     "concat",
     "flatten",
     "upsample",

@@ -11,7 +11,7 @@ use crate::shape::{Shape, WindowAxis};
 /// How many inputs `op` takes, as (min, max, words for messages).
 pub fn arity(op: &Op) -> (usize, usize, &'static str) {
     match op {
-        Op::Add => (2, 2, "exactly 2"),
+        Op::Add | Op::Mul => (2, 2, "exactly 2"),
         Op::Concat => (1, MAX_INPUTS, "1 or more"),
         _ => (1, 1, "exactly 1"),
     }
@@ -66,6 +66,16 @@ pub fn output_shape(op: &Op, inputs: &[Shape]) -> Result<Shape, Problem> {
                 if inputs[1] != x {
                     return Err(Problem::ShapeMismatch {
                         expected: x,
+                        got: inputs[1],
+                    });
+                }
+                x
+            }
+            Op::Mul => {
+                let gate = Shape::vector(x.c);
+                if inputs[1] != x && inputs[1] != gate {
+                    return Err(Problem::ShapeMismatch {
+                        expected: if inputs[1].c == x.c { gate } else { x },
                         got: inputs[1],
                     });
                 }

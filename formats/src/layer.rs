@@ -260,6 +260,10 @@ pub enum Op {
     /// Leaky ReLU, PReLU, hard sigmoid, hard swish, per block like block ReLU; see
     /// [`Activation`]. (Last: postcard numbers variants, so older programs still decode.)
     Activation(Activation),
+    /// Product of two computed tensors, the second of the first's shape or `C×1×1` (one
+    /// value per channel, broadcast over H×W: a squeeze-and-excitation gate); one Beaver
+    /// product and a truncation. (After [`Op::Activation`], for the same reason.)
+    Mul,
 }
 
 /// What a weight tensor is to its layer.
@@ -300,6 +304,7 @@ impl Op {
             Op::AvgPool(_) => "avg_pool",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Add => "add",
+            Op::Mul => "mul",
             Op::Concat => "concat",
             Op::Flatten => "flatten",
             Op::Upsample(_) => "upsample",
@@ -488,7 +493,7 @@ impl Op {
                 if s.scale { " scale" } else { "" },
                 if s.bias { " bias" } else { "" }
             ),
-            Op::GlobalAvgPool | Op::Add | Op::Concat | Op::Flatten => String::new(),
+            Op::GlobalAvgPool | Op::Add | Op::Mul | Op::Concat | Op::Flatten => String::new(),
         }
     }
 }

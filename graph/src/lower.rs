@@ -149,6 +149,7 @@ pub fn lower(
             IrOp::AvgPool(a) => Op::AvgPool(a.clone()),
             IrOp::GlobalAvgPool => Op::GlobalAvgPool,
             IrOp::Add => Op::Add,
+            IrOp::Mul => Op::Mul,
             IrOp::Concat => Op::Concat,
             IrOp::Flatten => Op::Flatten,
             IrOp::Upsample(u) => Op::Upsample(u.clone()),

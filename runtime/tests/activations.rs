@@ -181,7 +181,7 @@ fn definition(kind: ActivationKind, x: f64, slope: f64) -> f64 {
 
 /// Per pixel, the reference is the activation: within 2 units in the last place, plus the
 /// rounding of α·x carried through hard swish's product (|x| units). Identity channels are
-/// the middle piece, zero channels the lowest.
+/// the middle piece (hard swish's: its upper piece, x), zero channels the lowest.
 #[test]
 fn reference_is_the_activation() {
     let shape = Shape::new(3, 4, 4);
@@ -216,9 +216,7 @@ fn reference_is_the_activation() {
                 (1, ActivationKind::HardSigmoid { alpha, beta }) => {
                     decode(alpha as u64, F) * xv + decode(beta as u64, F)
                 }
-                (1, ActivationKind::HardSwish { alpha, beta }) => {
-                    xv * (decode(alpha as u64, F) * xv + decode(beta as u64, F))
-                }
+                // Hard swish's identity is its upper piece, x.
                 (1, _) => xv,
                 // Zero: the lowest piece.
                 (_, ActivationKind::LeakyRelu { slope }) => decode(slope as u64, F) * xv,

@@ -101,6 +101,15 @@ fn per_layer_traffic_matches_the_cost_model() {
                     layer.name
                 );
             }
+            // One Beaver product: x − A both ways per element, y − B per gate value; the
+            // helper's C0 offline.
+            (Op::Mul, Step::Mul { shape }) => {
+                let (nx, ny) = (shape.n_x as u64, shape.n_y as u64);
+                assert!(ny < nx, "{}: the gate is per channel", layer.name);
+                assert_eq!(on, 16 * (nx + ny), "{}", layer.name);
+                assert_eq!(off, 8 * nx, "{}", layer.name);
+                assert_eq!(rounds(Phase::Online, slot), 1, "{}", layer.name);
+            }
             (_, Step::Local { .. }) => assert_eq!(on, 0, "{} is local", layer.name),
             _ => {}
         }

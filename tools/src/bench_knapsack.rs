@@ -103,6 +103,7 @@ fn instance(net: &Net, seed: u64) -> Problem {
         .layers
         .iter()
         .map(|&(_, channels, dim)| ReluShape {
+            decisions: 1,
             channels,
             h: dim,
             w: dim,

@@ -32,6 +32,9 @@ impl Rng {
 pub struct ReluShape {
     /// Rows (one per channel).
     pub channels: u64,
+    /// Sign decisions per block: 1 for ReLU, leaky ReLU and PReLU, 2 for hard sigmoid and
+    /// hard swish (an option weighs its blocks times this).
+    pub decisions: u64,
     /// Activation height.
     pub h: u32,
     /// Activation width.
@@ -54,7 +57,13 @@ pub fn instance(layers: &[ReluShape], seed: u64) -> Instance {
     let channels: u64 = layers.iter().map(|l| l.channels).sum();
     let mut rows = Vec::with_capacity(channels as usize);
     let mut all = Vec::with_capacity(layers.len());
-    for &ReluShape { channels, h, w } in layers {
+    for &ReluShape {
+        channels,
+        decisions,
+        h,
+        w,
+    } in layers
+    {
         let blocks: Vec<Block> = candidates::options(h, w);
         let layer_scale = 10f64.powf(2.0 * rng.unit() - 1.0);
         let full = f64::from(h * w).ln();
@@ -63,7 +72,7 @@ pub fn instance(layers: &[ReluShape], seed: u64) -> Instance {
             let options = blocks
                 .iter()
                 .map(|&b| {
-                    let weight = b.drelus(h, w);
+                    let weight = decisions * b.drelus(h, w);
                     let jitter = 1.0 + 0.3 * rng.unit();
                     let noise = match b.kind() {
                         BlockKind::Sized { h, w } => {

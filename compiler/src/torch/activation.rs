@@ -48,8 +48,11 @@ pub fn forward(
             let h = match blocks {
                 None => z.clamp(0.0, 1.0),
                 Some(b) => {
+                    // Identity channels: hard sigmoid keeps z (the middle piece); hard swish
+                    // takes h = 1, so y = x (the runtime's rule: no quadratic identity).
                     let upper = &z - 1.0;
-                    &z * b.mask(&z, 1.0) - &upper * b.mask(&upper, 0.0)
+                    let swish = f64::from(u8::from(matches!(act, IrActivation::HardSwish { .. })));
+                    &z * b.mask(&z, 1.0) - &upper * b.mask(&upper, swish)
                 }
             };
             if matches!(act, IrActivation::HardSwish { .. }) {

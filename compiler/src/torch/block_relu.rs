@@ -9,9 +9,13 @@ use std::collections::BTreeMap;
 use ksnn_formats::spec::{Block, BlockKind};
 use tch::{Device, Tensor};
 
-/// The 0/1 mask of one block size for `x` (`N×C×H×W`).
+/// The 0/1 mask of one block size for `x` (`N×C×H×W`, or `N×C` after a linear layer: a map
+/// of one pixel).
 pub fn block_mask(x: &Tensor, bh: i64, bw: i64) -> Tensor {
     let size = x.size();
+    if size.len() == 2 {
+        return block_mask(&x.view([size[0], size[1], 1, 1]), bh, bw).view([size[0], size[1]]);
+    }
     let (h, w) = (size[2], size[3]);
     if (bh, bw) == (1, 1) {
         return x.gt(0.0).to_kind(x.kind());

@@ -257,6 +257,8 @@ impl Executor {
             (IrOp::AvgPool(p), _) => avg_pool(a, p),
             (IrOp::GlobalAvgPool, _) => a.adaptive_avg_pool2d([1, 1]),
             (IrOp::Add, _) => a + inputs[1],
+            // A `N×C×1×1` gate broadcasts over H×W as it does in the program.
+            (IrOp::Mul, _) => a * inputs[1],
             (IrOp::Concat, _) => Tensor::cat(inputs, 1),
             (IrOp::Flatten, _) => a.flatten(1, -1),
             (IrOp::Upsample(u), _) => {

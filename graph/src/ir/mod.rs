@@ -54,6 +54,9 @@ pub enum IrOp {
     GlobalAvgPool,
     /// Element-wise sum of two inputs of the same shape (residual connections).
     Add,
+    /// Product of two computed tensors: the second of the first's shape, or `C×1×1`
+    /// broadcast over H×W (a squeeze-and-excitation gate).
+    Mul,
     /// Concatenation of the inputs along channels (all of the same H×W).
     Concat,
     /// `C×H×W` → `(C·H·W)×1×1`, row-major, for a following linear layer.
@@ -201,6 +204,7 @@ impl IrOp {
             IrOp::AvgPool(p) => Op::AvgPool(p.clone()),
             IrOp::GlobalAvgPool => Op::GlobalAvgPool,
             IrOp::Add => Op::Add,
+            IrOp::Mul => Op::Mul,
             IrOp::Concat => Op::Concat,
             IrOp::Flatten => Op::Flatten,
             IrOp::Upsample(u) => Op::Upsample(u.clone()),
@@ -242,6 +246,7 @@ impl IrOp {
             | IrOp::Conv(_)
             | IrOp::Linear(_)
             | IrOp::Add
+            | IrOp::Mul
             | IrOp::Concat
             | IrOp::Flatten => false,
         }

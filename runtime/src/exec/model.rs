@@ -45,8 +45,8 @@ impl<'a> Model<'a> {
             .iter()
             .enumerate()
             .map(|(i, layer)| {
-                let x = shapes[layer.inputs[0] as usize];
-                Step::new(layer, x, shapes[i + 1], frac_bits, weights)
+                let inputs: Vec<Shape> = layer.inputs.iter().map(|&t| shapes[t as usize]).collect();
+                Step::new(layer, &inputs, shapes[i + 1], frac_bits, weights)
             })
             .collect();
         let mut last_use = vec![0usize; shapes.len()];

@@ -9,8 +9,10 @@ use ksnn_formats::{Block, Shape, Weights};
 use crate::kernels::bilinear::{Bilinear, LinearMap};
 use crate::kernels::layout::BlockLayout;
 use crate::kernels::{pool, resize};
+use crate::prf::Label;
 use crate::protocol::activation::Plan;
 use crate::protocol::arith::Arith;
+use crate::protocol::beaver::MulShape;
 use crate::protocol::{Result, clip, maxpool, relu};
 
 /// One layer as the executors run it.
@@ -74,6 +76,13 @@ pub enum Step<'a> {
         /// the other kinds.
         slopes: Option<&'a [u64]>,
     },
+    /// Product of two shared tensors, the second broadcast per channel when it is `C×1×1`
+    /// (the Beaver triple is compressed the same way, so the gate costs one opening per
+    /// channel), then truncation.
+    Mul {
+        /// The product's shape: the gate's index of each element.
+        shape: MulShape,
+    },
     /// Max over each output's window: `taps[t][o]` is the input index of output `o`'s
     /// t-th window value.
     MaxPool {
@@ -103,15 +112,16 @@ pub enum Local<'a> {
 }
 
 impl<'a> Step<'a> {
-    /// The step for `layer`, whose first input has shape `x` and output `y`; `weights` are
+    /// The step for `layer`, whose inputs have shapes `inputs` and output `y`; `weights` are
     /// given to the server and the reference (already checked against the program).
     pub fn new(
         layer: &'a Layer,
-        x: Shape,
+        inputs: &[Shape],
         y: Shape,
         frac_bits: u8,
         weights: Option<&'a Weights>,
     ) -> Self {
+        let x = inputs[0];
         // Borrowed from the weight file, not copied: the server holds its weights once (the
         // ring's u64 is the same bits as the file's i64).
         let tensor = |role| {
@@ -173,6 +183,9 @@ impl<'a> Step<'a> {
                 taps: pool::max_pool_taps(x, m, y),
                 n: y.elements() as usize,
             },
+            Op::Mul => Step::Mul {
+                shape: product_shape(x, inputs[1]),
+            },
             Op::Add => local(Local::Add, false),
             Op::Concat => local(Local::Concat, false),
             Op::Flatten => local(Local::Flatten, false),
@@ -222,6 +235,10 @@ impl<'a> Step<'a> {
                 hi,
             } => clip::block_clip(a, 0, layout, inputs[0], *plane, *lo, *hi),
             Step::Activation { plan, slopes } => plan.eval(a, inputs[0], *slopes),
+            Step::Mul { shape } => {
+                let y = a.mul(Label::Product(0), shape, inputs[0], inputs[1])?;
+                a.truncate(0, y, shape.n_x)
+            }
             Step::MaxPool { taps, n } => {
                 let x = inputs[0];
                 let gathered = taps
@@ -260,13 +277,28 @@ impl<'a> Step<'a> {
     /// Whether the step truncates (so local truncation may differ by one from the exact one).
     pub fn truncates(&self) -> bool {
         match self {
-            Step::Linear { .. } | Step::Activation { .. } => true,
+            Step::Linear { .. } | Step::Activation { .. } | Step::Mul { .. } => true,
             Step::Local { truncate, .. } => *truncate,
             Step::Bias { .. }
             | Step::BlockRelu { .. }
             | Step::Clip { .. }
             | Step::MaxPool { .. } => false,
         }
+    }
+}
+
+/// The product of a `x`-shaped tensor with a second of `second`'s shape: element-wise, or
+/// one value per channel.
+fn product_shape(x: Shape, second: Shape) -> MulShape {
+    let n = x.elements() as usize;
+    if second == x {
+        return MulShape::elementwise(n);
+    }
+    let plane = x.plane() as usize;
+    MulShape {
+        n_x: n,
+        n_y: x.c as usize,
+        map: Some((0..n).map(|i| (i / plane) as u32).collect()),
     }
 }
 

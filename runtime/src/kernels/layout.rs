@@ -15,6 +15,8 @@ pub struct BlockLayout {
     pub blocks: usize,
     /// Channels set to zero.
     pub zero_channels: Vec<u32>,
+    /// Channels passed unchanged (neither tiled nor zero).
+    pub identity_channels: Vec<u32>,
 }
 
 impl BlockLayout {
@@ -26,6 +28,7 @@ impl BlockLayout {
             block_of: Vec::new(),
             blocks: 0,
             zero_channels: Vec::new(),
+            identity_channels: Vec::new(),
         };
         for (c, b) in spec.iter().enumerate() {
             match b.kind() {
@@ -43,7 +46,8 @@ impl BlockLayout {
                     layout.blocks += h.div_ceil(bh) * per_row;
                 }
                 BlockKind::Zero => layout.zero_channels.push(c as u32),
-                BlockKind::Identity | BlockKind::Invalid => {}
+                BlockKind::Identity => layout.identity_channels.push(c as u32),
+                BlockKind::Invalid => {}
             }
         }
         layout

@@ -6,7 +6,8 @@
 //!   ([`crate::protocol::linear`]) for PReLU's learned slopes, then one truncation;
 //! - hard sigmoid: `z = α·x + β` (a local product and its truncation), then
 //!   [`clip::block_clip`] to `[0, 1]`: both clip points in one select;
-//! - hard swish: `x · hard_sigmoid(x)`, one more Beaver product and truncation.
+//! - hard swish: `x · hard_sigmoid(x)`, one more Beaver product and truncation; identity
+//!   channels multiply by 1 (y = x, the upper piece), not by the unclipped α·x + β.
 //!
 //! Two truncations in one step (hard swish) run at their own addresses (`Truncate(0)`,
 //! `Truncate(1)`), as do the select (level 0) and the product (level 1).
@@ -70,7 +71,16 @@ impl<'a> Plan<'a> {
             }
             ActivationKind::HardSigmoid { alpha, beta } => self.hard_sigmoid(a, x, alpha, beta),
             ActivationKind::HardSwish { alpha, beta } => {
-                let h = self.hard_sigmoid(a, x, alpha, beta)?;
+                let mut h = self.hard_sigmoid(a, x, alpha, beta)?;
+                // An identity channel keeps x (the upper piece, h = 1), not the middle piece
+                // x·(α·x + β): quadratic pieces chained through a network's identity
+                // channels grow without bound.
+                if a.holds() {
+                    let one = a.constant(1u64 << self.frac_bits);
+                    for &c in &self.layout.identity_channels {
+                        h[c as usize * self.plane..(c as usize + 1) * self.plane].fill(one);
+                    }
+                }
                 let y = a.mul(
                     crate::prf::Label::Product(1),
                     &MulShape::elementwise(self.n),

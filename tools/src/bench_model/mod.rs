@@ -30,9 +30,14 @@ const PARTY_TIMEOUT: u32 = 1800;
 #[derive(clap::Args)]
 pub struct ModelArgs {
     /// Zoo model: mnist-cnn, resnet18-cifar, resnet50, resnet50-avgpool, mobilenetv2,
-    /// deeplabv3-resnet50, deeplabv3-mobilenetv2.
+    /// deeplabv3-resnet50, deeplabv3-mobilenetv2 (random parameters).
+    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    model: Option<String>,
+    /// An ONNX model instead, with its own weights (e.g.
+    /// graph/tests/fixtures/onnx/mobilenetv3_small.onnx); its leaky ReLU, PReLU, hard sigmoid
+    /// and hard swish layers are budgeted with its ReLUs.
     #[arg(long)]
-    model: String,
+    onnx: Option<PathBuf>,
     /// Input size `HxW` instead of the model's default (e.g. 512x683 for an ADE20K image
     /// with short side 512): segmentors take any size, and their DReLUs are counted at it.
     #[arg(long, value_parser = parse_size)]
@@ -127,25 +132,37 @@ fn parse_approx(s: &str) -> Result<ApproxCompare, String> {
 /// The model's graph, random parameters and the chosen spec, lowered; the spec's claimed
 /// DReLUs checked against the program's cost model.
 fn build(a: &ModelArgs) -> Result<Lowered> {
-    let opts = zoo::ZooOptions {
-        classes: a.classes,
-        size: a.size,
-    };
-    let graph = zoo::build_with(&a.model, &opts).with_context(|| {
-        if zoo::MODELS.contains(&a.model.as_str()) {
-            format!(
-                "{} cannot take input {:?} with {:?} classes (too small for its strides?)",
-                a.model, a.size, a.classes
-            )
-        } else {
-            format!(
-                "unknown model `{}`: the zoo has {}",
-                a.model,
-                zoo::MODELS.join(", ")
-            )
+    let (graph, params, name) = match (&a.model, &a.onnx) {
+        (_, Some(path)) => {
+            ensure!(
+                a.size.is_none() && a.classes.is_none(),
+                "--size and --classes apply to zoo models; an ONNX model has its own"
+            );
+            let file = ksnn_graph::onnx::import(path, &Default::default())
+                .with_context(|| format!("importing {}", path.display()))?;
+            let name = file.graph.name.clone();
+            (file.graph, file.params, name)
         }
-    })?;
-    let params = params::random(&graph, a.seed);
+        (Some(model), None) => {
+            let opts = zoo::ZooOptions {
+                classes: a.classes,
+                size: a.size,
+            };
+            let graph = zoo::build_with(model, &opts).with_context(|| {
+                if zoo::MODELS.contains(&model.as_str()) {
+                    format!(
+                        "{model} cannot take input {:?} with {:?} classes (too small for its strides?)",
+                        a.size, a.classes
+                    )
+                } else {
+                    format!("unknown model `{model}`: the zoo has {}", zoo::MODELS.join(", "))
+                }
+            })?;
+            let params = params::random(&graph, a.seed);
+            (graph, params, model.clone())
+        }
+        (None, None) => anyhow::bail!("give --model or --onnx"),
+    };
     let chosen = match (&a.spec, a.uniform, a.budget) {
         (Some(path), _, _) => spec::file(path)?,
         (_, Some((h, w)), _) => spec::uniform(&graph, h, w)?,
@@ -166,8 +183,8 @@ fn build(a: &ModelArgs) -> Result<Lowered> {
             truncation: a.truncation,
         },
     };
-    let lowered = lower(&graph, &params, &chosen.spec, &opts)
-        .with_context(|| format!("lowering {} with random parameters", a.model))?;
+    let lowered =
+        lower(&graph, &params, &chosen.spec, &opts).with_context(|| format!("lowering {name}"))?;
     if let Some(claimed) = chosen.drelus {
         let counted = lowered.program.spec_drelus()?;
         ensure!(

@@ -122,6 +122,11 @@ pub fn random(graph: &Graph, seed: u64) -> Params {
                     sq: var + mean * mean,
                 }
             }
+            // As if independent: E[xy] = E[x]·E[y], E[x²y²] = E[x²]·E[y²].
+            IrOp::Mul => Moments {
+                mean: ins.iter().map(|m| m.mean).product(),
+                sq: ins.iter().map(|m| m.sq).product(),
+            },
             IrOp::Concat => {
                 let k = ins.len().max(1) as f64;
                 Moments {

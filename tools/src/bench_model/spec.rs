@@ -1,5 +1,6 @@
-//! The block spec a benchmark runs with: every ReLU plain, one block size everywhere, a file,
-//! or the knapsack's choice over synthetic distortions at a DReLU budget.
+//! The block spec a benchmark runs with: every budgeted activation (ReLU, leaky ReLU, PReLU,
+//! hard sigmoid, hard swish) per element, one block size everywhere, a file, or the knapsack's
+//! choice over synthetic distortions at a DReLU budget.
 
 use std::path::Path;
 
@@ -10,37 +11,60 @@ use ksnn_knapsack::lagrangian;
 
 use crate::synthetic::{self, ReluShape};
 
-/// A spec and the DReLUs per inference its block-ReLU layers cost, by `Block::drelus` on the
-/// graph's real shapes (`None` for a file: the lowered program counts it).
+/// A spec and the DReLUs per inference its budgeted layers cost, by `Block::drelus` on the
+/// graph's real shapes times each layer's decisions per block (`None` for a file: the lowered
+/// program counts it).
 pub struct Chosen {
-    /// Layer → blocks; layers it omits stay plain ReLUs.
+    /// Layer → blocks; layers it omits stay per element.
     pub spec: BlockSpec,
-    /// What the spec's ReLU layers cost.
+    /// What the spec's budgeted layers cost.
     pub drelus: Option<u64>,
 }
 
-/// The ReLU positions with the shape of the map each one sees.
-pub fn relu_layers(graph: &Graph) -> Result<Vec<(String, Shape)>> {
-    let shapes = graph.shapes().context("the zoo graph's shapes")?;
+/// A budgeted layer: a ReLU, or leaky ReLU, PReLU, hard sigmoid or hard swish.
+pub struct Budgeted {
+    /// The node's name, which keys the spec.
+    pub name: String,
+    /// The map the activation sees.
+    pub shape: Shape,
+    /// Sign decisions per block (two for the hard kinds).
+    pub decisions: u64,
+}
+
+/// The budgeted layers, in order.
+pub fn budgeted_layers(graph: &Graph) -> Result<Vec<Budgeted>> {
+    let shapes = graph.shapes().context("the graph's shapes")?;
     Ok(graph
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.op == IrOp::Relu)
-        .map(|(i, n)| (n.name.clone(), shapes[i + 1]))
+        .filter_map(|(i, n)| {
+            let decisions = match n.op {
+                IrOp::Relu => 1,
+                IrOp::Activation(a) => a.decisions(),
+                _ => return None,
+            };
+            Some(Budgeted {
+                name: n.name.clone(),
+                shape: shapes[i + 1],
+                decisions,
+            })
+        })
         .collect())
 }
 
-/// DReLUs of every ReLU layer kept plain (`[1,1]` everywhere): what `--budget` is a share of.
+/// DReLUs of every budgeted layer kept per element (`[1,1]` everywhere): what `--budget` is
+/// a share of.
 pub fn all_relus(graph: &Graph) -> Result<u64> {
-    Ok(relu_layers(graph)?
+    Ok(budgeted_layers(graph)?
         .iter()
-        .map(|(_, s)| u64::from(s.c) * Block::RELU.drelus(s.h, s.w))
+        .map(|l| l.decisions * u64::from(l.shape.c) * Block::RELU.drelus(l.shape.h, l.shape.w))
         .sum())
 }
 
-/// Every channel of every ReLU layer gets `h×w` blocks, clipped to maps smaller than that
-/// (a block may not exceed its map; a clipped block is one DReLU per channel either way).
+/// Every channel of every budgeted layer gets `h×w` blocks, clipped to maps smaller than
+/// that (a block may not exceed its map; a clipped block is one decision per channel either
+/// way).
 pub fn uniform(graph: &Graph, h: u16, w: u16) -> Result<Chosen> {
     ensure!(
         h > 0 && w > 0,
@@ -48,10 +72,11 @@ pub fn uniform(graph: &Graph, h: u16, w: u16) -> Result<Chosen> {
     );
     let mut spec = BlockSpec::default();
     let mut drelus = 0;
-    for (name, s) in relu_layers(graph)? {
+    for l in budgeted_layers(graph)? {
+        let s = l.shape;
         let b = Block(h.min(s.h as u16), w.min(s.w as u16));
-        drelus += u64::from(s.c) * b.drelus(s.h, s.w);
-        spec.layers.insert(name, vec![b; s.c as usize]);
+        drelus += l.decisions * u64::from(s.c) * b.drelus(s.h, s.w);
+        spec.layers.insert(l.name, vec![b; s.c as usize]);
     }
     Ok(Chosen {
         spec,
@@ -60,19 +85,20 @@ pub fn uniform(graph: &Graph, h: u16, w: u16) -> Result<Chosen> {
 }
 
 /// The knapsack (Lagrangian solver) over `bench knapsack`'s synthetic distortions on this
-/// graph's ReLU shapes, at a budget of `ratio` × all ReLUs' DReLUs.
+/// graph's budgeted shapes, at a budget of `ratio` × all their per-element DReLUs.
 pub fn budget(graph: &Graph, ratio: f64, seed: u64) -> Result<Chosen> {
     ensure!(
         ratio > 0.0 && ratio <= 1.0,
         "--budget {ratio}: give the share of all ReLUs' DReLUs to keep, in (0, 1]"
     );
-    let layers = relu_layers(graph)?;
+    let layers = budgeted_layers(graph)?;
     let shapes: Vec<ReluShape> = layers
         .iter()
-        .map(|(_, s)| ReluShape {
-            channels: s.c.into(),
-            h: s.h,
-            w: s.w,
+        .map(|l| ReluShape {
+            channels: l.shape.c.into(),
+            decisions: l.decisions,
+            h: l.shape.h,
+            w: l.shape.w,
         })
         .collect();
     let cap = (ratio * all_relus(graph)? as f64).round() as u64;
@@ -80,13 +106,13 @@ pub fn budget(graph: &Graph, ratio: f64, seed: u64) -> Result<Chosen> {
     let solved = lagrangian(&inst.problem, cap).context("the knapsack")?;
     let mut choice = solved.solution.choice.iter();
     let mut spec = BlockSpec::default();
-    for ((name, s), options) in layers.iter().zip(&inst.blocks) {
+    for (l, options) in layers.iter().zip(&inst.blocks) {
         let blocks = choice
             .by_ref()
-            .take(s.c as usize)
+            .take(l.shape.c as usize)
             .map(|&k| options[k])
             .collect();
-        spec.layers.insert(name.clone(), blocks);
+        spec.layers.insert(l.name.clone(), blocks);
     }
     Ok(Chosen {
         spec,
@@ -123,7 +149,7 @@ mod tests {
         let g = zoo::mnist_cnn();
         let all = all_relus(&g).unwrap();
         assert_eq!(lowered(&BlockSpec::default()).spec_drelus().unwrap(), all);
-        assert_eq!(relu_layers(&g).unwrap().len(), 5);
+        assert_eq!(budgeted_layers(&g).unwrap().len(), 5);
     }
 
     #[test]
@@ -168,5 +194,39 @@ mod tests {
             );
         }
         assert!(budget(&g, 0.0, 1).is_err() && budget(&g, 1.5, 1).is_err());
+    }
+
+    /// torchvision's MobileNetV3-small: ReLU, hard swish and hard sigmoid layers budgeted
+    /// together, the hard ones at two decisions per block.
+    #[test]
+    fn specs_budget_the_other_activations_too() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../graph/tests/fixtures/onnx/mobilenetv3_small.onnx");
+        let file = ksnn_graph::onnx::import(&path, &Default::default()).unwrap();
+        let g = &file.graph;
+        let layers = budgeted_layers(g).unwrap();
+        let hard = layers.iter().filter(|l| l.decisions == 2).count();
+        assert!(
+            hard >= 20 && layers.len() > hard,
+            "{} of {}",
+            hard,
+            layers.len()
+        );
+        let lowered = |spec: &BlockSpec| {
+            lower(g, &file.params, spec, &LowerOptions::default())
+                .unwrap()
+                .program
+                .spec_drelus()
+                .unwrap()
+        };
+        let all = all_relus(g).unwrap();
+        assert_eq!(lowered(&BlockSpec::default()), all);
+        let c = uniform(g, 2, 2).unwrap();
+        assert_eq!(Some(lowered(&c.spec)), c.drelus);
+        let c = budget(g, 0.06, 3).unwrap();
+        let d = lowered(&c.spec);
+        let cap = (0.06 * all as f64).round() as u64;
+        assert_eq!(Some(d), c.drelus);
+        assert!(d <= cap && d as f64 >= 0.9 * cap as f64, "{d} of {cap}");
     }
 }

@@ -1,5 +1,6 @@
-//! `Add`, `Sub`, `Mul`, `Div`, `Sum`: between computed tensors (`Add`, `Sub`, `Sum` only),
-//! with per-channel or scalar constants (an affine node), or folded when all are constant.
+//! `Add`, `Sub`, `Mul`, `Div`, `Sum`: between computed tensors (`Add`, `Sub`, `Sum`, and
+//! `Mul` by an equal shape or a per-channel gate), with per-channel or scalar constants (an
+//! affine node), or folded when all are constant.
 
 use super::set_const;
 use crate::ir::IrOp;
@@ -57,6 +58,23 @@ pub(super) fn binary(im: &mut Importer, cx: &Cx) -> Result<(), OnnxError> {
             let c = x.broadcast(y, f).map_err(|e| cx.invalid(e))?;
             return set_const(im, cx, c);
         }
+        (Value::Tensor { id: x, rank: rx }, Value::Tensor { id: y, rank: ry }) if op == "Mul" => {
+            // A squeeze-and-excitation gate may come first or second; it goes second.
+            let (sx, sy) = (im.shape(*x), im.shape(*y));
+            let gate = |s: ksnn_formats::Shape, of: ksnn_formats::Shape| {
+                s != of && s == ksnn_formats::Shape::vector(of.c)
+            };
+            let (map, gate_id) = if gate(sx, sy) && rx == ry {
+                (*y, *x)
+            } else if (sx == sy || gate(sy, sx)) && rx == ry {
+                (*x, *y)
+            } else {
+                return Err(cx.unsupported(format!(
+                    "operands of shapes {sx} and {sy}; ksnn multiplies equal shapes, or a map by one value per channel"
+                )));
+            };
+            (im.add(cx, "", IrOp::Mul, &[map, gate_id])?, *rx)
+        }
         (Value::Tensor { id: x, rank: rx }, Value::Tensor { id: y, rank: ry }) => {
             if im.shape(*x) != im.shape(*y) || rx != ry {
                 return Err(cx.unsupported(format!(
@@ -70,7 +88,7 @@ pub(super) fn binary(im: &mut Importer, cx: &Cx) -> Result<(), OnnxError> {
                 "Sub" => affine(im, cx, *y, vec![-1.0], vec![0.0], "_neg")?,
                 _ => {
                     return Err(cx.unsupported(
-                        "both operands are computed tensors; ksnn multiplies and divides by constants only",
+                        "both operands are computed tensors; ksnn divides by constants only",
                     ));
                 }
             };

@@ -12,6 +12,8 @@ use crate::kernels::layout::BlockLayout;
 use crate::net::recording::Received;
 use crate::prf::{Addr, Label, P, Purpose, Scope, mask};
 use crate::protocol::activation::Plan;
+use crate::protocol::arith::Arith;
+use crate::protocol::beaver::MulShape;
 use crate::protocol::linear;
 use crate::protocol::private_compare::bits_msb_first;
 use crate::protocol::{Party, clip, drelu::drelu, maxpool, relu, share, trunc};
@@ -215,6 +217,28 @@ fn joint_views_are_independent_per_protocol() {
                 );
             }
         }
+
+        // A product with a per-channel gate (the `mul` layer: a compressed Beaver product,
+        // then a truncation), map and gate both the secret.
+        let gs = Shape::new(4, 10, 10);
+        let (n, plane) = (gs.elements() as usize, 100);
+        let gate = MulShape {
+            n_x: n,
+            n_y: 4,
+            map: Some((0..n).map(|i| (i / plane) as u32).collect()),
+        };
+        assert_independent(
+            "gated product",
+            compare_copies(exact, Leak::None, n + 4, (s1, s2), |p, _, x, _| {
+                let r = p.role.index();
+                let (map, g) = x[r].split_at(if x[r].is_empty() { 0 } else { n });
+                both_passes(p, |a| {
+                    let y = a.mul(Label::Product(0), &gate, map, g)?;
+                    a.truncate(0, y, n)
+                })
+                .unwrap();
+            }),
+        );
 
         let n = 800;
         // Helper-exact truncation.
