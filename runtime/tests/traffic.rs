@@ -80,20 +80,32 @@ fn per_layer_traffic_matches_the_cost_model() {
                 assert_eq!(rounds(Phase::Online, slot), 2 * 5, "2x2 window: 2 levels")
             }
             (Op::Clip(_), _) => assert_eq!(on, 2 * y * drelu_bytes + 16 * (2 * y + 2 * y)),
-            // Block ReLU's select, or clip's two-point one over the tiling; PReLU adds the
-            // slopes' linear protocol, hard swish a Beaver product (local truncation: free).
+            // Block ReLU's select, or clip's two-point one over the tiling (hard swish: over the
+            // block gates); PReLU adds the slopes' linear protocol, hard swish a Beaver product
+            // (local truncation: free).
             (Op::Activation(a), Step::Activation { plan, .. }) => {
                 let (pix, blocks) = (plan.layout.pixels.len() as u64, plan.layout.blocks as u64);
                 let d = a.kind.decisions();
                 assert_eq!(d * blocks, costs[i].drelus, "{}", layer.name);
-                let select = d * (blocks * drelu_bytes + 16 * (pix + blocks));
+                let (select, select_off) = match a.kind {
+                    // The clip runs on the block gates, one value per block.
+                    ActivationKind::HardSwish { .. } => (
+                        d * (blocks * drelu_bytes + 16 * (blocks + blocks)),
+                        d * 8 * blocks,
+                    ),
+                    _ => (
+                        d * (blocks * drelu_bytes + 16 * (pix + blocks)),
+                        d * 8 * pix,
+                    ),
+                };
                 let (extra_on, extra_off, extra_rounds) = match a.kind {
                     ActivationKind::Prelu => (8 * x, 8 * y, 1),
-                    ActivationKind::HardSwish { .. } => (32 * x, 8 * x, 1),
+                    // x times its block's gate: compressed like block ReLU's product.
+                    ActivationKind::HardSwish { .. } => (16 * (pix + blocks), 8 * pix, 1),
                     _ => (0, 0, 0),
                 };
                 assert_eq!(on, select + extra_on, "{}", layer.name);
-                assert_eq!(off, d * 8 * pix + extra_off, "{}", layer.name);
+                assert_eq!(off, select_off + extra_off, "{}", layer.name);
                 assert_eq!(
                     rounds(Phase::Online, slot),
                     5 + extra_rounds,

@@ -1,7 +1,8 @@
 //! Leaky ReLU, PReLU, hard sigmoid and hard swish in tch, per element or per block as the
 //! runtime computes them (docs/design.md §4.15): the decisions are block ReLU's masks
-//! ([`BlockRelu::mask`]) on x, or on z = α·x + β and z − 1 for the hard ones, and carry no
-//! gradient (straight-through, as block ReLU).
+//! ([`BlockRelu::mask`]) on x, or on z = α·x + β and z − 1 for hard sigmoid, and carry no
+//! gradient (straight-through, as block ReLU); hard swish multiplies x by one gate per block,
+//! clip(α·x̄ + β, 0, 1) of the block's mean ([`BlockRelu::gate`]), which does.
 
 use ksnn_graph::ir::IrActivation;
 use tch::Tensor;
@@ -40,25 +41,21 @@ pub fn forward(
             let m = b.mask(x, 1.0);
             x * &m + slope(&(x * (1.0 - &m)))
         }
-        (
-            IrActivation::HardSigmoid { alpha, beta } | IrActivation::HardSwish { alpha, beta },
-            _,
-        ) => {
+        (IrActivation::HardSigmoid { alpha, beta }, _) => {
             let z = x * f64::from(*alpha) + f64::from(*beta);
-            let h = match blocks {
+            match blocks {
                 None => z.clamp(0.0, 1.0),
                 Some(b) => {
-                    // Identity channels: hard sigmoid keeps z (the middle piece); hard swish
-                    // takes h = 1, so y = x (the runtime's rule: no quadratic identity).
                     let upper = &z - 1.0;
-                    let swish = f64::from(u8::from(matches!(act, IrActivation::HardSwish { .. })));
-                    &z * b.mask(&z, 1.0) - &upper * b.mask(&upper, swish)
+                    &z * b.mask(&z, 1.0) - &upper * b.mask(&upper, 0.0)
                 }
-            };
-            if matches!(act, IrActivation::HardSwish { .. }) {
-                x * h
-            } else {
-                h
+            }
+        }
+        (IrActivation::HardSwish { alpha, beta }, _) => {
+            let gate = |m: &Tensor| (m * f64::from(*alpha) + f64::from(*beta)).clamp(0.0, 1.0);
+            match blocks {
+                None => x * gate(x),
+                Some(b) => x * b.gate(x, gate),
             }
         }
     }

@@ -82,6 +82,40 @@ impl BlockRelu {
     }
 }
 
+/// `f` of each block's mean, copied to the block's pixels: one value per block and pixel of
+/// `x` (`N×C×H×W`; partial border blocks average their in-bounds pixels, as
+/// [`block_mask`] decides).
+fn per_block(x: &Tensor, bh: i64, bw: i64, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    let size = x.size();
+    if size.len() == 2 {
+        return per_block(&x.view([size[0], size[1], 1, 1]), bh, bw, f).view([size[0], size[1]]);
+    }
+    let mean = x.avg_pool2d([bh, bw], [bh, bw], [0, 0], true, false, None::<i64>);
+    f(&mean)
+        .repeat_interleave_self_int(bh, Some(2), None::<i64>)
+        .repeat_interleave_self_int(bw, Some(3), None::<i64>)
+        .narrow(2, 0, size[2])
+        .narrow(3, 0, size[3])
+}
+
+impl BlockRelu {
+    /// Hard swish's gate: `f(block mean)` for sized channels (with gradient), 1 for identity
+    /// channels, 0 for zero channels.
+    pub fn gate(&self, x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
+        let mut gate = x.zeros_like();
+        for (b, idx) in &self.groups {
+            let part = x.index_select(1, idx);
+            let g = match b.kind() {
+                BlockKind::Identity => part.ones_like(),
+                BlockKind::Zero | BlockKind::Invalid => continue,
+                BlockKind::Sized { h, w } => per_block(&part, h.into(), w.into(), &f),
+            };
+            gate = gate.index_copy(1, idx, &g);
+        }
+        gate
+    }
+}
+
 /// One channel of `x` (`N×C×H×W`) through block ReLU `b`: `N×H×W`.
 pub fn channel(x: &Tensor, c: i64, b: Block) -> Tensor {
     let part = x.narrow(1, c, 1);

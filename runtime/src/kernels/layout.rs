@@ -15,8 +15,6 @@ pub struct BlockLayout {
     pub blocks: usize,
     /// Channels set to zero.
     pub zero_channels: Vec<u32>,
-    /// Channels passed unchanged (neither tiled nor zero).
-    pub identity_channels: Vec<u32>,
 }
 
 impl BlockLayout {
@@ -28,7 +26,6 @@ impl BlockLayout {
             block_of: Vec::new(),
             blocks: 0,
             zero_channels: Vec::new(),
-            identity_channels: Vec::new(),
         };
         for (c, b) in spec.iter().enumerate() {
             match b.kind() {
@@ -46,11 +43,20 @@ impl BlockLayout {
                     layout.blocks += h.div_ceil(bh) * per_row;
                 }
                 BlockKind::Zero => layout.zero_channels.push(c as u32),
-                BlockKind::Identity => layout.identity_channels.push(c as u32),
-                BlockKind::Invalid => {}
+                BlockKind::Identity | BlockKind::Invalid => {}
             }
         }
         layout
+    }
+
+    /// `n` values, each its own block (a clip per element).
+    pub fn singletons(n: usize) -> Self {
+        BlockLayout {
+            pixels: (0..n as u32).collect(),
+            block_of: (0..n as u32).collect(),
+            blocks: n,
+            zero_channels: Vec::new(),
+        }
     }
 
     /// The sized-channel pixels of `x`, in layout order.

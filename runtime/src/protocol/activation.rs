@@ -6,8 +6,11 @@
 //!   ([`crate::protocol::linear`]) for PReLU's learned slopes, then one truncation;
 //! - hard sigmoid: `z = α·x + β` (a local product and its truncation), then
 //!   [`clip::block_clip`] to `[0, 1]`: both clip points in one select;
-//! - hard swish: `x · hard_sigmoid(x)`, one more Beaver product and truncation; identity
-//!   channels multiply by 1 (y = x, the upper piece), not by the unclipped α·x + β.
+//! - hard swish: `x · g` with one gate per block, `g = clip(α·x̄ + β, 0, 1)` on the block's
+//!   mean x̄ (as block ReLU is `x · [x̄ > 0]`): the sum's scaling by `α/n` and its truncation,
+//!   the two-point clip on the block values, then a product compressed like block ReLU's (one
+//!   gate per block) and its truncation. `|y| ≤ |x|` whatever the block; one-pixel blocks are
+//!   the exact hard swish, identity channels keep x (its upper piece), zero channels 0.
 //!
 //! Two truncations in one step (hard swish) run at their own addresses (`Truncate(0)`,
 //! `Truncate(1)`), as do the select (level 0) and the product (level 1).
@@ -70,26 +73,60 @@ impl<'a> Plan<'a> {
                 })
             }
             ActivationKind::HardSigmoid { alpha, beta } => self.hard_sigmoid(a, x, alpha, beta),
-            ActivationKind::HardSwish { alpha, beta } => {
-                let mut h = self.hard_sigmoid(a, x, alpha, beta)?;
-                // An identity channel keeps x (the upper piece, h = 1), not the middle piece
-                // x·(α·x + β): quadratic pieces chained through a network's identity
-                // channels grow without bound.
-                if a.holds() {
-                    let one = a.constant(1u64 << self.frac_bits);
-                    for &c in &self.layout.identity_channels {
-                        h[c as usize * self.plane..(c as usize + 1) * self.plane].fill(one);
-                    }
-                }
-                let y = a.mul(
-                    crate::prf::Label::Product(1),
-                    &MulShape::elementwise(self.n),
-                    x,
-                    &h,
-                )?;
-                a.truncate(1, y, self.n)
-            }
+            ActivationKind::HardSwish { alpha, beta } => self.hard_swish(a, x, alpha, beta),
         }
+    }
+
+    /// `x · clip(α·x̄ + β, 0, 1)` with x̄ each block's mean.
+    fn hard_swish<A: Arith>(
+        &self,
+        a: &mut A,
+        x: &[u64],
+        alpha: i64,
+        beta: i64,
+    ) -> Result<Vec<u64>> {
+        let l = &self.layout;
+        let shape = MulShape {
+            n_x: l.pixels.len(),
+            n_y: l.blocks,
+            map: Some(l.block_of.clone()),
+        };
+        let holds = a.holds();
+        let pixels = if holds { l.gather(x) } else { Vec::new() };
+        // α·x̄ = S·(α/n) for the block sum S of n pixels: one rounded public factor per
+        // block, so one truncation per block (exact α for one-pixel blocks).
+        let scaled = if holds {
+            let mut count = vec![0u32; l.blocks];
+            l.block_of.iter().for_each(|&k| count[k as usize] += 1);
+            shape
+                .sums(&pixels)
+                .iter()
+                .zip(&count)
+                .map(|(&s, &c)| s.wrapping_mul((alpha as f64 / f64::from(c)).round() as i64 as u64))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut z = a.truncate(0, scaled, l.blocks)?;
+        let beta = a.constant(beta as u64);
+        z.iter_mut().for_each(|v| *v = v.wrapping_add(beta));
+        let one = 1i64 << self.frac_bits;
+        let gates = clip::block_clip(
+            a,
+            0,
+            &BlockLayout::singletons(l.blocks),
+            &z,
+            l.blocks,
+            0,
+            one,
+        )?;
+        let y = a.mul(crate::prf::Label::Product(1), &shape, &pixels, &gates)?;
+        let y = a.truncate(1, y, l.pixels.len())?;
+        let mut out = x.to_vec();
+        if holds {
+            l.scatter(&mut out, &y, self.plane, 0);
+        }
+        Ok(out)
     }
 
     /// `clip(α·x + β, 0, 1)` over the tiling (identity channels: `α·x + β`).
