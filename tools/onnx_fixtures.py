@@ -612,6 +612,21 @@ def error_cases():
 # b. whole small models exported from torch
 # --------------------------------------------------------------------------------------------
 
+def randomize_bn(model, seed: int, mean_scale: float = 0.5):
+    """Non-trivial BatchNorm parameters and running statistics, so folding them matters."""
+    import torch
+    import torch.nn as nn
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            with torch.no_grad():
+                m.weight.copy_(1.0 + 0.3 * torch.randn(c, generator=g))
+                m.bias.copy_(0.3 * torch.randn(c, generator=g))
+                m.running_mean.copy_(mean_scale * torch.randn(c, generator=g))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g))
+
+
 def torch_cases():
     import torch
     import torch.nn as nn
@@ -620,16 +635,6 @@ def torch_cases():
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
 
-    def randomize_bn(model: nn.Module, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                with torch.no_grad():
-                    m.weight.copy_(1.0 + 0.3 * torch.randn(c, generator=g))
-                    m.bias.copy_(0.3 * torch.randn(c, generator=g))
-                    m.running_mean.copy_(0.5 * torch.randn(c, generator=g))
-                    m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g))
 
     def cbr(cin, cout, stride=1, groups=1, act=nn.ReLU):
         return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, bias=False),
@@ -796,16 +801,6 @@ def model_cases():
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
 
-    def randomize_bn(model: nn.Module, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                with torch.no_grad():
-                    m.weight.copy_(1.0 + 0.3 * torch.randn(c, generator=g))
-                    m.bias.copy_(0.3 * torch.randn(c, generator=g))
-                    m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-                    m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g))
 
     class LeakyNet(nn.Module):
         """conv-bn-LeakyReLU(0.1), conv-bn-PReLU(8), max pool, depthwise conv-PReLU(shared),
@@ -853,7 +848,7 @@ def model_cases():
 
     torch.manual_seed(300)
     net = torchvision.models.mobilenet_v3_small(num_classes=10)
-    randomize_bn(net, 301)
+    randomize_bn(net, 301, mean_scale=0.1)
     with torch.no_grad():
         # torchvision initialises the classifier at std 0.01, which leaves logits of ~0.02;
         # 1/sqrt(fan-in) gives outputs of unit scale, where fixed-point errors show.
@@ -871,7 +866,7 @@ def model_cases():
            "3x3/5x5 stride 2, residual Add, Gemm", quantize=True, keep_bn=True)
     torch.manual_seed(310)
     net = LeakyNet()
-    randomize_bn(net, 311)
+    randomize_bn(net, 311, mean_scale=0.1)
     with torch.no_grad():
         net.c2[2].weight.copy_(0.1 + 0.3 * torch.rand(8))
         net.dw[1].weight.fill_(0.2)

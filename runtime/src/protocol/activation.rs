@@ -107,18 +107,12 @@ impl<'a> Plan<'a> {
         } else {
             Vec::new()
         };
-        let mut z = a.truncate(0, scaled, l.blocks)?;
-        let beta = a.constant(beta as u64);
-        z.iter_mut().for_each(|v| *v = v.wrapping_add(beta));
-        let one = 1i64 << self.frac_bits;
-        let gates = clip::block_clip(
+        let gates = self.clip_affine(
             a,
-            0,
+            scaled,
+            beta,
             &BlockLayout::singletons(l.blocks),
-            &z,
-            l.blocks,
-            0,
-            one,
+            (l.blocks, l.blocks),
         )?;
         let y = a.mul(crate::prf::Label::Product(1), &shape, &pixels, &gates)?;
         let y = a.truncate(1, y, l.pixels.len())?;
@@ -142,10 +136,25 @@ impl<'a> Plan<'a> {
         } else {
             Vec::new()
         };
-        let mut z = a.truncate(0, scaled, self.n)?;
+        self.clip_affine(a, scaled, beta, &self.layout, (self.n, self.plane))
+    }
+
+    /// `clip(trunc(scaled) + β, 0, 1)` over `layout` (identity channels unclipped) for `n`
+    /// values of `plane` per channel: the truncation at `Truncate(0)`, the clip's select at
+    /// level 0. `layout` is the input's tiling (hard sigmoid) or one value per block gate
+    /// (hard swish, one channel of them).
+    fn clip_affine<A: Arith>(
+        &self,
+        a: &mut A,
+        scaled: Vec<u64>,
+        beta: i64,
+        layout: &BlockLayout,
+        (n, plane): (usize, usize),
+    ) -> Result<Vec<u64>> {
+        let mut z = a.truncate(0, scaled, n)?;
         let beta = a.constant(beta as u64);
         z.iter_mut().for_each(|v| *v = v.wrapping_add(beta));
         let one = 1i64 << self.frac_bits;
-        clip::block_clip(a, 0, &self.layout, &z, self.plane, 0, one)
+        clip::block_clip(a, 0, layout, &z, plane, 0, one)
     }
 }
