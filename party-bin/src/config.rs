@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use ksnn_runtime::backend::BackendChoice;
 use ksnn_runtime::exec::session::MAX_AHEAD;
 use ksnn_runtime::net::tcp::{Latency, Limits};
 use ksnn_runtime::role::Role;
@@ -45,6 +46,9 @@ Configuration file keys (TOML):
                   taken for dead; its sessions fail naming it (default 8)
   session_seconds longest a session may last, however active (default 86400)
   max_queued_mib  bytes queued for a peer that does not read before it is dropped (default 1024)
+  backend         where the linear layers' products run: \"auto\" (a CUDA device when a
+                  driver is present, else the CPU, said in one line), \"cpu\", or
+                  \"cuda\" (an error without a driver) (default \"auto\")
   latency_ms      simulated one-way latency (a WAN emulation, for benchmarks): each
                   protocol message this party receives is held this long after it
                   arrives. One number for every peer, or per peer, e.g.
@@ -82,6 +86,7 @@ struct Raw {
     session_seconds: Option<f64>,
     max_queued_mib: Option<usize>,
     latency_ms: Option<RawLatency>,
+    backend: Option<String>,
 }
 
 /// `latency_ms`: one number for every peer, or a table keyed by the sending peer.
@@ -124,6 +129,8 @@ pub struct Config {
     /// Simulated one-way latency per received message, by sending peer (benchmarks; zero in
     /// production).
     pub latency: Latency,
+    /// Where the linear layers' products run.
+    pub backend: BackendChoice,
 }
 
 /// Largest simulated latency, in milliseconds (`latency_ms`, `local --latency-ms`).
@@ -314,6 +321,10 @@ impl Config {
             max_message: raw.max_message_mib.map(|m| m.max(1) << 20),
             limits,
             latency,
+            backend: match raw.backend {
+                Some(b) => b.parse().map_err(anyhow::Error::msg)?,
+                None => BackendChoice::Auto,
+            },
         })
     }
 }
@@ -329,6 +340,13 @@ mod tests {
         let c = Config::parse(ok, base).unwrap();
         assert_eq!(c.role, Role::Server);
         assert_eq!(c.model, Path::new("/etc/ksnn/m.ksnn"));
+        assert_eq!(c.backend, BackendChoice::Auto);
+        let cpu = Config::parse(&format!("{ok}backend = \"cpu\"\n"), base).unwrap();
+        assert_eq!(cpu.backend, BackendChoice::Cpu);
+        let err = Config::parse(&format!("{ok}backend = \"gpu\"\n"), base)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"auto\", \"cpu\" or \"cuda\""), "{err}");
         let no_weights = ok.replace("weights = \"w.ksnw\"\n", "");
         assert!(
             Config::parse(&no_weights, base)

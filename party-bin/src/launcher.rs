@@ -60,6 +60,8 @@ pub struct Knobs {
     pub ahead: usize,
     /// Simulated one-way latency per protocol message, in milliseconds (every party).
     pub latency_ms: f64,
+    /// Every party's `backend`: auto, cpu or cuda.
+    pub backend: String,
 }
 
 pub fn local(
@@ -73,6 +75,7 @@ pub fn local(
         timeout,
         ahead,
         latency_ms,
+        backend,
     }: Knobs,
 ) -> Result<()> {
     // Check the files before starting anything (`main` checked the settings).
@@ -89,7 +92,7 @@ pub fn local(
     let common = |role: Role| {
         let (name, file) = (format!("{role:?}").to_lowercase(), tls::role_file(role));
         format!(
-            "role = \"{name}\"\nmodel = {:?}\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = {timeout}\nlatency_ms = {latency_ms:?}\n",
+            "role = \"{name}\"\nmodel = {:?}\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = {timeout}\nlatency_ms = {latency_ms:?}\nbackend = {backend:?}\n",
             model.display().to_string()
         )
     };

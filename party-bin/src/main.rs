@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ksnn_formats::{DreluProtocol, Program};
+use ksnn_runtime::backend::BackendChoice;
 
 mod client;
 mod config;
@@ -106,6 +107,10 @@ enum Command {
         /// message is held this long after it arrives (milliseconds, 0 to 10000).
         #[arg(long, default_value_t = 0.0)]
         latency_ms: f64,
+        /// Where the linear layers' products run: auto (a CUDA device when a driver is
+        /// present, else the CPU), cpu, or cuda (an error without a driver).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
+        backend: String,
     },
     /// Check the party's network path: a daemon, that its listen address accepts connections;
     /// a client, that the server and the helper do (plain TCP, no TLS). Exits non-zero naming
@@ -204,8 +209,14 @@ fn run(cli: Cli) -> Result<()> {
             timeout,
             ahead,
             latency_ms,
+            backend,
         } => {
             config::latency(latency_ms, "--latency-ms")?;
+            let choice: BackendChoice = backend.parse().map_err(anyhow::Error::msg)?;
+            if choice == BackendChoice::Cuda {
+                // Before any daemon starts: a missing driver is one clear error, not three.
+                ksnn_runtime::backend::install(choice).context("--backend cuda")?;
+            }
             let (program, _) = setup::load_files(&model, None)?;
             let samples = samples(&inputs, &program)?;
             let args = client_args(&inputs);
@@ -220,6 +231,7 @@ fn run(cli: Cli) -> Result<()> {
                     timeout,
                     ahead,
                     latency_ms,
+                    backend,
                 },
             )
         }

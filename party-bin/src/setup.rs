@@ -31,7 +31,7 @@ pub fn load_files(model: &Path, weights: Option<&Path>) -> Result<(Program, Opti
 }
 
 /// The party's program, and the weights for the server, validated against each other; sizes
-/// the thread pool.
+/// the thread pool and installs the backend, saying in one line where the linear layers run.
 pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
     let weights = match cfg.role {
         Role::Server => cfg.weights.as_deref(),
@@ -44,6 +44,9 @@ pub fn load_party(cfg: &Config) -> Result<(Program, Option<Weights>)> {
             .num_threads(n.max(1))
             .build_global();
     }
+    let line = ksnn_runtime::backend::install(cfg.backend)
+        .with_context(|| format!("backend = {:?}", cfg.backend))?;
+    eprintln!("[{}] {line}", cfg.role);
     Ok((program, weights))
 }
 

@@ -1,6 +1,7 @@
 //! ksnn's three-party runtime: the ring and fixed point, correlated randomness, the
 //! protocols, the per-role interpreter, transports, CPU kernels and the cleartext reference.
 //! It never links libtorch.
+pub mod backend;
 pub mod exec;
 pub mod fss;
 pub mod kernels;

@@ -53,8 +53,16 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// The benchmark (module docs).
-pub fn run(model: &str, reps: usize) -> Result<()> {
+/// The benchmark (module docs); `cuda` adds the CUDA device's row, or fails without one.
+pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
+    let device = if cuda {
+        let line = ksnn_runtime::backend::install(ksnn_runtime::backend::BackendChoice::Cuda)
+            .context("--backend cuda")?;
+        println!("{line}");
+        ksnn_runtime::backend::device()
+    } else {
+        None
+    };
     let graph = zoo::build(model).with_context(|| {
         format!(
             "unknown model `{model}`; the zoo has {}",
@@ -90,7 +98,7 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
     let mut g = ksnn_formats::example::SplitMix(0x9E37_79B9_7F4A_7C15);
     let mut r = || g.next_u64();
     let isas = tiled::Isa::available();
-    let (mut conv, mut f64s) = (0.0, 0.0);
+    let (mut conv, mut f64s, mut on_device) = (0.0, 0.0, 0.0);
     let mut per_isa = vec![0.0; isas.len()];
     for c in &convs {
         let x: Vec<u64> = (0..c.x.elements()).map(|_| r()).collect();
@@ -112,6 +120,18 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
             // The slow portable build once; the others best of `reps`.
             let reps = if isa == tiled::Isa::Portable { 1 } else { reps };
             *t += best(reps, || gemms(isa));
+        }
+        if let Some(d) = device {
+            on_device += best(reps, || {
+                for g in 0..groups {
+                    let mut out = vec![0u64; m * n];
+                    let w = &w[g * m * k..(g + 1) * m * k];
+                    if let Err(e) = d.gemm(w, &col, &mut out, (m, k, n)) {
+                        eprintln!("{}: {e}", d.describe());
+                    }
+                    std::hint::black_box(&out);
+                }
+            });
         }
         let a = Mat::<f64>::from_fn(m, k, |i, j| ((i * 31 + j * 7) % 1021) as f64);
         let b = Mat::<f64>::from_fn(k, n, |i, j| ((i * 13 + j * 3) % 1019) as f64);
@@ -139,6 +159,12 @@ pub fn run(model: &str, reps: usize) -> Result<()> {
     row("whole convolutions on Z_2^64", conv);
     for (isa, t) in isas.iter().zip(per_isa).rev() {
         row(&format!("GEMMs alone on Z_2^64, {isa:?} build"), t);
+    }
+    if let Some(d) = device {
+        row(
+            &format!("GEMMs on {}, with transfers", d.describe()),
+            on_device,
+        );
     }
     row("f64 GEMMs of the same shapes (faer, reference)", f64s);
     Ok(())

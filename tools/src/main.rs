@@ -116,6 +116,10 @@ enum Bench {
         /// Runs per shape (the fastest counts).
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// cpu: the CPU builds; cuda: also the CUDA device's u64 kernel (with its transfers),
+        /// or an error without a driver.
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+        backend: String,
     },
     /// Knapsack solvers on synthetic instances with the seed's real shapes and budgets.
     Knapsack {
@@ -175,7 +179,11 @@ fn main() -> ExitCode {
             revoke,
         } => keygen(&out, days, renew, client.as_deref(), revoke.as_deref()),
         Command::Bench(Bench::Net { mib }) => bench::net(mib),
-        Command::Bench(Bench::Kernels { model, reps }) => bench_kernels::run(&model, reps),
+        Command::Bench(Bench::Kernels {
+            model,
+            reps,
+            backend,
+        }) => bench_kernels::run(&model, reps, backend == "cuda"),
         Command::Bench(Bench::Knapsack { seed, exact }) => bench_knapsack::run(seed, exact),
         Command::Bench(Bench::Soak { clients, n }) => bench_soak::run(clients, n),
         Command::Bench(Bench::Model(args)) => bench_model::run(&args),

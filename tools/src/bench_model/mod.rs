@@ -78,6 +78,10 @@ pub struct ModelArgs {
     /// Fractional bits of the fixed point.
     #[arg(long, default_value_t = 12)]
     frac_bits: u8,
+    /// Where the parties' linear layers run (`ksnn-party local --backend`): auto, cpu, or
+    /// cuda (an error without a CUDA driver).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
+    backend: String,
     /// Seed for the parameters, the images and the synthetic distortions.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -269,6 +273,8 @@ pub fn run(a: &ModelArgs) -> Result<()> {
         .arg(a.ahead.to_string())
         .arg("--latency-ms")
         .arg(a.latency_ms.to_string())
+        .arg("--backend")
+        .arg(&a.backend)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log)?)
         .stderr(std::fs::File::create(dir.join("parties.err"))?)
@@ -284,6 +290,14 @@ pub fn run(a: &ModelArgs) -> Result<()> {
         );
     }
     let rep = Report::from_json(&std::fs::read_to_string(&report_path)?)?;
+    // Where the server ran its linear layers (each party logs its backend in one line).
+    let err = std::fs::read_to_string(dir.join("parties.err")).unwrap_or_default();
+    if let Some(line) = err
+        .lines()
+        .find(|l| l.starts_with("[P1") && l.contains("linear layers on"))
+    {
+        println!("{line}");
+    }
     print!("{}", summary::text(&rep, local_seconds));
     if let Some(out) = &a.report {
         std::fs::write(out, rep.to_json())

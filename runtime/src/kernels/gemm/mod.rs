@@ -12,11 +12,15 @@
 //! The work depends only on the shapes: no branch on values, so the server's time does not
 //! tell a client anything about its weights (nor about zeros among them).
 
+pub mod limbs;
 pub mod tiled;
 
-/// `c += w·x` mod 2^64.
+/// `c += w·x` mod 2^64: on the process's backend ([`crate::backend`]) when one is installed
+/// and the product is large enough to pay for the transfers, else the CPU loop.
 pub fn gemm(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
-    tiled::gemm(w, x, c, m, k, n);
+    if !crate::backend::gemm(w, x, c, (m, k, n)) {
+        tiled::gemm(w, x, c, m, k, n);
+    }
 }
 
 #[cfg(test)]
