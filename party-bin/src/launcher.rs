@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use ksnn_formats::{OutputKind, Report};
+use ksnn_runtime::backend::BackendChoice;
 use ksnn_runtime::exec::model::{Model, encode_input};
 use ksnn_runtime::memory::{self, Process};
 use ksnn_runtime::net::tls;
@@ -60,8 +61,8 @@ pub struct Knobs {
     pub ahead: usize,
     /// Simulated one-way latency per protocol message, in milliseconds (every party).
     pub latency_ms: f64,
-    /// Every party's `backend`: auto, cpu or cuda.
-    pub backend: String,
+    /// Every party's `backend`.
+    pub backend: BackendChoice,
 }
 
 pub fn local(
@@ -92,8 +93,9 @@ pub fn local(
     let common = |role: Role| {
         let (name, file) = (format!("{role:?}").to_lowercase(), tls::role_file(role));
         format!(
-            "role = \"{name}\"\nmodel = {:?}\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = {timeout}\nlatency_ms = {latency_ms:?}\nbackend = {backend:?}\n",
-            model.display().to_string()
+            "role = \"{name}\"\nmodel = {:?}\nca = \"certs/ca.pem\"\ncert = \"certs/{file}.pem\"\nkey = \"certs/{file}.key\"\ntimeout_seconds = {timeout}\nlatency_ms = {latency_ms:?}\nbackend = \"{}\"\n",
+            model.display().to_string(),
+            backend.as_str()
         )
     };
     let write = |name: &str, text: String| -> Result<PathBuf> {

@@ -109,8 +109,8 @@ enum Command {
         latency_ms: f64,
         /// Where the linear layers' products run: auto (a CUDA device when a driver is
         /// present, else the CPU), cpu, or cuda (an error without a driver).
-        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
-        backend: String,
+        #[arg(long, default_value = "auto")]
+        backend: BackendChoice,
     },
     /// Check the party's network path: a daemon, that its listen address accepts connections;
     /// a client, that the server and the helper do (plain TCP, no TLS). Exits non-zero naming
@@ -212,10 +212,9 @@ fn run(cli: Cli) -> Result<()> {
             backend,
         } => {
             config::latency(latency_ms, "--latency-ms")?;
-            let choice: BackendChoice = backend.parse().map_err(anyhow::Error::msg)?;
-            if choice == BackendChoice::Cuda {
+            if backend == BackendChoice::Cuda {
                 // Before any daemon starts: a missing driver is one clear error, not three.
-                ksnn_runtime::backend::install(choice).context("--backend cuda")?;
+                ksnn_runtime::backend::install(backend).context("--backend cuda")?;
             }
             let (program, _) = setup::load_files(&model, None)?;
             let samples = samples(&inputs, &program)?;

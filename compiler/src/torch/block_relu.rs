@@ -10,25 +10,28 @@ use ksnn_formats::spec::{Block, BlockKind};
 use tch::{Device, Tensor};
 
 /// The 0/1 mask of one block size for `x` (`N×C×H×W`, or `N×C` after a linear layer: a map
-/// of one pixel).
+/// of one pixel). Only the sign of a block's mean matters.
 pub fn block_mask(x: &Tensor, bh: i64, bw: i64) -> Tensor {
-    let size = x.size();
-    if size.len() == 2 {
-        return block_mask(&x.view([size[0], size[1], 1, 1]), bh, bw).view([size[0], size[1]]);
-    }
-    let (h, w) = (size[2], size[3]);
     if (bh, bw) == (1, 1) {
         return x.gt(0.0).to_kind(x.kind());
     }
-    // Ceil mode without padding averages a partial border block over its in-bounds pixels;
-    // only the sign matters.
+    per_block(x, bh, bw, |mean| mean.gt(0.0).to_kind(mean.kind()))
+}
+
+/// `f` of each block's mean, copied to the block's pixels: one value per block and pixel of
+/// `x` (`N×C×H×W`, or `N×C`). Ceil mode without padding averages a partial border block over
+/// its in-bounds pixels.
+fn per_block(x: &Tensor, bh: i64, bw: i64, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    let size = x.size();
+    if size.len() == 2 {
+        return per_block(&x.view([size[0], size[1], 1, 1]), bh, bw, f).view([size[0], size[1]]);
+    }
     let mean = x.avg_pool2d([bh, bw], [bh, bw], [0, 0], true, false, None::<i64>);
-    mean.gt(0.0)
-        .to_kind(x.kind())
+    f(&mean)
         .repeat_interleave_self_int(bh, Some(2), None::<i64>)
         .repeat_interleave_self_int(bw, Some(3), None::<i64>)
-        .narrow(2, 0, h)
-        .narrow(3, 0, w)
+        .narrow(2, 0, size[2])
+        .narrow(3, 0, size[3])
 }
 
 /// One block ReLU layer: channels grouped by block code.
@@ -80,22 +83,6 @@ impl BlockRelu {
             mask
         })
     }
-}
-
-/// `f` of each block's mean, copied to the block's pixels: one value per block and pixel of
-/// `x` (`N×C×H×W`; partial border blocks average their in-bounds pixels, as
-/// [`block_mask`] decides).
-fn per_block(x: &Tensor, bh: i64, bw: i64, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
-    let size = x.size();
-    if size.len() == 2 {
-        return per_block(&x.view([size[0], size[1], 1, 1]), bh, bw, f).view([size[0], size[1]]);
-    }
-    let mean = x.avg_pool2d([bh, bw], [bh, bw], [0, 0], true, false, None::<i64>);
-    f(&mean)
-        .repeat_interleave_self_int(bh, Some(2), None::<i64>)
-        .repeat_interleave_self_int(bw, Some(3), None::<i64>)
-        .narrow(2, 0, size[2])
-        .narrow(3, 0, size[3])
 }
 
 impl BlockRelu {

@@ -33,6 +33,17 @@ pub enum BackendChoice {
     Cuda,
 }
 
+impl BackendChoice {
+    /// The configuration's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Cuda => "cuda",
+        }
+    }
+}
+
 impl FromStr for BackendChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -81,24 +92,20 @@ static FELL_BACK: AtomicBool = AtomicBool::new(false);
 /// Resolves `choice` and installs the device, if any, for the rest of the process. Returns
 /// the one line to log (what runs the products, and why). Only the first call installs.
 pub fn install(choice: BackendChoice) -> Result<String, BackendError> {
-    match choice {
-        BackendChoice::Cpu => Ok("linear layers on the CPU (backend = \"cpu\")".into()),
-        BackendChoice::Cuda => {
-            let d = open_device()?;
-            let line = format!("linear layers on {} (backend = \"cuda\")", d.describe());
+    let how = choice.as_str();
+    if choice == BackendChoice::Cpu {
+        return Ok(format!("linear layers on the CPU (backend = \"{how}\")"));
+    }
+    match open_device() {
+        Ok(d) => {
+            let line = format!("linear layers on {} (backend = \"{how}\")", d.describe());
             let _ = DEVICE.set(d);
             Ok(line)
         }
-        BackendChoice::Auto => match open_device() {
-            Ok(d) => {
-                let line = format!("linear layers on {} (backend = \"auto\")", d.describe());
-                let _ = DEVICE.set(d);
-                Ok(line)
-            }
-            Err(e) => Ok(format!(
-                "linear layers on the CPU (backend = \"auto\": {e})"
-            )),
-        },
+        Err(e) if choice == BackendChoice::Auto => Ok(format!(
+            "linear layers on the CPU (backend = \"{how}\": {e})"
+        )),
+        Err(e) => Err(e),
     }
 }
 

@@ -4,7 +4,7 @@
 //! index structures (block tilings, max-pool taps) are chosen here and nowhere else.
 
 use ksnn_formats::layer::{AvgPool, Layer, Op, UpsampleMode, WeightRole};
-use ksnn_formats::{Block, Shape, Weights};
+use ksnn_formats::{Shape, Weights};
 
 use crate::kernels::bilinear::{Bilinear, LinearMap};
 use crate::kernels::layout::BlockLayout;
@@ -163,7 +163,7 @@ impl<'a> Step<'a> {
                 plane: x.plane() as usize,
             },
             Op::Clip(c) => Step::Clip {
-                layout: BlockLayout::new(x, &vec![Block::RELU; x.c as usize]),
+                layout: BlockLayout::singletons(x.elements() as usize),
                 plane: x.plane() as usize,
                 lo: c.min,
                 hi: c.max,

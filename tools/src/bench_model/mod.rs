@@ -21,6 +21,7 @@ use ksnn_runtime::reference;
 use ksnn_runtime::ring::decode;
 
 use crate::synthetic::Rng;
+use ksnn_runtime::backend::BackendChoice;
 
 /// Seconds a party waits for a peer: generous, since a big model's layer can keep a peer
 /// busy for a long time.
@@ -80,8 +81,8 @@ pub struct ModelArgs {
     frac_bits: u8,
     /// Where the parties' linear layers run (`ksnn-party local --backend`): auto, cpu, or
     /// cuda (an error without a CUDA driver).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
-    backend: String,
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
     /// Seed for the parameters, the images and the synthetic distortions.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -274,7 +275,7 @@ pub fn run(a: &ModelArgs) -> Result<()> {
         .arg("--latency-ms")
         .arg(a.latency_ms.to_string())
         .arg("--backend")
-        .arg(&a.backend)
+        .arg(a.backend.as_str())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log)?)
         .stderr(std::fs::File::create(dir.join("parties.err"))?)

@@ -6,6 +6,7 @@ use super::set_const;
 use crate::ir::IrOp;
 use crate::onnx::tensor::Const;
 use crate::onnx::{Cx, Importer, OnnxError, Value};
+use ksnn_formats::layer::Op;
 
 /// A constant as per-channel values for a tensor of `channels` channels and `rank`:
 /// one value, or `[C,1,1]`-like for feature maps, `[C]`-like for vectors.
@@ -59,16 +60,20 @@ pub(super) fn binary(im: &mut Importer, cx: &Cx) -> Result<(), OnnxError> {
             return set_const(im, cx, c);
         }
         (Value::Tensor { id: x, rank: rx }, Value::Tensor { id: y, rank: ry }) if op == "Mul" => {
-            // A squeeze-and-excitation gate may come first or second; it goes second.
+            // A squeeze-and-excitation gate may come first or second; it goes second, where
+            // the program's shape rule takes it.
             let (sx, sy) = (im.shape(*x), im.shape(*y));
-            let gate = |s: ksnn_formats::Shape, of: ksnn_formats::Shape| {
-                s != of && s == ksnn_formats::Shape::vector(of.c)
-            };
-            let (map, gate_id) = if gate(sx, sy) && rx == ry {
-                (*y, *x)
-            } else if (sx == sy || gate(sy, sx)) && rx == ry {
-                (*x, *y)
+            let fits = |a, b| ksnn_formats::infer::output_shape(&Op::Mul, &[a, b]).is_ok();
+            let order = if rx != ry {
+                None
+            } else if fits(sx, sy) {
+                Some((*x, *y))
+            } else if fits(sy, sx) {
+                Some((*y, *x))
             } else {
+                None
+            };
+            let Some((map, gate_id)) = order else {
                 return Err(cx.unsupported(format!(
                     "operands of shapes {sx} and {sy}; ksnn multiplies equal shapes, or a map by one value per channel"
                 )));
