@@ -18,6 +18,19 @@ use crate::role::Role;
 #[cfg(test)]
 pub use leak::{Leak, leak, set_leak};
 
+/// A random input for `program`: uniform in [−2, 2), encoded at its fractional bits.
+pub fn random_input(program: &ksnn_formats::Program, seed: u64) -> Vec<u64> {
+    let mut rng = ksnn_formats::example::SplitMix(seed);
+    let n = program.input.shape.elements() as usize;
+    let f = program.fixed_point.frac_bits;
+    (0..n)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            crate::ring::encode(4.0 * u - 2.0, f)
+        })
+        .collect()
+}
+
 /// The party holding `k` at layer 0 of inference 7, with 12 fractional bits.
 fn test_party<'a>(k: &'a Keys, net: &'a mut dyn Transport, config: ProtocolConfig) -> Party<'a> {
     Party {

@@ -1,9 +1,12 @@
-//! The linear layers' backend: the choice, and the CUDA kernel's algorithm. Without a CUDA
+//! The linear layers' backend: the choice, and the CUDA kernels' algorithm. Without a CUDA
 //! driver (CI, the development machines) the device test says that it skipped and why;
 //! `auto` must pick the CPU and `cuda` must fail with the reason. NVRTC needs no GPU:
-//! `tools/setup.sh` installs it, so the kernel is compiled here too.
+//! `tools/setup.sh` installs it, so the kernels are compiled here too.
 
-use ksnn_runtime::backend::{self, BackendChoice};
+use ksnn_formats::Shape;
+use ksnn_formats::infer::output_shape;
+use ksnn_formats::layer::{Conv2d, Op, Padding};
+use ksnn_runtime::backend::{self, BackendChoice, ConvJob};
 
 fn driver() -> bool {
     #[cfg(feature = "cuda")]
@@ -12,21 +15,10 @@ fn driver() -> bool {
     false
 }
 
-#[cfg(feature = "cuda")]
 fn words(seed: u64, n: usize) -> Vec<u64> {
     let mut g = ksnn_formats::example::SplitMix(seed);
     (0..n).map(|_| g.next_u64()).collect()
 }
-
-#[cfg(feature = "cuda")]
-const SHAPES: [(usize, usize, usize); 6] = [
-    (1, 1, 1),
-    (3, 17, 5),
-    (16, 16, 16),
-    (17, 33, 15),
-    (64, 300, 129),
-    (5, 1000, 3),
-];
 
 #[test]
 fn auto_picks_the_cpu_without_a_driver_and_cuda_says_why() {
@@ -48,56 +40,110 @@ fn auto_picks_the_cpu_without_a_driver_and_cuda_says_why() {
     println!("auto: {line}\ncuda: {e}");
 }
 
-/// Runs `product` on random words for every shape and checks it against the u64 loop.
-#[cfg(feature = "cuda")]
-fn equals_the_ring_product(
+/// Convolutions at the kernels' edges: output channels and pixels not multiples of the
+/// tile, reductions shorter and longer than one, groups, stride, dilation, asymmetric
+/// padding, depthwise with and without stride, and a fully connected layer as a 1×1
+/// convolution of an `in×1×1` input.
+fn convolutions() -> Vec<(Conv2d, Shape)> {
+    let conv = |cin: u32, cout: u32, k: [u32; 2], s: u32, pad: [u32; 4], d: u32, g: u32| Conv2d {
+        in_channels: cin,
+        out_channels: cout,
+        kernel: k,
+        stride: [s, s],
+        padding: Padding {
+            top: pad[0],
+            left: pad[1],
+            bottom: pad[2],
+            right: pad[3],
+        },
+        dilation: [d, d],
+        groups: g,
+        bias: false,
+    };
+    vec![
+        (conv(1, 1, [1, 1], 1, [0; 4], 1, 1), Shape::new(1, 1, 1)),
+        (conv(3, 17, [3, 3], 1, [1; 4], 1, 1), Shape::new(3, 9, 7)),
+        (conv(16, 16, [1, 1], 1, [0; 4], 1, 1), Shape::new(16, 4, 4)),
+        (
+            conv(5, 33, [3, 2], 2, [1, 0, 2, 1], 1, 1),
+            Shape::new(5, 11, 13),
+        ),
+        (conv(8, 12, [3, 3], 1, [2; 4], 2, 4), Shape::new(8, 10, 9)),
+        (conv(6, 6, [3, 3], 1, [1; 4], 1, 6), Shape::new(6, 17, 5)),
+        (conv(7, 7, [5, 5], 2, [2; 4], 1, 7), Shape::new(7, 19, 18)),
+        (
+            conv(300, 10, [1, 1], 1, [0; 4], 1, 1),
+            Shape::new(300, 1, 1),
+        ),
+    ]
+}
+
+/// Runs `product` on random words for every convolution and checks it against the CPU's
+/// `kernels::conv2d`.
+fn equals_the_ring_convolution(
     what: &str,
     seed: u64,
-    mut product: impl FnMut(&[u64], &[u64], &mut [u64], (usize, usize, usize)),
+    mut product: impl FnMut(&ConvJob, &[u64], &[u64]) -> Vec<u64>,
 ) {
-    for (i, &(m, k, n)) in SHAPES.iter().enumerate() {
-        let s = seed + 3 * i as u64;
-        let (w, x, start) = (words(s, m * k), words(s + 1, k * n), words(s + 2, m * n));
-        let (mut want, mut got) = (start.clone(), start);
-        ksnn_runtime::kernels::gemm::tiled::gemm(&w, &x, &mut want, m, k, n);
-        product(&w, &x, &mut got, (m, k, n));
-        assert_eq!(got, want, "{what}: {m}x{k}x{n}");
+    use ksnn_runtime::kernels::bilinear::{Bilinear, LinearMap};
+    for (i, (op, xs)) in convolutions().iter().enumerate() {
+        let xs = *xs;
+        let ys = output_shape(&Op::Conv2d(op.clone()), &[xs]).expect("a valid convolution");
+        let map = LinearMap::Conv { op, x: xs, y: ys };
+        let s = seed + 2 * i as u64;
+        let (x, w) = (words(s, map.x_len()), words(s + 1, map.w_len()));
+        let want = ksnn_runtime::kernels::conv2d(&x, xs, op, ys, &w);
+        let job = ConvJob {
+            op: op.clone(),
+            x: xs,
+            y: ys,
+        };
+        let got = product(&job, &x, &w);
+        assert!(got == want, "{what}: {op:?} on {xs:?}");
     }
 }
 
-/// The kernel's tiling, emulated on the CPU, equals the u64 loop bit for bit (k not a
-/// multiple of the tile, rows and columns past the grid's edge).
-#[cfg(feature = "cuda")]
+/// The kernels' index arithmetic, emulated on the CPU tile by tile, equals the ring's
+/// convolution bit for bit.
 #[test]
-fn the_kernels_tiling_equals_the_ring_product() {
-    equals_the_ring_product("emulated", 0, ksnn_runtime::backend::cuda::emulate);
+fn the_kernels_arithmetic_equals_the_ring_convolution() {
+    equals_the_ring_convolution("emulated", 0, |job, x, w| {
+        ksnn_runtime::backend::geometry::emulate(job, x, w).expect("fits the kernel")
+    });
 }
 
 #[cfg(feature = "cuda")]
 #[test]
-fn nvrtc_compiles_the_kernel() {
+fn nvrtc_compiles_the_kernels() {
     if !ksnn_runtime::backend::cuda::nvrtc_present() {
-        println!("skipped: no NVRTC library (libnvrtc.so), so the kernel cannot be compiled here");
+        println!("skipped: no NVRTC library (libnvrtc.so), so the kernels cannot be compiled here");
         return;
     }
-    let ptx = ksnn_runtime::backend::cuda::compile().expect("the kernel compiles");
+    let ptx = ksnn_runtime::backend::cuda::compile().expect("the kernels compile");
     let src = ptx.to_src();
-    assert!(
-        src.contains(".entry gemm_u64"),
-        "no gemm_u64 entry in the PTX"
-    );
+    for entry in ["conv_u64", "depthwise_u64"] {
+        assert!(
+            src.contains(&format!(".entry {entry}")),
+            "no {entry} entry in the PTX"
+        );
+    }
     // 64-bit multiply-adds, the ring's arithmetic (not a float or 32-bit product).
     assert!(
         src.contains("mul.lo.s64") || src.contains("mad.lo.s64"),
         "{src}"
     );
-    println!("NVRTC compiled gemm_u64: {} bytes of PTX", src.len());
+    println!(
+        "NVRTC compiled conv_u64 and depthwise_u64: {} bytes of PTX",
+        src.len()
+    );
 }
 
+/// On a device: every convolution twice, with coefficients uploaded per product and kept
+/// resident, through the reused buffers (which grow and shrink back between shapes).
 #[cfg(feature = "cuda")]
 #[test]
-fn the_device_equals_the_ring_product() {
-    use ksnn_runtime::backend::Device;
+fn the_device_equals_the_ring_convolution() {
+    use ksnn_runtime::backend::{Coeffs, Device};
     if !driver() {
         println!("skipped: no CUDA driver (libcuda.so.1 is not on the loader's path)");
         return;
@@ -109,7 +155,25 @@ fn the_device_equals_the_ring_product() {
             return;
         }
     };
-    equals_the_ring_product(&gpu.describe(), 100, |w, x, c, mkn| {
-        gpu.gemm(w, x, c, mkn).expect("the device runs")
+    equals_the_ring_convolution(&gpu.describe(), 100, |job, x, w| {
+        gpu.start(job, x, w.into())
+            .expect("starts")
+            .finish()
+            .expect("runs")
     });
+    equals_the_ring_convolution(
+        &format!("{}, resident", gpu.describe()),
+        200,
+        |job, x, w| {
+            let kept = gpu.keep(w).expect("uploads");
+            let coeffs = Coeffs {
+                host: w,
+                resident: Some(&kept),
+            };
+            gpu.start(job, x, coeffs)
+                .expect("starts")
+                .finish()
+                .expect("runs")
+        },
+    );
 }

@@ -7,7 +7,7 @@
 //!   to the secure input, exactly for layers that do not truncate and within one unit in the
 //!   last place for those that do (the documented truncation error).
 
-use ksnn_formats::example::{SplitMix, random_program, tiny_cnn, with_weights};
+use ksnn_formats::example::{random_program, tiny_cnn, with_weights};
 use ksnn_formats::layer::ActivationKind;
 use ksnn_formats::{DreluProtocol, Program, Truncation, Weights};
 use ksnn_runtime::exec::local::{LocalOptions, run_three};
@@ -16,19 +16,8 @@ use ksnn_runtime::exec::step::Step;
 use ksnn_runtime::prf::Keys;
 use ksnn_runtime::reference;
 use ksnn_runtime::ring::trunc_exact;
+use ksnn_runtime::testing::random_input as input_for;
 use proptest::prelude::*;
-
-fn input_for(program: &Program, seed: u64) -> Vec<u64> {
-    let mut rng = SplitMix(seed);
-    let n = program.input.shape.elements() as usize;
-    let f = program.fixed_point.frac_bits;
-    (0..n)
-        .map(|_| {
-            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            ksnn_runtime::ring::encode(4.0 * u - 2.0, f)
-        })
-        .collect()
-}
 
 /// Forces the protocol choices a test needs and re-ties the weights to the new program.
 fn configure(

@@ -3,9 +3,11 @@
 //!
 //! Rates are ring multiply-adds (on Z_2^64) per second. The same kernel serves the server's
 //! online product `E⊛W`, P0's `A⊛F` and P2's `A⊛B`: all three are full ring products.
-//! Rows: whole convolutions (im2col + GEMM on the best build; depthwise ones direct), the GEMMs alone on every build
-//! of the same loop this CPU runs (portable, AVX2, AVX-512), and plain f64 GEMMs of the same
-//! shapes (faer, all cores) as the machine's reference.
+//! Rows: whole convolutions (im2col + GEMM on the best build; depthwise ones direct), the
+//! GEMMs alone on every build of the same loop this CPU runs (portable, AVX2, AVX-512), with
+//! `--backend cuda` whole convolutions on the device (weights resident as in a session, and
+//! uploaded with each product), and plain f64 GEMMs of the same shapes (faer, all cores) as
+//! the machine's reference.
 
 use std::time::Instant;
 
@@ -15,6 +17,7 @@ use faer::{Accum, Mat, Par};
 use ksnn_formats::Shape;
 use ksnn_formats::layer::Conv2d;
 use ksnn_graph::ir::{IrOp, zoo};
+use ksnn_runtime::backend::{Coeffs, ConvJob};
 use ksnn_runtime::kernels::conv2d;
 use ksnn_runtime::kernels::gemm::tiled;
 
@@ -98,7 +101,7 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
     let mut g = ksnn_formats::example::SplitMix(0x9E37_79B9_7F4A_7C15);
     let mut r = || g.next_u64();
     let isas = tiled::Isa::available();
-    let (mut conv, mut f64s, mut on_device) = (0.0, 0.0, 0.0);
+    let (mut conv, mut f64s, mut on_device) = (0.0, 0.0, (0.0, 0.0));
     let mut per_isa = vec![0.0; isas.len()];
     for c in &convs {
         let x: Vec<u64> = (0..c.x.elements()).map(|_| r()).collect();
@@ -122,16 +125,30 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
             *t += best(reps, || gemms(isa));
         }
         if let Some(d) = device {
-            on_device += best(reps, || {
-                for g in 0..groups {
-                    let mut out = vec![0u64; m * n];
-                    let w = &w[g * m * k..(g + 1) * m * k];
-                    if let Err(e) = d.gemm(w, &col, &mut out, (m, k, n)) {
-                        eprintln!("{}: {e}", d.describe());
+            let job = ConvJob {
+                op: c.conv.clone(),
+                x: c.x,
+                y: c.y,
+            };
+            let kept = d.keep(&w).with_context(|| d.describe())?;
+            let run = |coeffs: Coeffs<'_>| -> Result<f64> {
+                let mut failed = None;
+                let t = best(reps, || {
+                    match d.start(&job, &x, coeffs).and_then(|p| p.finish()) {
+                        Ok(y) => drop(std::hint::black_box(y)),
+                        Err(e) => failed = Some(e),
                     }
-                    std::hint::black_box(&out);
+                });
+                match failed {
+                    Some(e) => Err(e).with_context(|| d.describe()),
+                    None => Ok(t),
                 }
-            });
+            };
+            on_device.0 += run(Coeffs {
+                host: &w,
+                resident: Some(&kept),
+            })?;
+            on_device.1 += run(w.as_slice().into())?;
         }
         let a = Mat::<f64>::from_fn(m, k, |i, j| ((i * 31 + j * 7) % 1021) as f64);
         let b = Mat::<f64>::from_fn(k, n, |i, j| ((i * 13 + j * 3) % 1019) as f64);
@@ -161,11 +178,42 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
         row(&format!("GEMMs alone on Z_2^64, {isa:?} build"), t);
     }
     if let Some(d) = device {
+        println!("  on {}, inputs and outputs transferred:", d.describe());
+        row("whole convolutions on CUDA, weights resident", on_device.0);
         row(
-            &format!("GEMMs on {}, with transfers", d.describe()),
-            on_device,
+            "whole convolutions on CUDA, weights uploaded too",
+            on_device.1,
         );
     }
     row("f64 GEMMs of the same shapes (faer, reference)", f64s);
+    if device.is_some() {
+        device_dgemm(&convs, reps, &row);
+    }
     Ok(())
 }
+
+/// cuBLAS DGEMMs of the convolutions' shapes on the device, and what they imply for exact
+/// ring products over 16-bit limbs (ten DGEMMs each, `kernels::gemm::limbs`): the route to
+/// prefer over the u64 kernels on a device where this rate is higher.
+#[cfg(feature = "cuda")]
+fn device_dgemm(convs: &[ConvShape], reps: usize, row: &dyn Fn(&str, f64)) {
+    let measured = ksnn_runtime::backend::cuda::Cuda::open(0).and_then(|gpu| {
+        convs.iter().try_fold(0.0, |acc, c| {
+            let per = gpu.dgemm_seconds(c.gemm_dims(), reps)?;
+            Ok(acc + per * f64::from(c.conv.groups))
+        })
+    });
+    match measured {
+        Ok(secs) => {
+            row("f64 DGEMMs of the same shapes on CUDA (cuBLAS)", secs);
+            row(
+                "the limb route on cuBLAS, bound (10 DGEMMs each)",
+                10.0 * secs,
+            );
+        }
+        Err(e) => println!("  f64 DGEMMs on CUDA: not measured ({e})"),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn device_dgemm(_: &[ConvShape], _: usize, _: &dyn Fn(&str, f64)) {}

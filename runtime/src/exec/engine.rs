@@ -133,8 +133,8 @@ pub struct Engine<'m> {
     model: &'m Model<'m>,
     role: Role,
     keys: Keys,
-    /// P2: the masked weights B of each linear layer, from set-up.
-    masked_weights: Vec<Option<Vec<u64>>>,
+    /// What each linear layer keeps for the session (P2's masked weights B, device copies).
+    linear: Vec<linear::Session>,
     /// Keep every tensor's share (for tests).
     pub keep_shares: bool,
 }
@@ -147,7 +147,9 @@ impl<'m> Engine<'m> {
             model,
             role: keys.role(),
             keys,
-            masked_weights: vec![None; model.program.layers.len()],
+            linear: (0..model.program.layers.len())
+                .map(|_| linear::Session::default())
+                .collect(),
             keep_shares: false,
         }
     }
@@ -165,8 +167,8 @@ impl<'m> Engine<'m> {
     }
 
     /// P2's masked weights of layer `i`, from set-up.
-    fn masked(&self, i: usize) -> Option<&[u64]> {
-        self.masked_weights[i].as_deref()
+    fn session(&self, i: usize) -> Option<&linear::Session> {
+        self.linear.get(i)
     }
 
     fn layer_err(&self, phase: Phase, index: usize) -> impl Fn(ProtocolError) -> ExecError + '_ {
@@ -196,9 +198,9 @@ impl<'m> Engine<'m> {
             net.set_slot((Phase::Setup, Some(i as u32)));
             // The weight masks live for the session: `linear` draws them in session scope.
             let mut p = self.party(net, 0, Label::Layer(i as u32));
-            let f = linear::setup(&mut p, map, step.weight())
+            let kept = linear::setup(&mut p, map, step.weight())
                 .map_err(self.layer_err(Phase::Setup, i))?;
-            self.masked_weights[i] = f;
+            self.linear[i] = kept;
         }
         Ok(net.take_stats())
     }
@@ -263,7 +265,7 @@ impl<'m> Engine<'m> {
             if !self.model.client_side[i] {
                 net.set_slot((Phase::Offline, Some(i as u32)));
                 let p = self.party(net, inference, Label::Layer(i as u32));
-                let mut a = Secure::new(p, Pass::Offline(&mut stash), self.masked(i));
+                let mut a = Secure::new(p, Pass::Offline(&mut stash), self.session(i));
                 let empty = vec![&[][..]; self.model.program.layers[i].inputs.len()];
                 self.model.steps[i]
                     .eval(&mut a, &empty)
@@ -325,7 +327,7 @@ impl<'m> Engine<'m> {
             let t0 = Instant::now();
             net.set_slot((Phase::Online, Some(i as u32)));
             let p = self.party(net, inference, Label::Layer(i as u32));
-            let mut a = Secure::new(p, Pass::Online(stash.into_iter()), self.masked(i));
+            let mut a = Secure::new(p, Pass::Online(stash.into_iter()), self.session(i));
             let y = step
                 .eval(&mut a, &model.inputs(i, &tensors))
                 .map_err(self.layer_err(Phase::Online, i))?;

@@ -8,7 +8,7 @@ use crate::prf::Label;
 use crate::protocol::arith::{Arith, add_per_channel};
 use crate::protocol::beaver::{self, MulShape};
 use crate::protocol::drelu;
-use crate::protocol::linear::{self, ClientPre};
+use crate::protocol::linear::{self, ClientPre, Session};
 use crate::protocol::{Party, ProtocolError, Result, select, trunc};
 use crate::role::Role;
 use ksnn_formats::DreluProtocol;
@@ -37,17 +37,17 @@ pub enum Pass<'s> {
 pub struct Secure<'s, 'p> {
     party: Party<'p>,
     pass: Pass<'s>,
-    /// P2: the masked weights `B` of this layer, from the session's set-up.
-    masked_weights: Option<&'s [u64]>,
+    /// This layer's session state, if it is linear (P2's `B`, device copies).
+    session: Option<&'s Session>,
 }
 
 impl<'s, 'p> Secure<'s, 'p> {
     /// `party` is addressed at the step's layer.
-    pub fn new(party: Party<'p>, pass: Pass<'s>, masked_weights: Option<&'s [u64]>) -> Self {
+    pub fn new(party: Party<'p>, pass: Pass<'s>, session: Option<&'s Session>) -> Self {
         Self {
             party,
             pass,
-            masked_weights,
+            session,
         }
     }
 
@@ -172,14 +172,16 @@ impl Arith for Secure<'_, '_> {
         weights: Option<&[u64]>,
         x: &[u64],
     ) -> Result<Vec<u64>> {
+        let none = Session::default();
+        let session = self.session.unwrap_or(&none);
         if !self.online() {
-            let pre = linear::offline(&mut self.party, map, self.masked_weights)?;
+            let pre = linear::offline(&mut self.party, map, session)?;
             self.stash(Pre::Linear(pre));
             return Ok(Vec::new());
         }
         let Some(Pre::Linear(pre)) = self.take() else {
             return Err(self.missing("a linear layer's precomputation"));
         };
-        linear::online(&mut self.party, map, x, weights, pre)
+        linear::online(&mut self.party, map, x, weights, session, pre)
     }
 }

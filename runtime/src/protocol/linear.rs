@@ -8,18 +8,41 @@
 //! `E = X0 − A` — one activation-sized message — and P1 computes `(E + X1) ⊛ W + C1`.
 //! The shares sum to `X ⊛ W` (at 2f fractional bits; the caller truncates).
 //! The original sends masked inputs and masked weights both ways every inference.
+//!
+//! Each product is started before the party draws the mask it adds (`C1`, `C0`'s
+//! counterpart), so that on a device the mask stream and the product overlap; on the CPU the
+//! product is done when it starts. A party with a device holds its session coefficients
+//! there (P1's `W`, P2's `B`: `Coeffs::resident`).
 
-use crate::kernels::bilinear::Bilinear;
+use crate::backend::{self, Coeffs, Resident};
+use crate::kernels::bilinear::{self, Bilinear};
 use crate::prf::Purpose;
 use crate::protocol::{Party, Result};
 use crate::role::{Pair, Role};
 
-/// Session set-up. P1 passes its weights and returns nothing; P2 returns `B`; P0 nothing.
-pub fn setup(
-    p: &mut Party,
-    op: &dyn Bilinear,
-    weights: Option<&[u64]>,
-) -> Result<Option<Vec<u64>>> {
+/// What a party keeps of one linear layer for the session.
+#[derive(Default)]
+pub struct Session {
+    /// P2: the masked weights `B`.
+    pub masked: Option<Vec<u64>>,
+    /// The coefficients this party multiplies by (P1's `W`, P2's `B`) on its device, when it
+    /// has one and the layer's products go there.
+    pub resident: Option<Resident>,
+}
+
+impl Session {
+    /// The coefficients this party multiplies by, given P1's weights.
+    fn coeffs<'a>(&'a self, weights: Option<&'a [u64]>) -> Option<Coeffs<'a>> {
+        weights.or(self.masked.as_deref()).map(|host| Coeffs {
+            host,
+            resident: self.resident.as_ref(),
+        })
+    }
+}
+
+/// Session set-up. P1 passes its weights and keeps nothing but their device copy; P2 keeps
+/// `B`; P0 nothing.
+pub fn setup(p: &mut Party, op: &dyn Bilinear, weights: Option<&[u64]>) -> Result<Session> {
     match p.role {
         Role::Server => {
             let w = weights.expect("the server holds the weights");
@@ -35,15 +58,25 @@ pub fn setup(
             // One layer's B at a time: the server never holds the whole model's masked
             // weights (ResNet50: 200 MB) on top of its own.
             p.flush(Role::Helper, "linear: sending the masked weights B")?;
-            Ok(None)
+            Ok(Session {
+                masked: None,
+                resident: keep(op, w),
+            })
         }
-        Role::Helper => Ok(Some(p.recv_ring(
-            Role::Server,
-            "linear: masked weights B",
-            op.w_len(),
-        )?)),
-        Role::Client => Ok(None),
+        Role::Helper => {
+            let b = p.recv_ring(Role::Server, "linear: masked weights B", op.w_len())?;
+            Ok(Session {
+                resident: keep(op, &b),
+                masked: Some(b),
+            })
+        }
+        Role::Client => Ok(Session::default()),
     }
+}
+
+/// `w` on the device for the session, when `op` will run there.
+fn keep(op: &dyn Bilinear, w: &[u64]) -> Option<Resident> {
+    op.conv().and_then(|job| backend::keep(w, job.macs()))
 }
 
 /// P0's per-inference material: its input mask A and `A ⊛ F + C0`.
@@ -52,18 +85,20 @@ pub struct ClientPre {
     y0: Vec<u64>,
 }
 
-/// Offline. P2 (given `B`) deals C0; P0 redraws F and precomputes; P1 has nothing to do.
-pub fn offline(p: &mut Party, op: &dyn Bilinear, b: Option<&[u64]>) -> Result<Option<ClientPre>> {
+/// Offline. P2 (given its session) deals C0; P0 redraws F and precomputes; P1 has nothing to
+/// do.
+pub fn offline(p: &mut Party, op: &dyn Bilinear, session: &Session) -> Result<Option<ClientPre>> {
     match p.role {
         Role::Helper => {
             let a = p
                 .stream(Pair::ClientHelper, Purpose::LinearA)
                 .ring(op.x_len());
+            let b = session.coeffs(None).expect("P2 received B at set-up");
+            let product = bilinear::start(op, &a, b);
             let c1 = p
                 .stream(Pair::ServerHelper, Purpose::LinearC1)
                 .ring(op.y_len());
-            let b = b.expect("P2 received B at set-up");
-            let c0 = crate::ring::sub(&op.apply(&a, b), &c1);
+            let c0 = crate::ring::sub(&product.finish(), &c1);
             p.send_ring(Role::Client, "linear: triple share C0 to P0", &c0)?;
             Ok(None)
         }
@@ -75,7 +110,7 @@ pub fn offline(p: &mut Party, op: &dyn Bilinear, b: Option<&[u64]>) -> Result<Op
             let f = p
                 .session_stream(Pair::ClientServer, Purpose::LinearF)
                 .ring(op.w_len());
-            let mut y0 = op.apply(&a, &f);
+            let mut y0 = bilinear::start(op, &a, f.as_slice().into()).finish();
             crate::ring::add_assign(&mut y0, &c0);
             Ok(Some(ClientPre { a, y0 }))
         }
@@ -89,6 +124,7 @@ pub fn online(
     op: &dyn Bilinear,
     x: &[u64],
     weights: Option<&[u64]>,
+    session: &Session,
     pre: Option<ClientPre>,
 ) -> Result<Vec<u64>> {
     match p.role {
@@ -105,10 +141,12 @@ pub fn online(
         Role::Server => {
             let mut e = p.recv_ring(Role::Client, "linear: masked input E", op.x_len())?;
             crate::ring::add_assign(&mut e, x);
-            let mut y = op.apply(&e, weights.expect("the server holds the weights"));
+            let w = session.coeffs(weights);
+            let product = bilinear::start(op, &e, w.expect("the server holds the weights"));
             let c1 = p
                 .stream(Pair::ServerHelper, Purpose::LinearC1)
                 .ring(op.y_len());
+            let mut y = product.finish();
             crate::ring::add_assign(&mut y, &c1);
             Ok(y)
         }

@@ -15,12 +15,10 @@
 pub mod limbs;
 pub mod tiled;
 
-/// `c += w·x` mod 2^64: on the process's backend ([`crate::backend`]) when one is installed
-/// and the product is large enough to pay for the transfers, else the CPU loop.
+/// `c += w·x` mod 2^64 on the CPU (a device, when one is installed, takes whole layers:
+/// `crate::backend`).
 pub fn gemm(w: &[u64], x: &[u64], c: &mut [u64], m: usize, k: usize, n: usize) {
-    if !crate::backend::gemm(w, x, c, (m, k, n)) {
-        tiled::gemm(w, x, c, m, k, n);
-    }
+    tiled::gemm(w, x, c, m, k, n);
 }
 
 #[cfg(test)]

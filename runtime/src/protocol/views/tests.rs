@@ -306,16 +306,19 @@ fn linear_views_are_independent_of_inputs_and_weights() {
             |p, i, x, memo| {
                 let w = (p.role == Role::Server).then(|| x[Role::Helper.index()].as_slice());
                 if i == 0 {
-                    memo.push(linear::setup(p, &op, w).unwrap().unwrap_or_default());
+                    memo.push(linear::setup(p, &op, w).unwrap().masked.unwrap_or_default());
                 }
-                let b = (p.role == Role::Helper).then(|| memo[0].as_slice());
-                let pre = linear::offline(p, &op, b).unwrap();
+                let session = linear::Session {
+                    masked: (p.role == Role::Helper).then(|| memo[0].clone()),
+                    resident: None,
+                };
+                let pre = linear::offline(p, &op, &session).unwrap();
                 let mine = if p.role == Role::Helper {
                     &[][..]
                 } else {
                     &x[p.role.index()][..]
                 };
-                linear::online(p, &op, mine, w, pre).unwrap();
+                linear::online(p, &op, mine, w, &session, pre).unwrap();
             },
         );
         assert_independent("linear", found);
