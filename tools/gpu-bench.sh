@@ -40,14 +40,15 @@ per() { grep -E '^per inference' "$1" | head -1 | sed 's/^per inference: //'; }
   echo
   echo "| measurement | result |"
   echo "|---|---|"
+  echo "| device, and the route its opening check chose | $(grep -m1 '^CUDA device' "$out/kernels-resnet50.txt") |"
   for model in resnet18-cifar resnet50; do
     f="$out/kernels-$model.txt"
     echo "| $model ring GEMM, best CPU build | $(grep -E 'GEMMs alone on Z_2\^64' "$f" | head -1 | grep -oE '[0-9.]+ G MAC/s') |"
-    echo "| $model ring convolutions, CUDA u64 kernels, weights resident | $(rate "$f" 'on CUDA, weights resident') |"
-    echo "| $model ring convolutions, CUDA u64 kernels, weights uploaded too | $(rate "$f" 'on CUDA, weights uploaded') |"
+    echo "| $model ring convolutions, CUDA u64 kernels, weights resident | $(rate "$f" 'on CUDA, u64 kernels, weights resident') |"
+    echo "| $model ring convolutions, CUDA u64 kernels, weights uploaded too | $(rate "$f" 'on CUDA, u64 kernels, weights uploaded') |"
+    echo "| $model ring convolutions, cuBLAS limb route, weights resident | $(rate "$f" 'on CUDA, cuBLAS limbs, weights resident') |"
     echo "| $model f64 GEMM, faer on the CPU (reference) | $(rate "$f" 'f64 GEMMs of the same shapes (faer') |"
     echo "| $model f64 DGEMM, cuBLAS on the device | $(rate "$f" 'on CUDA (cuBLAS)') |"
-    echo "| $model ring products by the cuBLAS limb route, bound | $(rate "$f" 'limb route on cuBLAS') |"
   done
   echo "| distortion | $(grep -iE 'batched|sparse|per second' "$out/distortion.txt" | tail -2 | tr '\n' ' ') |"
   echo "| ResNet50 4x4, backend = cuda | $(per "$out/resnet50-cuda.txt") |"

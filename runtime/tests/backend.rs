@@ -112,6 +112,34 @@ fn the_kernels_arithmetic_equals_the_ring_convolution() {
     });
 }
 
+/// The limb route — limb splits, im2col limbs, f64 GEMMs summed per shift, recombination —
+/// equals the ring's convolution bit for bit; in chunks of a few output pixels too (4 KiB
+/// of limbs), and with full-range words, whose limb sums are the largest.
+#[test]
+fn the_limb_route_equals_the_ring_convolution() {
+    use ksnn_runtime::backend::limb_route::{CHUNK_BYTES, emulate};
+    use ksnn_runtime::kernels::bilinear::{Bilinear, LinearMap};
+    for chunk in [CHUNK_BYTES, 4 << 10] {
+        equals_the_ring_convolution(&format!("limbs, {chunk} B chunks"), 50, |job, x, w| {
+            emulate(job, x, w, chunk).expect("fits the route")
+        });
+    }
+    let ones = |n: usize| vec![u64::MAX; n];
+    let (op, xs) = &convolutions()[3];
+    let ys = output_shape(&Op::Conv2d(op.clone()), &[*xs]).unwrap();
+    let job = ConvJob {
+        op: op.clone(),
+        x: *xs,
+        y: ys,
+    };
+    let map = LinearMap::Conv { op, x: *xs, y: ys };
+    let (x, w) = (ones(map.x_len()), ones(map.w_len()));
+    assert_eq!(
+        emulate(&job, &x, &w, CHUNK_BYTES).unwrap(),
+        ksnn_runtime::kernels::conv2d(&x, *xs, op, ys, &w)
+    );
+}
+
 #[cfg(feature = "cuda")]
 #[test]
 fn nvrtc_compiles_the_kernels() {
@@ -121,7 +149,13 @@ fn nvrtc_compiles_the_kernels() {
     }
     let ptx = ksnn_runtime::backend::cuda::compile().expect("the kernels compile");
     let src = ptx.to_src();
-    for entry in ["conv_u64", "depthwise_u64"] {
+    for entry in [
+        "conv_u64",
+        "depthwise_u64",
+        "split_limbs",
+        "im2col_limbs",
+        "recombine_limbs",
+    ] {
         assert!(
             src.contains(&format!(".entry {entry}")),
             "no {entry} entry in the PTX"
@@ -132,17 +166,20 @@ fn nvrtc_compiles_the_kernels() {
         src.contains("mul.lo.s64") || src.contains("mad.lo.s64"),
         "{src}"
     );
+    // The limb route's doubles (limbs converted from 64-bit integers and back).
+    assert!(src.contains("cvt.rn.f64.u64"), "no u64→f64 conversion");
     println!(
-        "NVRTC compiled conv_u64 and depthwise_u64: {} bytes of PTX",
+        "NVRTC compiled the u64 and limb kernels: {} bytes of PTX",
         src.len()
     );
 }
 
-/// On a device: every convolution twice, with coefficients uploaded per product and kept
-/// resident, through the reused buffers (which grow and shrink back between shapes).
+/// On a device, by both routes: every convolution twice, with coefficients uploaded per
+/// product and kept resident, through the reused buffers (which grow between shapes).
 #[cfg(feature = "cuda")]
 #[test]
 fn the_device_equals_the_ring_convolution() {
+    use ksnn_runtime::backend::cuda::Route;
     use ksnn_runtime::backend::{Coeffs, Device};
     if !driver() {
         println!("skipped: no CUDA driver (libcuda.so.1 is not on the loader's path)");
@@ -155,16 +192,20 @@ fn the_device_equals_the_ring_convolution() {
             return;
         }
     };
-    equals_the_ring_convolution(&gpu.describe(), 100, |job, x, w| {
-        gpu.start(job, x, w.into())
-            .expect("starts")
-            .finish()
-            .expect("runs")
-    });
-    equals_the_ring_convolution(
-        &format!("{}, resident", gpu.describe()),
-        200,
-        |job, x, w| {
+    println!("{}", gpu.describe());
+    for route in [Route::U64, Route::Limbs] {
+        if let Err(e) = gpu.set_route(route) {
+            println!("skipped the {route:?} route: {e}");
+            continue;
+        }
+        let what = format!("{}, {route:?}", gpu.describe());
+        equals_the_ring_convolution(&what, 100, |job, x, w| {
+            gpu.start(job, x, w.into())
+                .expect("starts")
+                .finish()
+                .expect("runs")
+        });
+        equals_the_ring_convolution(&format!("{what}, resident"), 200, |job, x, w| {
             let kept = gpu.keep(w).expect("uploads");
             let coeffs = Coeffs {
                 host: w,
@@ -174,6 +215,6 @@ fn the_device_equals_the_ring_convolution() {
                 .expect("starts")
                 .finish()
                 .expect("runs")
-        },
-    );
+        });
+    }
 }

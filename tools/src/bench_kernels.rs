@@ -17,7 +17,6 @@ use faer::{Accum, Mat, Par};
 use ksnn_formats::Shape;
 use ksnn_formats::layer::Conv2d;
 use ksnn_graph::ir::{IrOp, zoo};
-use ksnn_runtime::backend::{Coeffs, ConvJob};
 use ksnn_runtime::kernels::conv2d;
 use ksnn_runtime::kernels::gemm::tiled;
 
@@ -56,16 +55,9 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// The benchmark (module docs); `cuda` adds the CUDA device's row, or fails without one.
+/// The benchmark (module docs); `cuda` adds the CUDA device's rows, or fails without one.
 pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
-    let device = if cuda {
-        let line = ksnn_runtime::backend::install(ksnn_runtime::backend::BackendChoice::Cuda)
-            .context("--backend cuda")?;
-        println!("{line}");
-        ksnn_runtime::backend::device()
-    } else {
-        None
-    };
+    let gpu = if cuda { Some(gpu::open()?) } else { None };
     let graph = zoo::build(model).with_context(|| {
         format!(
             "unknown model `{model}`; the zoo has {}",
@@ -101,7 +93,7 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
     let mut g = ksnn_formats::example::SplitMix(0x9E37_79B9_7F4A_7C15);
     let mut r = || g.next_u64();
     let isas = tiled::Isa::available();
-    let (mut conv, mut f64s, mut on_device) = (0.0, 0.0, (0.0, 0.0));
+    let (mut conv, mut f64s) = (0.0, 0.0);
     let mut per_isa = vec![0.0; isas.len()];
     for c in &convs {
         let x: Vec<u64> = (0..c.x.elements()).map(|_| r()).collect();
@@ -123,32 +115,6 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
             // The slow portable build once; the others best of `reps`.
             let reps = if isa == tiled::Isa::Portable { 1 } else { reps };
             *t += best(reps, || gemms(isa));
-        }
-        if let Some(d) = device {
-            let job = ConvJob {
-                op: c.conv.clone(),
-                x: c.x,
-                y: c.y,
-            };
-            let kept = d.keep(&w).with_context(|| d.describe())?;
-            let run = |coeffs: Coeffs<'_>| -> Result<f64> {
-                let mut failed = None;
-                let t = best(reps, || {
-                    match d.start(&job, &x, coeffs).and_then(|p| p.finish()) {
-                        Ok(y) => drop(std::hint::black_box(y)),
-                        Err(e) => failed = Some(e),
-                    }
-                });
-                match failed {
-                    Some(e) => Err(e).with_context(|| d.describe()),
-                    None => Ok(t),
-                }
-            };
-            on_device.0 += run(Coeffs {
-                host: &w,
-                resident: Some(&kept),
-            })?;
-            on_device.1 += run(w.as_slice().into())?;
         }
         let a = Mat::<f64>::from_fn(m, k, |i, j| ((i * 31 + j * 7) % 1021) as f64);
         let b = Mat::<f64>::from_fn(k, n, |i, j| ((i * 13 + j * 3) % 1019) as f64);
@@ -177,43 +143,115 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
     for (isa, t) in isas.iter().zip(per_isa).rev() {
         row(&format!("GEMMs alone on Z_2^64, {isa:?} build"), t);
     }
-    if let Some(d) = device {
-        println!("  on {}, inputs and outputs transferred:", d.describe());
-        row("whole convolutions on CUDA, weights resident", on_device.0);
-        row(
-            "whole convolutions on CUDA, weights uploaded too",
-            on_device.1,
-        );
-    }
     row("f64 GEMMs of the same shapes (faer, reference)", f64s);
-    if device.is_some() {
-        device_dgemm(&convs, reps, &row);
+    if let Some(gpu) = gpu {
+        gpu::rows(&gpu, &convs, reps, &row)?;
     }
     Ok(())
 }
 
-/// cuBLAS DGEMMs of the convolutions' shapes on the device, and what they imply for exact
-/// ring products over 16-bit limbs (ten DGEMMs each, `kernels::gemm::limbs`): the route to
-/// prefer over the u64 kernels on a device where this rate is higher.
+/// The device's rows (feature `cuda`).
 #[cfg(feature = "cuda")]
-fn device_dgemm(convs: &[ConvShape], reps: usize, row: &dyn Fn(&str, f64)) {
-    let measured = ksnn_runtime::backend::cuda::Cuda::open(0).and_then(|gpu| {
-        convs.iter().try_fold(0.0, |acc, c| {
-            let per = gpu.dgemm_seconds(c.gemm_dims(), reps)?;
-            Ok(acc + per * f64::from(c.conv.groups))
-        })
-    });
-    match measured {
-        Ok(secs) => {
-            row("f64 DGEMMs of the same shapes on CUDA (cuBLAS)", secs);
-            row(
-                "the limb route on cuBLAS, bound (10 DGEMMs each)",
-                10.0 * secs,
-            );
+mod gpu {
+    use anyhow::{Context, Result};
+    use ksnn_runtime::backend::cuda::{Cuda, Route};
+    use ksnn_runtime::backend::{Coeffs, ConvJob, Device};
+
+    use super::{ConvShape, best};
+
+    /// Device 0, said in one line (its opening check and route choice included).
+    pub fn open() -> Result<Cuda> {
+        let gpu = Cuda::open(0).context("--backend cuda")?;
+        println!("{}", gpu.describe());
+        Ok(gpu)
+    }
+
+    /// Whole convolutions on the device by each route (weights resident as in a session,
+    /// and uploaded with each product), inputs and outputs transferred; then cuBLAS DGEMMs
+    /// of the same shapes, the f64 rate the limb route builds on.
+    pub fn rows(
+        gpu: &Cuda,
+        convs: &[ConvShape],
+        reps: usize,
+        row: &dyn Fn(&str, f64),
+    ) -> Result<()> {
+        let mut g = ksnn_formats::example::SplitMix(0x5EED);
+        let chosen = gpu.route();
+        for route in [Route::U64, Route::Limbs] {
+            if let Err(e) = gpu.set_route(route) {
+                println!("  {route:?} route on CUDA: not measured ({e})");
+                continue;
+            }
+            let (mut resident, mut uploaded) = (0.0, 0.0);
+            for c in convs {
+                let job = ConvJob {
+                    op: c.conv.clone(),
+                    x: c.x,
+                    y: c.y,
+                };
+                let x: Vec<u64> = (0..c.x.elements()).map(|_| g.next_u64()).collect();
+                let (m, k, _) = c.gemm_dims();
+                let w: Vec<u64> = (0..m * k * c.conv.groups as usize)
+                    .map(|_| g.next_u64())
+                    .collect();
+                let kept = gpu.keep(&w).with_context(|| gpu.describe())?;
+                let time = |coeffs: Coeffs<'_>| -> Result<f64> {
+                    let mut failed = None;
+                    let t = best(reps, || {
+                        match gpu.start(&job, &x, coeffs).and_then(|p| p.finish()) {
+                            Ok(y) => drop(std::hint::black_box(y)),
+                            Err(e) => failed = Some(e),
+                        }
+                    });
+                    match failed {
+                        Some(e) => Err(e).with_context(|| gpu.describe()),
+                        None => Ok(t),
+                    }
+                };
+                resident += time(Coeffs {
+                    host: &w,
+                    resident: Some(&kept),
+                })?;
+                uploaded += time(w.as_slice().into())?;
+            }
+            let name = match route {
+                Route::U64 => "u64 kernels",
+                Route::Limbs => "cuBLAS limbs",
+            };
+            row(&format!("on CUDA, {name}, weights resident"), resident);
+            row(&format!("on CUDA, {name}, weights uploaded too"), uploaded);
         }
-        Err(e) => println!("  f64 DGEMMs on CUDA: not measured ({e})"),
+        gpu.set_route(chosen)?;
+        let dgemm = convs.iter().try_fold(0.0, |acc, c| {
+            let per = gpu.dgemm_seconds(c.gemm_dims(), reps)?;
+            Ok::<_, ksnn_runtime::backend::BackendError>(acc + per * f64::from(c.conv.groups))
+        });
+        match dgemm {
+            Ok(secs) => row("f64 DGEMMs of the same shapes on CUDA (cuBLAS)", secs),
+            Err(e) => println!("  f64 DGEMMs on CUDA: not measured ({e})"),
+        }
+        Ok(())
     }
 }
 
+/// Without the `cuda` feature `--backend cuda` is an error.
 #[cfg(not(feature = "cuda"))]
-fn device_dgemm(_: &[ConvShape], _: usize, _: &dyn Fn(&str, f64)) {}
+mod gpu {
+    use anyhow::{Result, bail};
+
+    /// Never a device.
+    pub enum Never {}
+
+    pub fn open() -> Result<Never> {
+        bail!("--backend cuda: this ksnn-tools was built without the `cuda` feature")
+    }
+
+    pub fn rows(
+        gpu: &Never,
+        _: &[super::ConvShape],
+        _: usize,
+        _: &dyn Fn(&str, f64),
+    ) -> Result<()> {
+        match *gpu {}
+    }
+}

@@ -1,8 +1,8 @@
 // Convolutions over Z_2^64 (wrapping 64-bit products and sums), PyTorch semantics without
 // bias: x is C×H×W, w is [out, in/groups, kh, kw], y is out×OH×OW. Unsigned overflow wraps in
 // CUDA C++ as in Rust's wrapping_mul/wrapping_add, so every sum is the ring's whatever its
-// order. Compiled at run time by NVRTC (runtime/src/backend/cuda.rs, whose `emulate_*`
-// functions are these kernels' index arithmetic on the CPU, tested against kernels::conv).
+// order. Compiled at run time by NVRTC (runtime/src/backend/cuda.rs). geometry.rs's `emulate`
+// and limb_route.rs are these kernels' arithmetic on the CPU, tested against kernels::conv.
 typedef unsigned long long u64;
 #define TILE 16
 
@@ -77,4 +77,62 @@ extern "C" __global__ void depthwise_u64(const u64* __restrict__ x, const u64* _
         }
     }
     y[(size_t)ch * plane + p] = acc;
+}
+
+// The limb route (runtime/src/backend/limb_route.rs, whose functions of the same names are
+// these kernels on the CPU): 16-bit limbs as doubles for cuBLAS DGEMMs, then back to the ring.
+#define LIMBS 4
+
+// Limb l of v[i] at out[l·len + i].
+extern "C" __global__ void split_limbs(const u64* __restrict__ v, double* __restrict__ out,
+                                       long long len) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= len) {
+        return;
+    }
+    const u64 e = v[i];
+    for (int l = 0; l < LIMBS; ++l) {
+        out[l * len + i] = (double)((e >> (16 * l)) & 0xffffull);
+    }
+}
+
+// Group g's im2col matrix at output pixels c0..c0+cols, limb l of row r (blockIdx.y) and
+// column c at out[(l·k + r)·cols + c]; the gather is conv_u64's.
+extern "C" __global__ void im2col_limbs(const u64* __restrict__ x, double* __restrict__ out,
+                                        int h, int wd, int cin_g, int kh, int kw, int sh,
+                                        int sw, int dh, int dw, int pt, int pl, int oh, int ow,
+                                        int g, int c0, int cols) {
+    const int r = blockIdx.y;
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    const int taps = kh * kw, k = cin_g * taps, col = c0 + c;
+    const u64* xg = x + (size_t)g * cin_g * h * wd;
+    const int oy = col / ow, ox = col % ow;
+    const int ci = r / taps, ky = (r / kw) % kh, kx = r % kw;
+    const int iy = oy * sh + ky * dh - pt, ix = ox * sw + kx * dw - pl;
+    u64 e = 0ull;
+    if (iy >= 0 && iy < h && ix >= 0 && ix < wd) {
+        e = xg[((size_t)ci * h + iy) * wd + ix];
+    }
+    for (int l = 0; l < LIMBS; ++l) {
+        out[((size_t)l * k + r) * cols + c] = (double)((e >> (16 * l)) & 0xffffull);
+    }
+}
+
+// y[r·plane + c0 + c] = Σ_s p[(s·m + r)·cols + c] · 2^(16s) mod 2^64, y one group's output;
+// each p is an exact integer below 2^53.
+extern "C" __global__ void recombine_limbs(const double* __restrict__ p, u64* __restrict__ y,
+                                           int m, int plane, int c0, int cols) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)m * cols) {
+        return;
+    }
+    const int r = (int)(i / cols), c = (int)(i % cols);
+    u64 acc = 0ull;
+    for (int s = 0; s < LIMBS; ++s) {
+        acc += ((u64)p[((size_t)s * m + r) * cols + c]) << (16 * s);
+    }
+    y[(size_t)r * plane + c0 + c] = acc;
 }

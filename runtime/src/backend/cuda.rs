@@ -1,13 +1,19 @@
 //! The CUDA device (feature `cuda`): cudarc with dynamic loading, so nothing of CUDA is
 //! needed to build or to run on a machine without it. [`Cuda::open`] checks for the driver
 //! and NVRTC libraries before cudarc touches them (cudarc panics on a missing library), then
-//! creates the context, compiles [`SOURCE`] with NVRTC and loads its two kernels.
+//! creates the context, compiles [`SOURCE`] with NVRTC and loads its kernels.
 //!
-//! The kernels are the ring's convolution in native 64-bit arithmetic: an implicit GEMM
-//! (`conv_u64`, 16×16 tiles in shared memory, the input gathered in place of an im2col
-//! matrix) and a direct depthwise kernel (`depthwise_u64`). `backend::geometry::emulate` runs
-//! the same index arithmetic on the CPU, tile by tile; the tests check it against
-//! `kernels::conv2d`.
+//! Two routes compute a convolution, both exact on Z_2^64:
+//! - **u64 kernels**: an implicit GEMM in native 64-bit arithmetic (`conv_u64`, 16×16 tiles in
+//!   shared memory, the input gathered in place of an im2col matrix) and a direct depthwise
+//!   kernel (`depthwise_u64`). `backend::geometry::emulate` runs their index arithmetic on the
+//!   CPU, tile by tile.
+//! - **cuBLAS limbs**: ten DGEMMs over 16-bit limbs (`backend::limb_route`, whose `emulate` is
+//!   the same plan and kernels on the CPU), for devices whose f64 rate is the higher one.
+//!
+//! The tests check both emulations against `kernels::conv2d`. Opening the device runs both
+//! routes on a check convolution against the CPU and times them, and the faster correct one
+//! takes the device's convolutions (depthwise ones always take the u64 kernel).
 //!
 //! Memory: a session's coefficients are uploaded once ([`Device::keep`]); the input, output
 //! and per-product coefficient buffers grow to the largest layer and are reused by every
@@ -17,14 +23,22 @@
 // says why it holds.
 #![allow(unsafe_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, DriverError, LaunchArgs,
+    LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
+use ksnn_formats::Shape;
+use ksnn_formats::layer::{Conv2d, Padding};
 
 use super::geometry::Geometry;
+use super::limb_route::{CHUNK_BYTES, Plan, by_shift};
 use super::{BackendError, Coeffs, ConvJob, Device, Pending, Resident};
+use crate::kernels::gemm::limbs::LIMBS;
 
 /// The kernels' source (`conv_u64.cu`).
 pub const SOURCE: &str = include_str!("conv_u64.cu");
@@ -51,36 +65,72 @@ pub fn compile() -> Result<cudarc::nvrtc::Ptx, BackendError> {
     cudarc::nvrtc::compile_ptx(SOURCE).map_err(|e| BackendError::Cuda(format!("NVRTC: {e}")))
 }
 
+/// Which way a (non-depthwise) convolution runs on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// The implicit-GEMM u64 kernel (`conv_u64`).
+    U64,
+    /// Exact cuBLAS DGEMMs over 16-bit limbs (`super::limb_route`).
+    Limbs,
+}
+
 /// Buffers reused from product to product: each grows to the largest request and stays.
 #[derive(Default)]
 struct Buffers {
     x: Option<CudaSlice<u64>>,
     w: Option<CudaSlice<u64>>,
     y: Option<CudaSlice<u64>>,
+    limbs: LimbBuffers,
+}
+
+/// The limb route's weight limbs, im2col limbs and per-shift sums.
+#[derive(Default)]
+struct LimbBuffers {
+    wl: Option<CudaSlice<f64>>,
+    xl: Option<CudaSlice<f64>>,
+    p: Option<CudaSlice<f64>>,
 }
 
 /// `slot`, grown to at least `len` elements (by powers of two, so a model's layers settle
 /// after a few products).
-fn grown<'b>(
+fn grown<'b, T: DeviceRepr + ValidAsZeroBits>(
     stream: &Arc<CudaStream>,
-    slot: &'b mut Option<CudaSlice<u64>>,
+    slot: &'b mut Option<CudaSlice<T>>,
     len: usize,
-) -> Result<&'b mut CudaSlice<u64>, DriverError> {
+) -> Result<&'b mut CudaSlice<T>, BackendError> {
     if slot.as_ref().is_none_or(|b| b.len() < len) {
         *slot = None; // free the old one first
-        *slot = Some(stream.alloc_zeros(len.max(1).next_power_of_two())?);
+        *slot = Some(
+            stream
+                .alloc_zeros(len.max(1).next_power_of_two())
+                .map_err(driver)?,
+        );
     }
     Ok(slot.as_mut().expect("just allocated"))
 }
 
-/// One device, its stream, the loaded kernels and the reusable buffers.
+/// The loaded kernels.
+struct Kernels {
+    conv: CudaFunction,
+    depthwise: CudaFunction,
+    split: CudaFunction,
+    im2col: CudaFunction,
+    recombine: CudaFunction,
+}
+
+/// One device, its stream, the loaded kernels, cuBLAS, the route and the reusable buffers.
 pub struct Cuda {
     ordinal: usize,
     name: String,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    conv: CudaFunction,
-    depthwise: CudaFunction,
+    kernels: Kernels,
+    /// cuBLAS, when `libcublas.so` loads (the limb route needs it).
+    blas: Option<CudaBlas>,
+    /// Whether the limb route runs the convolutions (see [`Cuda::open`]).
+    limbs: AtomicBool,
+    /// What the opening check measured, for the log line.
+    measured: String,
     buffers: Mutex<Buffers>,
 }
 
@@ -88,8 +138,34 @@ fn driver(e: DriverError) -> BackendError {
     BackendError::Cuda(e.to_string())
 }
 
+fn blas_err(e: cudarc::cublas::result::CublasError) -> BackendError {
+    BackendError::Cuda(format!("cuBLAS: {e:?}"))
+}
+
+/// The window's ten `int`s in the kernels' order: kernel, stride, dilation, padding (top,
+/// left), output size.
+fn push_window<'a>(launch: &mut LaunchArgs<'a>, g: &'a Geometry) {
+    for v in [
+        &g.kh, &g.kw, &g.sh, &g.sw, &g.dh, &g.dw, &g.pt, &g.pl, &g.oh, &g.ow,
+    ] {
+        launch.arg(v);
+    }
+}
+
+/// A 1-D launch of `n` threads, 256 per block.
+fn line(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (n.div_ceil(256).max(1) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 impl Cuda {
-    /// Device `ordinal`, with the kernels compiled and loaded.
+    /// Device `ordinal`, with the kernels compiled and loaded, checked and timed: both routes
+    /// run a small convolution that must equal `kernels::conv2d` (a wrong u64 kernel is an
+    /// error; a wrong limb route is left unused), then a 3×3, 128-channel one, and the faster
+    /// route takes the device's convolutions.
     pub fn open(ordinal: usize) -> Result<Self, BackendError> {
         if !driver_present() {
             return Err(BackendError::NoDriver(
@@ -105,24 +181,282 @@ impl Cuda {
         let name = ctx.name().map_err(driver)?;
         let ptx = compile()?;
         let module = ctx.load_module(ptx).map_err(driver)?;
-        let conv = module.load_function("conv_u64").map_err(driver)?;
-        let depthwise = module.load_function("depthwise_u64").map_err(driver)?;
+        let load = |f: &str| module.load_function(f).map_err(driver);
+        let kernels = Kernels {
+            conv: load("conv_u64")?,
+            depthwise: load("depthwise_u64")?,
+            split: load("split_limbs")?,
+            im2col: load("im2col_limbs")?,
+            recombine: load("recombine_limbs")?,
+        };
         let stream = ctx.default_stream();
-        Ok(Cuda {
+        // SAFETY: only tries to open the library.
+        let blas = if unsafe { cudarc::cublas::sys::is_culib_present() } {
+            CudaBlas::new(stream.clone()).ok()
+        } else {
+            None
+        };
+        let mut cuda = Cuda {
             ordinal,
             name,
             ctx,
             stream,
-            conv,
-            depthwise,
+            kernels,
+            blas,
+            limbs: AtomicBool::new(false),
+            measured: String::new(),
             buffers: Mutex::new(Buffers::default()),
+        };
+        cuda.measured = cuda.choose_route()?;
+        Ok(cuda)
+    }
+
+    /// The route convolutions take now.
+    pub fn route(&self) -> Route {
+        if self.limbs.load(Ordering::Relaxed) {
+            Route::Limbs
+        } else {
+            Route::U64
+        }
+    }
+
+    /// Sends convolutions by `route` (benchmarks compare them); the limb route needs cuBLAS.
+    pub fn set_route(&self, route: Route) -> Result<(), BackendError> {
+        if route == Route::Limbs && self.blas.is_none() {
+            return Err(BackendError::NoDriver(
+                "the cuBLAS library (libcublas.so) is not on the loader's path".into(),
+            ));
+        }
+        self.limbs.store(route == Route::Limbs, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Checks both routes and times them (see [`Cuda::open`]); returns what it measured.
+    fn choose_route(&self) -> Result<String, BackendError> {
+        let check = probe_conv(16, 24, 2, 2, (11, 9));
+        let time = probe_conv(128, 128, 1, 1, (28, 28));
+        let u64_rate = self.check_and_time(Route::U64, &check, &time)?;
+        let limbs = if self.blas.is_none() {
+            Err("no cuBLAS (libcublas.so)".to_string())
+        } else {
+            self.check_and_time(Route::Limbs, &check, &time)
+                .map_err(|e| e.to_string())
+        };
+        Ok(match limbs {
+            Ok(limb_rate) if limb_rate > u64_rate => {
+                self.set_route(Route::Limbs)?;
+                format!("cuBLAS limb route, {limb_rate:.1} G MAC/s; u64 kernels {u64_rate:.1}")
+            }
+            Ok(limb_rate) => {
+                self.set_route(Route::U64)?;
+                format!("u64 kernels, {u64_rate:.1} G MAC/s; cuBLAS limb route {limb_rate:.1}")
+            }
+            Err(why) => {
+                self.set_route(Route::U64)?;
+                format!("u64 kernels, {u64_rate:.1} G MAC/s; limb route unused: {why}")
+            }
         })
+    }
+
+    /// Runs `check` by `route` against the CPU, then `time` (best of three after a warm-up);
+    /// returns `time`'s ring multiply-adds per second, in G.
+    fn check_and_time(
+        &self,
+        route: Route,
+        check: &(ConvJob, Vec<u64>, Vec<u64>),
+        time: &(ConvJob, Vec<u64>, Vec<u64>),
+    ) -> Result<f64, BackendError> {
+        self.set_route(route)?;
+        let run = |(job, x, w): &(ConvJob, Vec<u64>, Vec<u64>)| {
+            self.start(job, x, w.as_slice().into())?.finish()
+        };
+        let (job, x, w) = check;
+        if run(check)? != crate::kernels::conv2d(x, job.x, &job.op, job.y, w) {
+            return Err(BackendError::Cuda(format!(
+                "the {route:?} route's check convolution differs from the CPU's"
+            )));
+        }
+        run(time)?;
+        let mut fastest = f64::INFINITY;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            run(time)?;
+            fastest = fastest.min(t.elapsed().as_secs_f64());
+        }
+        Ok(time.0.macs() as f64 / fastest / 1e9)
     }
 
     fn buffers(&self) -> MutexGuard<'_, Buffers> {
         // A panic elsewhere cannot leave the buffers half-valid: each product rewrites them.
         self.buffers.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The u64 kernels: `y = conv(x, w)` in one launch.
+    fn launch_u64(
+        &self,
+        g: &Geometry,
+        x: &CudaSlice<u64>,
+        w: &CudaSlice<u64>,
+        y: &mut CudaSlice<u64>,
+    ) -> Result<(), BackendError> {
+        let kernel = if g.depthwise() {
+            &self.kernels.depthwise
+        } else {
+            &self.kernels.conv
+        };
+        let mut launch = self.stream.launch_builder(kernel);
+        launch.arg(x).arg(w).arg(y).arg(&g.h).arg(&g.wd);
+        if !g.depthwise() {
+            launch.arg(&g.cin_g).arg(&g.cout_g);
+        }
+        push_window(&mut launch, g);
+        let (grid_dim, block_dim) = g.grid();
+        let cfg = LaunchConfig {
+            grid_dim,
+            block_dim,
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the arguments are the kernel's, in its order; it reads the geometry's
+        // x_len inputs and w_len coefficients and writes y_len outputs, within the buffers
+        // (the caller checked the sizes).
+        unsafe { launch.launch(cfg) }.map_err(driver)?;
+        Ok(())
+    }
+
+    /// The limb route (`super::limb_route`): per group, the weights' limbs; per chunk of
+    /// output pixels, the im2col limbs, ten DGEMMs into four per-shift sums, and the
+    /// recombination into `y`.
+    fn launch_limbs(
+        &self,
+        g: &Geometry,
+        x: &CudaSlice<u64>,
+        w: &CudaSlice<u64>,
+        y: &mut CudaSlice<u64>,
+        b: &mut LimbBuffers,
+    ) -> Result<(), BackendError> {
+        let blas = self.blas.as_ref().ok_or_else(|| {
+            BackendError::Cuda("the limb route needs cuBLAS (libcublas.so)".into())
+        })?;
+        let plan = Plan::of(g, CHUNK_BYTES)?;
+        let s = &self.stream;
+        let (m, k, plane) = (plan.m, plan.k, plan.plane);
+        let int =
+            |v: usize| i32::try_from(v).map_err(|_| BackendError::Cuda(format!("{v} over 2^31")));
+        let (mi, ki, planei) = (int(m)?, int(k)?, int(plane)?);
+        let wl = grown(s, &mut b.wl, LIMBS * m * k)?;
+        let xl = grown(s, &mut b.xl, LIMBS * k * plan.cols)?;
+        let p = grown(s, &mut b.p, LIMBS * m * plan.cols)?;
+        let shifts = by_shift();
+        for grp in 0..plan.groups {
+            let wg = w.slice(grp * m * k..(grp + 1) * m * k);
+            let len = (m * k) as i64;
+            let mut launch = s.launch_builder(&self.kernels.split);
+            launch.arg(&wg).arg(&mut *wl).arg(&len);
+            // SAFETY: reads m·k words, writes 4·m·k doubles (wl holds at least that).
+            unsafe { launch.launch(line(m * k)) }.map_err(driver)?;
+            for (c0, cols) in plan.chunks() {
+                let (grpi, c0i, colsi) = (int(grp)?, int(c0)?, int(cols)?);
+                let mut launch = s.launch_builder(&self.kernels.im2col);
+                launch
+                    .arg(x)
+                    .arg(&mut *xl)
+                    .arg(&g.h)
+                    .arg(&g.wd)
+                    .arg(&g.cin_g);
+                push_window(&mut launch, g);
+                launch.arg(&grpi).arg(&c0i).arg(&colsi);
+                let cfg = LaunchConfig {
+                    grid_dim: (cols.div_ceil(256) as u32, k as u32, 1),
+                    block_dim: (256, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                // SAFETY: reads group grp's input within x; writes 4·k·cols doubles, within
+                // xl (sized for the plan's widest chunk); k ≤ 65,535 rows (Plan::of).
+                unsafe { launch.launch(cfg) }.map_err(driver)?;
+                for (shift, pairs) in shifts.iter().enumerate() {
+                    let mut sum = p.slice_mut(shift * m * cols..(shift + 1) * m * cols);
+                    for (n, &(i, j)) in pairs.iter().enumerate() {
+                        // Row-major (m×k)·(k×cols) is column-major (cols×k)·(k×m).
+                        let cfg = GemmConfig {
+                            transa: cublasOperation_t::CUBLAS_OP_N,
+                            transb: cublasOperation_t::CUBLAS_OP_N,
+                            m: colsi,
+                            n: mi,
+                            k: ki,
+                            alpha: 1.0,
+                            lda: colsi,
+                            ldb: ki,
+                            beta: if n == 0 { 0.0 } else { 1.0 },
+                            ldc: colsi,
+                        };
+                        let a = xl.slice(j * k * cols..(j + 1) * k * cols);
+                        let bw = wl.slice(i * m * k..(i + 1) * m * k);
+                        // SAFETY: a is cols×k (lda cols), bw k×m (ldb k), sum cols×m (ldc
+                        // cols), each the slice's exact size.
+                        unsafe { blas.gemm(cfg, &a, &bw, &mut sum) }.map_err(blas_err)?;
+                    }
+                }
+                let mut yg = y.slice_mut(grp * m * plane..(grp + 1) * m * plane);
+                let mut launch = s.launch_builder(&self.kernels.recombine);
+                launch
+                    .arg(&*p)
+                    .arg(&mut yg)
+                    .arg(&mi)
+                    .arg(&planei)
+                    .arg(&c0i)
+                    .arg(&colsi);
+                // SAFETY: reads 4·m·cols doubles of p, writes m rows of cols words of this
+                // group's output, within yg.
+                unsafe { launch.launch(line(m * cols)) }.map_err(driver)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A random convolution `cin → cout` (3×3, padding 1) on `cin×h×w` and its operands, for
+/// the opening check.
+fn probe_conv(
+    cin: u32,
+    cout: u32,
+    stride: u32,
+    groups: u32,
+    (h, w): (u32, u32),
+) -> (ConvJob, Vec<u64>, Vec<u64>) {
+    let op = Conv2d {
+        in_channels: cin,
+        out_channels: cout,
+        kernel: [3, 3],
+        stride: [stride, stride],
+        padding: Padding {
+            top: 1,
+            left: 1,
+            bottom: 1,
+            right: 1,
+        },
+        dilation: [1, 1],
+        groups,
+        bias: false,
+    };
+    let x = Shape::new(cin, h, w);
+    let y = Shape::new(cout, (h + 2 - 3) / stride + 1, (w + 2 - 3) / stride + 1);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(cin * 131 + cout);
+    let mut words = |n: u64| -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                // xorshift64*: any spread of words will do for a check.
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            })
+            .collect()
+    };
+    let (xs, ws) = (
+        words(x.elements()),
+        words(u64::from(cout * (cin / groups) * 9)),
+    );
+    (ConvJob { op, x, y }, xs, ws)
 }
 
 /// A product launched on the stream: its output waits in the device's `y` buffer.
@@ -146,7 +480,10 @@ impl Pending for Launched<'_> {
 
 impl Device for Cuda {
     fn describe(&self) -> String {
-        format!("CUDA device {} ({})", self.ordinal, self.name)
+        format!(
+            "CUDA device {} ({}; {})",
+            self.ordinal, self.name, self.measured
+        )
     }
 
     fn keep(&self, w: &[u64]) -> Result<Resident, BackendError> {
@@ -173,58 +510,31 @@ impl Device for Cuda {
         self.ctx.bind_to_thread().map_err(driver)?;
         let s = &self.stream;
         let mut guard = self.buffers();
-        let b = &mut *guard;
-        s.memcpy_htod(
-            x,
-            &mut grown(s, &mut b.x, x_len)
-                .map_err(driver)?
-                .slice_mut(0..x_len),
-        )
-        .map_err(driver)?;
-        let resident = w.resident.and_then(|r| r.get::<CudaSlice<u64>>());
-        let wd = match resident {
+        let Buffers {
+            x: x_buf,
+            w: w_buf,
+            y: y_buf,
+            limbs,
+        } = &mut *guard;
+        let xd = grown(s, x_buf, x_len)?;
+        s.memcpy_htod(x, &mut xd.slice_mut(0..x_len))
+            .map_err(driver)?;
+        let wd = match w.resident.and_then(|r| r.get::<CudaSlice<u64>>()) {
             Some(d) if d.len() == w.host.len() => d,
             _ => {
                 let n = w.host.len();
-                let buf = grown(s, &mut b.w, n).map_err(driver)?;
+                let buf = grown(s, w_buf, n)?;
                 s.memcpy_htod(w.host, &mut buf.slice_mut(0..n))
                     .map_err(driver)?;
-                &*buf
+                buf
             }
         };
-        let yd = grown(s, &mut b.y, y_len).map_err(driver)?;
-        let xd = b.x.as_ref().expect("grown above");
-        let kernel = if g.depthwise() {
-            &self.depthwise
+        let yd = grown(s, y_buf, y_len)?;
+        if g.depthwise() || self.route() == Route::U64 {
+            self.launch_u64(&g, xd, wd, yd)?;
         } else {
-            &self.conv
-        };
-        let mut launch = s.launch_builder(kernel);
-        launch.arg(xd).arg(wd).arg(yd).arg(&g.h).arg(&g.wd);
-        if !g.depthwise() {
-            launch.arg(&g.cin_g).arg(&g.cout_g);
+            self.launch_limbs(&g, xd, wd, yd, limbs)?;
         }
-        launch
-            .arg(&g.kh)
-            .arg(&g.kw)
-            .arg(&g.sh)
-            .arg(&g.sw)
-            .arg(&g.dh)
-            .arg(&g.dw)
-            .arg(&g.pt)
-            .arg(&g.pl)
-            .arg(&g.oh)
-            .arg(&g.ow);
-        // SAFETY: the arguments are the kernel's, in its order; it reads x_len inputs and
-        // w_len coefficients and writes y_len outputs (checked above), within the buffers.
-        let (grid_dim, block_dim) = g.grid();
-        let cfg = LaunchConfig {
-            grid_dim,
-            block_dim,
-            shared_mem_bytes: 0,
-        };
-        unsafe { launch.launch(cfg) }.map_err(driver)?;
-        drop(launch);
         Ok(Box::new(Launched {
             stream: s.clone(),
             buffers: guard,
@@ -235,27 +545,22 @@ impl Device for Cuda {
 
 impl Cuda {
     /// Seconds of the fastest of `reps` cuBLAS DGEMMs `m×k · k×n` on operands already on the
-    /// device: the rate that exact f64 GEMMs over 16-bit limbs (`kernels::gemm::limbs`, ten
-    /// DGEMMs per ring product) would build on, so a benchmark can say whether that route
-    /// would beat the u64 kernels on this device. Needs `libcublas.so`.
+    /// device: the f64 rate the limb route (ten DGEMMs per ring product) builds on, for the
+    /// benchmark's reference row. Needs `libcublas.so`.
     pub fn dgemm_seconds(
         &self,
         (m, k, n): (usize, usize, usize),
         reps: usize,
     ) -> Result<f64, BackendError> {
-        use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-        // SAFETY: only tries to open the library.
-        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-            return Err(BackendError::NoDriver(
+        let handle = self.blas.as_ref().ok_or_else(|| {
+            BackendError::NoDriver(
                 "the cuBLAS library (libcublas.so) is not on the loader's path".into(),
-            ));
-        }
+            )
+        })?;
         let int =
             |v: usize| i32::try_from(v).map_err(|_| BackendError::Cuda(format!("{v} over 2^31")));
-        let blas = |e: cudarc::cublas::result::CublasError| BackendError::Cuda(format!("{e:?}"));
         self.ctx.bind_to_thread().map_err(driver)?;
         let s = &self.stream;
-        let handle = CudaBlas::new(s.clone()).map_err(blas)?;
         let a = s.alloc_zeros::<f64>(m * k).map_err(driver)?;
         let b = s.alloc_zeros::<f64>(k * n).map_err(driver)?;
         let mut c = s.alloc_zeros::<f64>(m * n).map_err(driver)?;
@@ -276,7 +581,7 @@ impl Cuda {
         for _ in 0..reps.max(1) {
             let t = std::time::Instant::now();
             // SAFETY: a is m×k, b k×n, c m×n with the leading dimensions given.
-            unsafe { handle.gemm(cfg, &a, &b, &mut c) }.map_err(blas)?;
+            unsafe { handle.gemm(cfg, &a, &b, &mut c) }.map_err(blas_err)?;
             s.synchronize().map_err(driver)?;
             fastest = fastest.min(t.elapsed().as_secs_f64());
         }

@@ -79,15 +79,27 @@ impl Geometry {
         self.cin_g == 1 && self.cout_g == 1
     }
 
+    /// Groups.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// Output channels per group.
+    pub fn cout_g(&self) -> usize {
+        self.cout_g as usize
+    }
+
     fn taps(&self) -> usize {
         (self.kh * self.kw) as usize
     }
 
-    fn k(&self) -> usize {
+    /// The reduction per output element, `cin_g·kh·kw`.
+    pub fn k(&self) -> usize {
         self.cin_g as usize * self.taps()
     }
 
-    fn plane(&self) -> usize {
+    /// Output pixels per channel.
+    pub fn plane(&self) -> usize {
         (self.oh * self.ow) as usize
     }
 
@@ -131,7 +143,7 @@ impl Geometry {
 
     /// Input element `xk` of the implicit im2col matrix's column `col` in group `g`'s input
     /// `xg`, or 0 in the padding: the kernel's gather.
-    fn gather(&self, xg: &[u64], xk: usize, col: usize) -> u64 {
+    pub(super) fn gather(&self, xg: &[u64], xk: usize, col: usize) -> u64 {
         let (taps, kw, kh) = (self.taps() as i32, self.kw, self.kh);
         let (xk, col) = (xk as i32, col as i32);
         let (oy, ox) = (col / self.ow, col % self.ow);

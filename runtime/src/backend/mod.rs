@@ -19,6 +19,7 @@ pub mod cuda;
 #[cfg(feature = "test-utils")]
 pub mod emulated;
 pub mod geometry;
+pub mod limb_route;
 
 use std::any::Any;
 use std::str::FromStr;
