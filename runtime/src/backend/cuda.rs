@@ -13,7 +13,8 @@
 //!
 //! The tests check both emulations against `kernels::conv2d`. Opening the device runs both
 //! routes on a check convolution against the CPU and times them, and the faster correct one
-//! takes the device's convolutions (depthwise ones always take the u64 kernel).
+//! takes the device's convolutions (depthwise ones, and reductions the limb plan refuses,
+//! always take the u64 kernels).
 //!
 //! Memory: a session's coefficients are uploaded once ([`Device::keep`]); the input, output
 //! and per-product coefficient buffers grow to the largest layer and are reused by every
@@ -329,6 +330,7 @@ impl Cuda {
     fn launch_limbs(
         &self,
         g: &Geometry,
+        plan: &Plan,
         x: &CudaSlice<u64>,
         w: &CudaSlice<u64>,
         y: &mut CudaSlice<u64>,
@@ -337,7 +339,6 @@ impl Cuda {
         let blas = self.blas.as_ref().ok_or_else(|| {
             BackendError::Cuda("the limb route needs cuBLAS (libcublas.so)".into())
         })?;
-        let plan = Plan::of(g, CHUNK_BYTES)?;
         let s = &self.stream;
         let (m, k, plane) = (plan.m, plan.k, plan.plane);
         let int =
@@ -530,10 +531,14 @@ impl Device for Cuda {
             }
         };
         let yd = grown(s, y_buf, y_len)?;
-        if g.depthwise() || self.route() == Route::U64 {
-            self.launch_u64(&g, xd, wd, yd)?;
-        } else {
-            self.launch_limbs(&g, xd, wd, yd, limbs)?;
+        // Depthwise convolutions, and reductions too long for exact f64 sums, take the u64
+        // kernels whatever the route.
+        let plan = (self.route() == Route::Limbs && !g.depthwise())
+            .then(|| Plan::of(&g, CHUNK_BYTES).ok())
+            .flatten();
+        match plan {
+            Some(plan) => self.launch_limbs(&g, &plan, xd, wd, yd, limbs)?,
+            None => self.launch_u64(&g, xd, wd, yd)?,
         }
         Ok(Box::new(Launched {
             stream: s.clone(),

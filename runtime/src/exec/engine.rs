@@ -166,7 +166,7 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// P2's masked weights of layer `i`, from set-up.
+    /// What layer `i` keeps for the session, from set-up.
     fn session(&self, i: usize) -> Option<&linear::Session> {
         self.linear.get(i)
     }

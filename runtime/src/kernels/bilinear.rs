@@ -2,10 +2,10 @@
 //! know of a layer (its sizes, and how to apply it to a vector and coefficients), kept with
 //! the kernels so that the protocol stays free of layer kinds.
 //!
-//! [`Bilinear::apply`] is the definition, on the CPU (the reference executor's). [`start`]
-//! is how the protocol multiplies: on the installed device when the
-//! product is large enough (`crate::backend`), and finished apart so that the party can draw
-//! its masks meanwhile; the device computes the same ring elements.
+//! [`Bilinear::apply`] is the definition, on the CPU (the reference executor's). [`start`] is
+//! how the protocol multiplies: on the installed device when the product is large enough
+//! (`crate::backend`), and finished apart so that the party can draw its masks meanwhile.
+//! The device computes the same ring elements.
 
 use ksnn_formats::Shape;
 use ksnn_formats::layer::{Conv2d, Padding};
