@@ -174,6 +174,23 @@ fn nvrtc_compiles_the_kernels() {
     );
 }
 
+/// A CUBIN for a fixed architecture (what a device gets, so that a driver older than NVRTC
+/// loads it without a PTX JIT), and a clear error for an architecture NVRTC does not know.
+#[cfg(feature = "cuda")]
+#[test]
+fn nvrtc_compiles_a_cubin_for_the_devices_architecture() {
+    use ksnn_runtime::backend::cuda::compile_cubin;
+    if !ksnn_runtime::backend::cuda::nvrtc_present() {
+        println!("skipped: no NVRTC library (libnvrtc.so), so the kernels cannot be compiled here");
+        return;
+    }
+    let bin = compile_cubin("sm_80").expect("NVRTC knows sm_80");
+    assert_eq!(&bin[..4], b"\x7fELF", "a CUBIN is an ELF image");
+    let e = compile_cubin("sm_1").unwrap_err().to_string();
+    assert!(e.contains("sm_1"), "{e}");
+    println!("CUBIN for sm_80: {} bytes; sm_1: {e}", bin.len());
+}
+
 /// On a device, by both routes: every convolution twice, with coefficients uploaded per
 /// product and kept resident, through the reused buffers (which grow between shapes).
 #[cfg(feature = "cuda")]

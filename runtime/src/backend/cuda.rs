@@ -1,7 +1,9 @@
 //! The CUDA device (feature `cuda`): cudarc with dynamic loading, so nothing of CUDA is
 //! needed to build or to run on a machine without it. [`Cuda::open`] checks for the driver
 //! and NVRTC libraries before cudarc touches them (cudarc panics on a missing library), then
-//! creates the context, compiles [`SOURCE`] with NVRTC and loads its kernels.
+//! creates the context, compiles [`SOURCE`] with NVRTC to a CUBIN for the device's
+//! architecture ([`compile_cubin`]; PTX only for an architecture NVRTC does not know) and
+//! loads its kernels.
 //!
 //! Two routes compute a convolution, both exact on Z_2^64:
 //! - **u64 kernels**: an implicit GEMM in native 64-bit arithmetic (`conv_u64`, 16×16 tiles in
@@ -12,9 +14,9 @@
 //!   the same plan and kernels on the CPU), for devices whose f64 rate is the higher one.
 //!
 //! The tests check both emulations against `kernels::conv2d`. Opening the device runs both
-//! routes on a check convolution against the CPU and times them, and the faster correct one
-//! takes the device's convolutions (depthwise ones, and reductions the limb plan refuses,
-//! always take the u64 kernels).
+//! routes on check convolutions against the CPU and times them, and the faster correct one
+//! takes the device's convolutions (depthwise ones, one-pixel outputs and reductions the limb
+//! plan refuses always take the u64 kernels).
 //!
 //! Memory: a session's coefficients are uploaded once ([`Device::keep`]); the input, output
 //! and per-product coefficient buffers grow to the largest layer and are reused by every
@@ -56,7 +58,8 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
-/// Compiles the kernels to PTX (needs NVRTC, not a device).
+/// Compiles the kernels to PTX (needs NVRTC, not a device): what a device whose architecture
+/// this NVRTC does not know gets, for its driver to JIT.
 pub fn compile() -> Result<cudarc::nvrtc::Ptx, BackendError> {
     if !nvrtc_present() {
         return Err(BackendError::NoDriver(
@@ -117,6 +120,80 @@ struct Kernels {
     split: CudaFunction,
     im2col: CudaFunction,
     recombine: CudaFunction,
+}
+
+/// Compiles the kernels to a CUBIN for `arch` (`sm_80`, `sm_89`, …; needs NVRTC, not a
+/// device): machine code the driver loads as it is. PTX from an NVRTC newer than the driver
+/// would need a JIT of a PTX version the driver may not know (CUDA's minor-version
+/// compatibility excludes it); a CUBIN does not.
+pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, BackendError> {
+    use cudarc::nvrtc::{result, sys};
+    if !nvrtc_present() {
+        return Err(BackendError::NoDriver(
+            "the NVRTC library (libnvrtc.so) is not on the loader's path".into(),
+        ));
+    }
+    let nvrtc =
+        |what: &str, e: result::NvrtcError| BackendError::Cuda(format!("NVRTC {what}: {e:?}"));
+    let src = std::ffi::CString::new(SOURCE).expect("the kernels' source has no NUL");
+    let prog = result::create_program(&src, None).map_err(|e| nvrtc("create", e))?;
+    let cubin = (|| {
+        // SAFETY (this block and the two below): `prog` is the program created above, not
+        // yet destroyed; the CUBIN buffer has the size NVRTC reports.
+        if let Err(e) =
+            unsafe { result::compile_program(prog, &[format!("--gpu-architecture={arch}")]) }
+        {
+            let log = unsafe { result::get_program_log(prog) }
+                .map(|l| l.iter().map(|&c| c as u8 as char).collect::<String>())
+                .unwrap_or_default();
+            return Err(BackendError::Cuda(format!(
+                "NVRTC for {arch}: {e:?}: {}",
+                log.trim_end_matches('\0').trim()
+            )));
+        }
+        let mut size = 0usize;
+        unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) }
+            .result()
+            .map_err(|e| nvrtc("CUBIN size", e))?;
+        let mut bin = vec![0u8; size];
+        unsafe { sys::nvrtcGetCUBIN(prog, bin.as_mut_ptr().cast()) }
+            .result()
+            .map_err(|e| nvrtc("CUBIN", e))?;
+        Ok(bin)
+    })();
+    // SAFETY: destroys the program once; nothing uses it after.
+    let _ = unsafe { result::destroy_program(prog) };
+    cubin
+}
+
+/// The kernels for the device of `ctx`: a CUBIN for its architecture, or, when this NVRTC
+/// does not know the architecture, PTX for the driver to JIT (an error that names both
+/// versions when the driver is older than NVRTC).
+fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Arc<cudarc::driver::CudaModule>, BackendError> {
+    let (major, minor) = ctx.compute_capability().map_err(driver)?;
+    let arch = format!("sm_{major}{minor}");
+    let image = match compile_cubin(&arch) {
+        Ok(bin) => cudarc::nvrtc::Ptx::from_binary(bin),
+        Err(_) => compile()?,
+    };
+    ctx.load_module(image).map_err(|e| {
+        if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_UNSUPPORTED_PTX_VERSION {
+            let mut driver_version = 0;
+            // SAFETY: writes one int; the driver is loaded (a context exists).
+            let _ = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver_version) };
+            let (mut a, mut b) = (0, 0);
+            // SAFETY: writes two ints; NVRTC is loaded (it compiled the PTX).
+            let _ = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut a, &mut b) };
+            BackendError::Cuda(format!(
+                "the driver (CUDA {}.{}) cannot load PTX from NVRTC {a}.{b} for {arch}: use an \
+                 NVRTC no newer than the driver, or one that knows {arch}",
+                driver_version / 1000,
+                driver_version % 1000 / 10
+            ))
+        } else {
+            driver(e)
+        }
+    })
 }
 
 /// One device, its stream, the loaded kernels, cuBLAS, the route and the reusable buffers.
@@ -180,8 +257,7 @@ impl Cuda {
             _ => driver(e),
         })?;
         let name = ctx.name().map_err(driver)?;
-        let ptx = compile()?;
-        let module = ctx.load_module(ptx).map_err(driver)?;
+        let module = load_kernels(&ctx)?;
         let load = |f: &str| module.load_function(f).map_err(driver);
         let kernels = Kernels {
             conv: load("conv_u64")?,
@@ -234,14 +310,26 @@ impl Cuda {
 
     /// Checks both routes and times them (see [`Cuda::open`]); returns what it measured.
     fn choose_route(&self) -> Result<String, BackendError> {
-        let check = probe_conv(16, 24, 2, 2, (11, 9));
-        let time = probe_conv(128, 128, 1, 1, (28, 28));
-        let u64_rate = self.check_and_time(Route::U64, &check, &time)?;
+        let checks = [
+            probe_conv(16, 24, [3, 3], 2, 2, (11, 9)),
+            probe_conv(8, 8, [3, 3], 1, 8, (9, 10)),
+            probe_conv(40, 10, [1, 1], 1, 1, (1, 1)),
+        ];
+        let time = probe_conv(256, 256, [3, 3], 1, 1, (28, 28));
+        let u64_rate = self.check_and_time(Route::U64, &checks, &time)?;
         let limbs = if self.blas.is_none() {
             Err("no cuBLAS (libcublas.so)".to_string())
         } else {
-            self.check_and_time(Route::Limbs, &check, &time)
-                .map_err(|e| e.to_string())
+            match self.check_and_time(Route::Limbs, &checks, &time) {
+                Ok(rate) => Ok(rate),
+                Err(e) => {
+                    // A fault may have left the context unusable: the u64 kernels must still
+                    // pass, or the device is not used at all.
+                    self.set_route(Route::U64)?;
+                    self.check_and_time(Route::U64, &checks[..1], &checks[0])?;
+                    Err(e.to_string())
+                }
+            }
         };
         Ok(match limbs {
             Ok(limb_rate) if limb_rate > u64_rate => {
@@ -259,32 +347,39 @@ impl Cuda {
         })
     }
 
-    /// Runs `check` by `route` against the CPU, then `time` (best of three after a warm-up);
-    /// returns `time`'s ring multiply-adds per second, in G.
+    /// Runs each of `checks` by `route` against the CPU, then `time` with its weights
+    /// resident, as in a session (best of three after a warm-up); returns `time`'s ring
+    /// multiply-adds per second, in G.
     fn check_and_time(
         &self,
         route: Route,
-        check: &(ConvJob, Vec<u64>, Vec<u64>),
+        checks: &[(ConvJob, Vec<u64>, Vec<u64>)],
         time: &(ConvJob, Vec<u64>, Vec<u64>),
     ) -> Result<f64, BackendError> {
         self.set_route(route)?;
-        let run = |(job, x, w): &(ConvJob, Vec<u64>, Vec<u64>)| {
-            self.start(job, x, w.as_slice().into())?.finish()
-        };
-        let (job, x, w) = check;
-        if run(check)? != crate::kernels::conv2d(x, job.x, &job.op, job.y, w) {
-            return Err(BackendError::Cuda(format!(
-                "the {route:?} route's check convolution differs from the CPU's"
-            )));
+        for (job, x, w) in checks {
+            let got = self.start(job, x, w.as_slice().into())?.finish()?;
+            if got != crate::kernels::conv2d(x, job.x, &job.op, job.y, w) {
+                return Err(BackendError::Cuda(format!(
+                    "the {route:?} route's check convolution {:?} on {:?} differs from the CPU's",
+                    job.op.kernel, job.x
+                )));
+            }
         }
-        run(time)?;
+        let (job, x, w) = time;
+        let kept = self.keep(w)?;
+        let coeffs = Coeffs {
+            host: w,
+            resident: Some(&kept),
+        };
+        self.start(job, x, coeffs)?.finish()?;
         let mut fastest = f64::INFINITY;
         for _ in 0..3 {
             let t = std::time::Instant::now();
-            run(time)?;
+            self.start(job, x, coeffs)?.finish()?;
             fastest = fastest.min(t.elapsed().as_secs_f64());
         }
-        Ok(time.0.macs() as f64 / fastest / 1e9)
+        Ok(job.macs() as f64 / fastest / 1e9)
     }
 
     fn buffers(&self) -> MutexGuard<'_, Buffers> {
@@ -415,32 +510,35 @@ impl Cuda {
     }
 }
 
-/// A random convolution `cin → cout` (3×3, padding 1) on `cin×h×w` and its operands, for
-/// the opening check.
+/// A random convolution `cin → cout` (a `k×k` kernel, "same" padding) on `cin×h×w` and its
+/// operands, for the opening check.
 fn probe_conv(
     cin: u32,
     cout: u32,
+    kernel: [u32; 2],
     stride: u32,
     groups: u32,
     (h, w): (u32, u32),
 ) -> (ConvJob, Vec<u64>, Vec<u64>) {
+    let pad = kernel[0] / 2;
     let op = Conv2d {
         in_channels: cin,
         out_channels: cout,
-        kernel: [3, 3],
+        kernel,
         stride: [stride, stride],
         padding: Padding {
-            top: 1,
-            left: 1,
-            bottom: 1,
-            right: 1,
+            top: pad,
+            left: pad,
+            bottom: pad,
+            right: pad,
         },
         dilation: [1, 1],
         groups,
         bias: false,
     };
     let x = Shape::new(cin, h, w);
-    let y = Shape::new(cout, (h + 2 - 3) / stride + 1, (w + 2 - 3) / stride + 1);
+    let out = |n: u32| (n + 2 * pad - kernel[0]) / stride + 1;
+    let y = Shape::new(cout, out(h), out(w));
     let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(cin * 131 + cout);
     let mut words = |n: u64| -> Vec<u64> {
         (0..n)
@@ -455,7 +553,7 @@ fn probe_conv(
     };
     let (xs, ws) = (
         words(x.elements()),
-        words(u64::from(cout * (cin / groups) * 9)),
+        words(u64::from(cout * (cin / groups) * kernel[0] * kernel[1])),
     );
     (ConvJob { op, x, y }, xs, ws)
 }
@@ -531,9 +629,10 @@ impl Device for Cuda {
             }
         };
         let yd = grown(s, y_buf, y_len)?;
-        // Depthwise convolutions, and reductions too long for exact f64 sums, take the u64
-        // kernels whatever the route.
-        let plan = (self.route() == Route::Limbs && !g.depthwise())
+        // Depthwise convolutions, one-pixel outputs (fully connected layers: ten GEMVs over
+        // weights four times the size), and reductions the plan refuses take the u64 kernels
+        // whatever the route.
+        let plan = (self.route() == Route::Limbs && !g.depthwise() && g.plane() > 1)
             .then(|| Plan::of(&g, CHUNK_BYTES).ok())
             .flatten();
         match plan {

@@ -90,7 +90,7 @@ impl Geometry {
     }
 
     fn taps(&self) -> usize {
-        (self.kh * self.kw) as usize
+        self.kh as usize * self.kw as usize
     }
 
     /// The reduction per output element, `cin_g·kh·kw`.
@@ -105,7 +105,7 @@ impl Geometry {
 
     /// Elements of the input.
     pub fn x_len(&self) -> usize {
-        self.groups * self.cin_g as usize * (self.h * self.wd) as usize
+        self.groups * self.cin_g as usize * self.h as usize * self.wd as usize
     }
 
     /// Elements of the output.
@@ -151,7 +151,8 @@ impl Geometry {
         let iy = oy * self.sh + ky * self.dh - self.pt;
         let ix = ox * self.sw + kx * self.dw - self.pl;
         if iy >= 0 && iy < self.h && ix >= 0 && ix < self.wd {
-            xg[((ci * self.h + iy) * self.wd + ix) as usize]
+            let (h, wd) = (self.h as usize, self.wd as usize);
+            xg[(ci as usize * h + iy as usize) * wd + ix as usize]
         } else {
             0
         }
@@ -168,8 +169,8 @@ pub fn emulate(job: &ConvJob, x: &[u64], w: &[u64]) -> Result<Vec<u64>, BackendE
     let g = Geometry::of(job)?;
     let mut y = vec![0u64; g.y_len()];
     let (plane, k, taps) = (g.plane(), g.k(), g.taps());
-    let (cin_g, cout_g) = (g.cin_g as usize, g.cout_g as usize);
-    let x_group = cin_g * (g.h * g.wd) as usize;
+    let cout_g = g.cout_g as usize;
+    let x_group = g.x_len() / g.groups;
     if g.depthwise() {
         for ch in 0..g.groups {
             let xg = &x[ch * x_group..(ch + 1) * x_group];

@@ -49,7 +49,7 @@ impl Plan {
                 "a reduction of {k} is beyond the limb route"
             )));
         }
-        let per_col = LIMBS * k * std::mem::size_of::<f64>();
+        let per_col = (LIMBS * k * std::mem::size_of::<f64>()).max(1);
         let cols = (chunk_bytes / per_col).clamp(1, plane.max(1));
         Ok(Plan {
             groups: g.groups(),

@@ -158,7 +158,9 @@ pub trait Device: Send + Sync {
     /// Uploads `w` to stay for the session.
     fn keep(&self, w: &[u64]) -> Result<Resident, BackendError>;
     /// Starts `y = conv(x, w)` mod 2^64 (PyTorch semantics, no bias, as
-    /// `kernels::conv2d`); uses `w.resident` when it is this device's.
+    /// `kernels::conv2d`); uses `w.resident` when it is this device's. A device may run one
+    /// product at a time: other threads wait, and a thread must finish its product before it
+    /// starts another.
     fn start<'a>(
         &'a self,
         job: &ConvJob,
@@ -176,6 +178,12 @@ pub fn install(choice: BackendChoice) -> Result<String, BackendError> {
     let how = choice.as_str();
     if choice == BackendChoice::Cpu {
         return Ok(format!("linear layers on the CPU (backend = \"{how}\")"));
+    }
+    if let Some(d) = device() {
+        return Ok(format!(
+            "linear layers on {} (backend = \"{how}\", installed already)",
+            d.describe()
+        ));
     }
     match open_device() {
         Ok(d) => {
