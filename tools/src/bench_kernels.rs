@@ -14,35 +14,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
-use ksnn_formats::Shape;
-use ksnn_formats::layer::Conv2d;
 use ksnn_graph::ir::{IrOp, zoo};
+use ksnn_runtime::backend::ConvJob;
 use ksnn_runtime::kernels::conv2d;
 use ksnn_runtime::kernels::gemm::tiled;
-
-/// One convolution of the model: its input and output shapes.
-struct ConvShape {
-    conv: Conv2d,
-    x: Shape,
-    y: Shape,
-}
-
-impl ConvShape {
-    /// Ring multiply-adds of one application.
-    fn macs(&self) -> f64 {
-        let (m, k, n) = self.gemm_dims();
-        (m * k * n) as f64 * f64::from(self.conv.groups)
-    }
-    /// The GEMM of each group: `cout_g × (cin_g·kh·kw) × OH·OW`.
-    fn gemm_dims(&self) -> (usize, usize, usize) {
-        let c = &self.conv;
-        (
-            (c.out_channels / c.groups) as usize,
-            ((c.in_channels / c.groups) * c.kernel[0] * c.kernel[1]) as usize,
-            self.y.plane() as usize,
-        )
-    }
-}
 
 /// Seconds of the fastest of `reps` runs.
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -65,13 +40,13 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
         )
     })?;
     let shapes = graph.shapes()?;
-    let convs: Vec<ConvShape> = graph
+    let convs: Vec<ConvJob> = graph
         .nodes
         .iter()
         .enumerate()
         .filter_map(|(i, n)| match &n.op {
-            IrOp::Conv(c) => Some(ConvShape {
-                conv: c.clone(),
+            IrOp::Conv(c) => Some(ConvJob {
+                op: c.clone(),
                 x: shapes[n.inputs[0] as usize],
                 y: shapes[i + 1],
             }),
@@ -81,7 +56,7 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
     if convs.is_empty() {
         bail!("`{model}` has no convolutions");
     }
-    let total: f64 = convs.iter().map(ConvShape::macs).sum();
+    let total: f64 = convs.iter().map(|c| c.macs() as f64).sum();
     println!(
         "{model}: {} convolutions, {:.2} G multiply-adds per inference; best of {reps} runs, {} threads, best build {:?}",
         convs.len(),
@@ -98,10 +73,10 @@ pub fn run(model: &str, reps: usize, cuda: bool) -> Result<()> {
     for c in &convs {
         let x: Vec<u64> = (0..c.x.elements()).map(|_| r()).collect();
         let (m, k, n) = c.gemm_dims();
-        let groups = c.conv.groups as usize;
-        let w: Vec<u64> = (0..m * k * groups).map(|_| r()).collect();
+        let groups = c.op.groups as usize;
+        let w: Vec<u64> = (0..c.w_len()).map(|_| r()).collect();
         conv += best(reps, || {
-            std::hint::black_box(conv2d(&x, c.x, &c.conv, c.y, &w));
+            std::hint::black_box(conv2d(&x, c.x, &c.op, c.y, &w));
         });
         let col: Vec<u64> = (0..k * n).map(|_| r()).collect();
         let gemms = |isa: tiled::Isa| {
@@ -157,7 +132,7 @@ mod gpu {
     use ksnn_runtime::backend::cuda::{Cuda, Route};
     use ksnn_runtime::backend::{Coeffs, ConvJob, Device};
 
-    use super::{ConvShape, best};
+    use super::best;
 
     /// Device 0, said in one line (its opening check and route choice included).
     pub fn open() -> Result<Cuda> {
@@ -169,12 +144,7 @@ mod gpu {
     /// Whole convolutions on the device by each route (weights resident as in a session,
     /// and uploaded with each product), inputs and outputs transferred; then cuBLAS DGEMMs
     /// of the same shapes, the f64 rate the limb route builds on.
-    pub fn rows(
-        gpu: &Cuda,
-        convs: &[ConvShape],
-        reps: usize,
-        row: &dyn Fn(&str, f64),
-    ) -> Result<()> {
+    pub fn rows(gpu: &Cuda, convs: &[ConvJob], reps: usize, row: &dyn Fn(&str, f64)) -> Result<()> {
         let mut g = ksnn_formats::example::SplitMix(0x5EED);
         let chosen = gpu.route();
         for route in [Route::U64, Route::Limbs] {
@@ -183,22 +153,14 @@ mod gpu {
                 continue;
             }
             let (mut resident, mut uploaded) = (0.0, 0.0);
-            for c in convs {
-                let job = ConvJob {
-                    op: c.conv.clone(),
-                    x: c.x,
-                    y: c.y,
-                };
-                let x: Vec<u64> = (0..c.x.elements()).map(|_| g.next_u64()).collect();
-                let (m, k, _) = c.gemm_dims();
-                let w: Vec<u64> = (0..m * k * c.conv.groups as usize)
-                    .map(|_| g.next_u64())
-                    .collect();
+            for job in convs {
+                let x: Vec<u64> = (0..job.x.elements()).map(|_| g.next_u64()).collect();
+                let w: Vec<u64> = (0..job.w_len()).map(|_| g.next_u64()).collect();
                 let kept = gpu.keep(&w).with_context(|| gpu.describe())?;
                 let time = |coeffs: Coeffs<'_>| -> Result<f64> {
                     let mut failed = None;
                     let t = best(reps, || {
-                        match gpu.start(&job, &x, coeffs).and_then(|p| p.finish()) {
+                        match gpu.start(job, &x, coeffs).and_then(|p| p.finish()) {
                             Ok(y) => drop(std::hint::black_box(y)),
                             Err(e) => failed = Some(e),
                         }
@@ -224,7 +186,7 @@ mod gpu {
         gpu.set_route(chosen)?;
         let dgemm = convs.iter().try_fold(0.0, |acc, c| {
             let per = gpu.dgemm_seconds(c.gemm_dims(), reps)?;
-            Ok::<_, ksnn_runtime::backend::BackendError>(acc + per * f64::from(c.conv.groups))
+            Ok::<_, ksnn_runtime::backend::BackendError>(acc + per * f64::from(c.op.groups))
         });
         match dgemm {
             Ok(secs) => row("f64 DGEMMs of the same shapes on CUDA (cuBLAS)", secs),
@@ -246,12 +208,7 @@ mod gpu {
         bail!("--backend cuda: this ksnn-tools was built without the `cuda` feature")
     }
 
-    pub fn rows(
-        gpu: &Never,
-        _: &[super::ConvShape],
-        _: usize,
-        _: &dyn Fn(&str, f64),
-    ) -> Result<()> {
+    pub fn rows(gpu: &Never, _: &[super::ConvJob], _: usize, _: &dyn Fn(&str, f64)) -> Result<()> {
         match *gpu {}
     }
 }

@@ -36,9 +36,11 @@ use cudarc::driver::{
     LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use ksnn_formats::Shape;
-use ksnn_formats::layer::{Conv2d, Padding};
+use ksnn_formats::example::SplitMix;
+use ksnn_formats::infer::output_shape;
+use ksnn_formats::layer::{Conv2d, Op, Padding};
 
-use super::geometry::Geometry;
+use super::geometry::{Geometry, int};
 use super::limb_route::{CHUNK_BYTES, Plan, by_shift};
 use super::{BackendError, Coeffs, ConvJob, Device, Pending, Resident};
 use crate::kernels::gemm::limbs::LIMBS;
@@ -58,14 +60,24 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// `library` is not on the loader's path.
+fn missing(library: &str) -> BackendError {
+    BackendError::NoDriver(format!("the {library} is not on the loader's path"))
+}
+
+/// The NVRTC library, or why not.
+fn nvrtc_loads() -> Result<(), BackendError> {
+    if nvrtc_present() {
+        Ok(())
+    } else {
+        Err(missing("NVRTC library (libnvrtc.so)"))
+    }
+}
+
 /// Compiles the kernels to PTX (needs NVRTC, not a device): what a device whose architecture
 /// this NVRTC does not know gets, for its driver to JIT.
 pub fn compile() -> Result<cudarc::nvrtc::Ptx, BackendError> {
-    if !nvrtc_present() {
-        return Err(BackendError::NoDriver(
-            "the NVRTC library (libnvrtc.so) is not on the loader's path".into(),
-        ));
-    }
+    nvrtc_loads()?;
     cudarc::nvrtc::compile_ptx(SOURCE).map_err(|e| BackendError::Cuda(format!("NVRTC: {e}")))
 }
 
@@ -128,11 +140,7 @@ struct Kernels {
 /// compatibility excludes it); a CUBIN does not.
 pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, BackendError> {
     use cudarc::nvrtc::{result, sys};
-    if !nvrtc_present() {
-        return Err(BackendError::NoDriver(
-            "the NVRTC library (libnvrtc.so) is not on the loader's path".into(),
-        ));
-    }
+    nvrtc_loads()?;
     let nvrtc =
         |what: &str, e: result::NvrtcError| BackendError::Cuda(format!("NVRTC {what}: {e:?}"));
     let src = std::ffi::CString::new(SOURCE).expect("the kernels' source has no NUL");
@@ -230,6 +238,20 @@ fn push_window<'a>(launch: &mut LaunchArgs<'a>, g: &'a Geometry) {
     }
 }
 
+/// Seconds of the fastest of `reps` (at least one) runs of `run`, stopping at its first error.
+fn fastest(
+    reps: usize,
+    mut run: impl FnMut() -> Result<(), BackendError>,
+) -> Result<f64, BackendError> {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t = std::time::Instant::now();
+        run()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
 /// A 1-D launch of `n` threads, 256 per block.
 fn line(n: usize) -> LaunchConfig {
     LaunchConfig {
@@ -246,9 +268,7 @@ impl Cuda {
     /// route takes the device's convolutions.
     pub fn open(ordinal: usize) -> Result<Self, BackendError> {
         if !driver_present() {
-            return Err(BackendError::NoDriver(
-                "the driver library (libcuda.so.1) is not on the loader's path".into(),
-            ));
+            return Err(missing("driver library (libcuda.so.1)"));
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| match e.0 {
             cudarc::driver::sys::CUresult::CUDA_ERROR_NO_DEVICE => {
@@ -299,13 +319,18 @@ impl Cuda {
 
     /// Sends convolutions by `route` (benchmarks compare them); the limb route needs cuBLAS.
     pub fn set_route(&self, route: Route) -> Result<(), BackendError> {
-        if route == Route::Limbs && self.blas.is_none() {
-            return Err(BackendError::NoDriver(
-                "the cuBLAS library (libcublas.so) is not on the loader's path".into(),
-            ));
+        if route == Route::Limbs {
+            self.blas()?;
         }
         self.limbs.store(route == Route::Limbs, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// cuBLAS, or why not.
+    fn blas(&self) -> Result<&CudaBlas, BackendError> {
+        self.blas
+            .as_ref()
+            .ok_or_else(|| missing("cuBLAS library (libcublas.so)"))
     }
 
     /// Checks both routes and times them (see [`Cuda::open`]); returns what it measured.
@@ -317,10 +342,9 @@ impl Cuda {
         ];
         let time = probe_conv(256, 256, [3, 3], 1, 1, (28, 28));
         let u64_rate = self.check_and_time(Route::U64, &checks, &time)?;
-        let limbs = if self.blas.is_none() {
-            Err("no cuBLAS (libcublas.so)".to_string())
-        } else {
-            match self.check_and_time(Route::Limbs, &checks, &time) {
+        let limbs = match self.blas() {
+            Err(e) => Err(e.to_string()),
+            Ok(_) => match self.check_and_time(Route::Limbs, &checks, &time) {
                 Ok(rate) => Ok(rate),
                 Err(e) => {
                     // A fault may have left the context unusable: the u64 kernels must still
@@ -329,7 +353,7 @@ impl Cuda {
                     self.check_and_time(Route::U64, &checks[..1], &checks[0])?;
                     Err(e.to_string())
                 }
-            }
+            },
         };
         Ok(match limbs {
             Ok(limb_rate) if limb_rate > u64_rate => {
@@ -373,13 +397,8 @@ impl Cuda {
             resident: Some(&kept),
         };
         self.start(job, x, coeffs)?.finish()?;
-        let mut fastest = f64::INFINITY;
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            self.start(job, x, coeffs)?.finish()?;
-            fastest = fastest.min(t.elapsed().as_secs_f64());
-        }
-        Ok(job.macs() as f64 / fastest / 1e9)
+        let secs = fastest(3, || self.start(job, x, coeffs)?.finish().map(drop))?;
+        Ok(job.macs() as f64 / secs / 1e9)
     }
 
     fn buffers(&self) -> MutexGuard<'_, Buffers> {
@@ -431,14 +450,14 @@ impl Cuda {
         y: &mut CudaSlice<u64>,
         b: &mut LimbBuffers,
     ) -> Result<(), BackendError> {
-        let blas = self.blas.as_ref().ok_or_else(|| {
-            BackendError::Cuda("the limb route needs cuBLAS (libcublas.so)".into())
-        })?;
+        let blas = self.blas()?;
         let s = &self.stream;
         let (m, k, plane) = (plan.m, plan.k, plan.plane);
-        let int =
-            |v: usize| i32::try_from(v).map_err(|_| BackendError::Cuda(format!("{v} over 2^31")));
-        let (mi, ki, planei) = (int(m)?, int(k)?, int(plane)?);
+        let (mi, ki, planei) = (
+            int(m as u64, "output channels")?,
+            int(k as u64, "reduction length")?,
+            int(plane as u64, "output plane")?,
+        );
         let wl = grown(s, &mut b.wl, LIMBS * m * k)?;
         let xl = grown(s, &mut b.xl, LIMBS * k * plan.cols)?;
         let p = grown(s, &mut b.p, LIMBS * m * plan.cols)?;
@@ -451,7 +470,11 @@ impl Cuda {
             // SAFETY: reads m·k words, writes 4·m·k doubles (wl holds at least that).
             unsafe { launch.launch(line(m * k)) }.map_err(driver)?;
             for (c0, cols) in plan.chunks() {
-                let (grpi, c0i, colsi) = (int(grp)?, int(c0)?, int(cols)?);
+                let (grpi, c0i, colsi) = (
+                    int(grp as u64, "group")?,
+                    int(c0 as u64, "chunk start")?,
+                    int(cols as u64, "chunk width")?,
+                );
                 let mut launch = s.launch_builder(&self.kernels.im2col);
                 launch
                     .arg(x)
@@ -537,25 +560,13 @@ fn probe_conv(
         bias: false,
     };
     let x = Shape::new(cin, h, w);
-    let out = |n: u32| (n + 2 * pad - kernel[0]) / stride + 1;
-    let y = Shape::new(cout, out(h), out(w));
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(cin * 131 + cout);
-    let mut words = |n: u64| -> Vec<u64> {
-        (0..n)
-            .map(|_| {
-                // xorshift64*: any spread of words will do for a check.
-                state ^= state >> 12;
-                state ^= state << 25;
-                state ^= state >> 27;
-                state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-            })
-            .collect()
-    };
-    let (xs, ws) = (
-        words(x.elements()),
-        words(u64::from(cout * (cin / groups) * kernel[0] * kernel[1])),
-    );
-    (ConvJob { op, x, y }, xs, ws)
+    let y = output_shape(&Op::Conv2d(op.clone()), &[x]).expect("a valid probe convolution");
+    let job = ConvJob { op, x, y };
+    // Any spread of words will do for a check.
+    let mut g = SplitMix(u64::from(cin * 131 + cout));
+    let mut words = |n: usize| -> Vec<u64> { (0..n).map(|_| g.next_u64()).collect() };
+    let (xs, ws) = (words(x.elements() as usize), words(job.w_len()));
+    (job, xs, ws)
 }
 
 /// A product launched on the stream: its output waits in the device's `y` buffer.
@@ -598,12 +609,12 @@ impl Device for Cuda {
     ) -> Result<Box<dyn Pending + 'a>, BackendError> {
         let g = Geometry::of(job)?;
         let (x_len, y_len) = (g.x_len(), g.y_len());
-        if x.len() != x_len || w.host.len() != g.w_len() {
+        if x.len() != x_len || w.host.len() != job.w_len() {
             return Err(BackendError::Cuda(format!(
                 "{} inputs and {} coefficients for a convolution of {x_len} and {}",
                 x.len(),
                 w.host.len(),
-                g.w_len()
+                job.w_len()
             )));
         }
         self.ctx.bind_to_thread().map_err(driver)?;
@@ -656,13 +667,8 @@ impl Cuda {
         (m, k, n): (usize, usize, usize),
         reps: usize,
     ) -> Result<f64, BackendError> {
-        let handle = self.blas.as_ref().ok_or_else(|| {
-            BackendError::NoDriver(
-                "the cuBLAS library (libcublas.so) is not on the loader's path".into(),
-            )
-        })?;
-        let int =
-            |v: usize| i32::try_from(v).map_err(|_| BackendError::Cuda(format!("{v} over 2^31")));
+        let handle = self.blas()?;
+        let int = |v: usize| int(v as u64, "GEMM dimension");
         self.ctx.bind_to_thread().map_err(driver)?;
         let s = &self.stream;
         let a = s.alloc_zeros::<f64>(m * k).map_err(driver)?;
@@ -681,14 +687,10 @@ impl Cuda {
             beta: 0.0,
             ldc: int(m)?,
         };
-        let mut fastest = f64::INFINITY;
-        for _ in 0..reps.max(1) {
-            let t = std::time::Instant::now();
+        fastest(reps, || {
             // SAFETY: a is m×k, b k×n, c m×n with the leading dimensions given.
             unsafe { handle.gemm(cfg, &a, &b, &mut c) }.map_err(blas_err)?;
-            s.synchronize().map_err(driver)?;
-            fastest = fastest.min(t.elapsed().as_secs_f64());
-        }
-        Ok(fastest)
+            s.synchronize().map_err(driver)
+        })
     }
 }

@@ -33,14 +33,15 @@ pub struct Geometry {
     pub(super) ow: i32,
 }
 
+/// `v` as the kernels' `int`, or an error that names `what`.
+pub(super) fn int(v: u64, what: &str) -> Result<i32, BackendError> {
+    i32::try_from(v).map_err(|_| BackendError::Cuda(format!("{what} {v} does not fit the kernel")))
+}
+
 impl Geometry {
     /// The kernels' view of `job`; an error when a size does not fit them.
     pub fn of(job: &ConvJob) -> Result<Self, BackendError> {
         let c = &job.op;
-        let int = |v: u64, what: &str| {
-            i32::try_from(v)
-                .map_err(|_| BackendError::Cuda(format!("{what} {v} does not fit the kernel")))
-        };
         let groups = c.groups.max(1) as usize;
         let g = Geometry {
             groups,
@@ -111,11 +112,6 @@ impl Geometry {
     /// Elements of the output.
     pub fn y_len(&self) -> usize {
         self.groups * self.cout_g as usize * self.plane()
-    }
-
-    /// Elements of the coefficients.
-    pub fn w_len(&self) -> usize {
-        self.groups * self.cout_g as usize * self.k()
     }
 
     /// The launch's grid and block dimensions.

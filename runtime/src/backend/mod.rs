@@ -97,12 +97,27 @@ pub struct ConvJob {
 }
 
 impl ConvJob {
+    /// The GEMM of each group: `cout_g × (cin_g·kh·kw) × OH·OW`.
+    pub fn gemm_dims(&self) -> (usize, usize, usize) {
+        let c = &self.op;
+        let groups = c.groups.max(1);
+        (
+            (c.out_channels / groups) as usize,
+            ((c.in_channels / groups) * c.kernel[0] * c.kernel[1]) as usize,
+            self.y.plane() as usize,
+        )
+    }
+
     /// Ring multiply-adds of one application.
     pub fn macs(&self) -> usize {
-        let c = &self.op;
-        self.y.elements() as usize
-            * (c.in_channels / c.groups.max(1)) as usize
-            * (c.kernel[0] * c.kernel[1]) as usize
+        let (m, k, n) = self.gemm_dims();
+        m * k * n * self.op.groups.max(1) as usize
+    }
+
+    /// Elements of the coefficients, `[out, in/groups, kh, kw]`.
+    pub fn w_len(&self) -> usize {
+        let (m, k, _) = self.gemm_dims();
+        m * k * self.op.groups.max(1) as usize
     }
 }
 
